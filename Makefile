@@ -1,0 +1,62 @@
+# The two first commands of the README: `make run` and `make test`. Everything installs from pinned locks.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+CHECKOV_VENV := .venv-checkov
+FINSIGHT := $(VENV)/bin/finsight
+ENV ?= local
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: setup run test lint bench up down status clean synth cost
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+# checkov pins packaging/boto3 versions that clash with the platform, so it lives in its own venv
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	touch $@
+
+run: setup
+	$(FINSIGHT) run --env $(ENV)
+
+# The tests start (and afterwards stop) the local stack themselves; see tests/conftest.py.
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(FINSIGHT) sql lint --env $(ENV)
+
+bench: setup
+	$(PY) -m tests.bench.run
+
+up: setup
+	$(FINSIGHT) local up
+down:
+	$(FINSIGHT) local down
+status:
+	$(FINSIGHT) local status
+
+synth: setup
+	$(FINSIGHT) infra synth
+
+cost: setup
+	$(FINSIGHT) cost --env $(ENV)
+
+lock:
+	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
+	echo "checkov==3.3.30" | $(UV) pip compile - -o requirements-checkov.lock --python-version 3.11 --no-header
+
+clean: down
+	rm -rf .local $(VENV) $(CHECKOV_VENV) cdktf/cdktf.out

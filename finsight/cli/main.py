@@ -1,0 +1,16 @@
+"""`finsight` CLI root: each command group lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+from finsight.cli import config_cmd
+
+app = typer.Typer(help="FinSight data platform: config, local stack, pipeline runs, infra and cost.", no_args_is_help=True)
+
+for module in (config_cmd,):
+    module.register(app)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,6 @@
+"""Typed environment configuration: the single source of truth for every layer."""
+
+from finsight.config.loader import ENVIRONMENTS, ConfigError, load_environment, repo_root
+from finsight.config.models import Column, Environment, PciClass, Table
+
+__all__ = ["ENVIRONMENTS", "Column", "ConfigError", "Environment", "PciClass", "Table", "load_environment", "repo_root"]

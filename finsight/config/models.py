@@ -1,0 +1,304 @@
+"""The one configuration model every layer reads: connectors, SQL, DAG, IaC and cost.
+
+Table and object names are *derived* here (``Table.raw_name`` ...) so nobody types them twice.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENT = r"^[a-z][a-z0-9_]*$"
+Identifier = Annotated[str, Field(pattern=IDENT)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in YAML must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PciClass(StrEnum):
+    """How a column is protected before it leaves the connector."""
+
+    NONE = "none"
+    PII = "pii"  # lands as-is, masked in Snowflake for non-privileged roles
+    PAN = "pan"  # card number: tokenized (HMAC) in the connector, only last4 lands in clear
+
+
+LOGICAL_TYPES = re.compile(r"^(string|int|bigint|bool|timestamp|date|json|decimal\(\d{1,2},\d{1,2}\))$")
+
+
+class Column(Strict):
+    type: str
+    pci: PciClass = PciClass.NONE
+    nullable: bool = True
+    references: str | None = Field(
+        default=None, description="<source>.<table>.<column> this column points to (referential integrity)"
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        v = v.replace(" ", "")
+        if not LOGICAL_TYPES.match(v):
+            raise ValueError(
+                f"unknown column type {v!r}; use string, int, bigint, bool, timestamp, date, json or decimal(p,s)"
+            )
+        return v
+
+    @field_validator("references")
+    @classmethod
+    def _three_parts(cls, v: str | None) -> str | None:
+        if v is not None and len(v.split(".")) != 3:
+            raise ValueError(f"references must be <source>.<table>.<column>, got {v!r}")
+        return v
+
+
+class DeleteDetection(StrEnum):
+    NONE = "none"  # append-only or soft-deleted tables
+    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing the source primary keys
+
+
+class Table(Strict):
+    primary_key: list[Identifier] = Field(min_length=1)
+    cursor: Identifier = Field(description="monotonic column used for incremental extraction")
+    deletes: DeleteDetection = DeleteDetection.NONE
+    columns: dict[Identifier, Column] = Field(min_length=1)
+
+    # filled in by the parent source so a table knows its own fully qualified names
+    name: str = ""
+    source: str = ""
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, v: object) -> object:
+        # `amount: decimal(18,2)` is shorthand for `amount: {type: decimal(18,2)}`
+        if isinstance(v, dict):
+            return {k: {"type": c} if isinstance(c, str) else c for k, c in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _keys_exist(self) -> Table:
+        for col in [*self.primary_key, self.cursor]:
+            if col not in self.columns:
+                raise ValueError(f"key column {col!r} is not among the table's columns")
+        return self
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.source}.{self.name}"
+
+    @property
+    def raw_name(self) -> str:
+        """Name of the RAW landing table and of the S3 prefix folder (one table, one name)."""
+        return f"{self.source}__{self.name}".upper()
+
+    @property
+    def curated_name(self) -> str:
+        return self.raw_name
+
+    def landed_columns(self) -> dict[str, Column]:
+        """Columns as they land in S3/RAW: PAN columns become a token plus last4, never the clear value."""
+        out: dict[str, Column] = {}
+        for col_name, col in self.columns.items():
+            if col.pci is PciClass.PAN:
+                out[f"{col_name}_token"] = Column(type="string", pci=PciClass.NONE, nullable=col.nullable)
+                out[f"{col_name}_last4"] = Column(type="string", pci=PciClass.NONE, nullable=col.nullable)
+            else:
+                out[col_name] = col
+        return out
+
+
+class Connection(Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    database: str
+    secret: str = Field(description="Secrets Manager secret name holding {username, password}")
+    sslmode: Literal["disable", "require", "verify-full"] = "verify-full"
+
+
+class PostgresSource(Strict):
+    description: str
+    owner: str = "@finsight/data-engineering"
+    tables: dict[Identifier, Table] = Field(min_length=1)
+    connection: Connection | None = None  # filled from `postgres_defaults` when absent
+
+
+class ApiStream(Strict):
+    primary_key: list[Identifier] = Field(min_length=1)
+    cursor: Identifier
+    path: str
+
+
+class ApiSource(Strict):
+    kind: Literal["stripe", "paypal", "adyen", "fx"]
+    description: str
+    base_url: str
+    secret: str
+    rate_limit_per_second: float = Field(gt=0)
+    streams: dict[Identifier, ApiStream] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("base_url must be https:// (plain http is allowed only for the local stack)")
+        return v
+
+
+class Warehouse(Strict):
+    size: Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE"]
+    auto_suspend_seconds: int = Field(ge=60, le=3600)
+    minutes_per_hourly_run: float = Field(ge=0, description="expected busy minutes per hourly cycle (cost model)")
+    minutes_per_daily_backfill: float = Field(default=0, ge=0)
+
+
+class Snowflake(Strict):
+    account: str
+    database: str
+    role: str
+    user: str
+    warehouses: dict[Literal["load", "transform"], Warehouse]
+    schemas: dict[Literal["raw", "curated", "marts", "ops"], str] = {
+        "raw": "RAW",
+        "curated": "CURATED",
+        "marts": "MARTS",
+        "ops": "OPS",
+    }
+    change_history_schema: str = "SCHEMACHANGE"
+
+
+class S3(Strict):
+    bucket: str
+    raw_prefix: str = "raw"
+    kms_key_alias: str
+
+    @field_validator("raw_prefix")
+    @classmethod
+    def _no_slashes(cls, v: str) -> str:
+        if v.startswith("/") or v.endswith("/"):
+            raise ValueError("raw_prefix takes no leading or trailing '/'")
+        return v
+
+
+class Aws(Strict):
+    region: str
+    account_id: str = Field(pattern=r"^\d{12}$")
+    endpoint_url: str | None = Field(default=None, description="local stack only: moto server")
+    s3: S3
+    alert_topics: dict[Literal["data_engineering", "devops"], str]
+
+
+class Schedule(Strict):
+    hourly_cron: str
+    timezone: str = "UTC"
+    sla_minutes: int = Field(gt=0, le=60)
+    backfill_cron: str
+    backfill_chunk_days: int = Field(gt=0)
+
+
+class Retention(Strict):
+    raw_days: int = Field(gt=0)
+    raw_infrequent_access_after_days: int = Field(gt=0)
+    curated_years: int = Field(gt=0)
+
+
+class ConnectorRuntime(Strict):
+    cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384]
+    memory_mb: int = Field(ge=512)
+    parallel_tables: int = Field(ge=1, le=64)
+    rows_per_file: int = Field(ge=1000)
+    minutes_per_hourly_run: float = Field(ge=0, description="expected task runtime per source per hour (cost)")
+
+
+class Local(Strict):
+    """Ports and paths of the embedded local stack (only the `local` environment has this)."""
+
+    postgres_port: int
+    moto_port: int
+    fakesnow_port: int
+    mock_api_port: int
+    state_dir: str = ".local"
+    scale: float = Field(default=1.0, gt=0, description="synthetic data scale factor")
+    seed: int = 42
+
+
+class Secrets(Strict):
+    """Secrets Manager secret *names*: values are never in config, code, logs or errors."""
+
+    snowflake_service_user: str
+    pan_tokenization_key: str
+
+
+class Budget(Strict):
+    monthly_usd: float = Field(gt=0)
+    required_headroom: float = Field(ge=0, lt=1)
+
+
+class Environment(Strict):
+    name: Literal["local", "dev", "staging", "prod"]
+    schedule: Schedule
+    retention: Retention
+    snowflake: Snowflake
+    aws: Aws
+    connectors: ConnectorRuntime
+    budget: Budget
+    postgres_sources: dict[Identifier, PostgresSource] = Field(min_length=1)
+    api_sources: dict[Identifier, ApiSource] = Field(min_length=1)
+    secrets: Secrets
+    local: Local | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Environment:
+        for src_name, src in self.postgres_sources.items():
+            if src.connection is None:
+                raise ValueError(f"postgres_sources.{src_name}: no connection and no postgres_defaults")
+            for tname, table in src.tables.items():
+                object.__setattr__(table, "name", tname)
+                object.__setattr__(table, "source", src_name)
+        self._check_references()
+        if self.name == "local" and self.local is None:
+            raise ValueError("the local environment needs a `local:` section (ports of the local stack)")
+        if self.name != "local":
+            if self.local is not None:
+                raise ValueError("`local:` is only allowed in the local environment")
+            if self.aws.endpoint_url is not None:
+                raise ValueError("aws.endpoint_url is only allowed in the local environment")
+            for src_name, src in self.postgres_sources.items():
+                if src.connection and src.connection.sslmode != "verify-full":
+                    raise ValueError(f"postgres_sources.{src_name}.connection.sslmode must be verify-full outside local")
+        return self
+
+    def _check_references(self) -> None:
+        for table in self.tables():
+            for cname, col in table.columns.items():
+                if col.references is None:
+                    continue
+                src, tbl, ref_col = col.references.split(".")
+                target = self.postgres_sources.get(src, None)
+                if target is None or tbl not in target.tables or ref_col not in target.tables[tbl].columns:
+                    raise ValueError(
+                        f"postgres_sources.{table.source}.tables.{table.name}.columns.{cname}.references: "
+                        f"{col.references!r} does not name an existing column"
+                    )
+
+    # -- derived views used by every layer -------------------------------------------------
+    def tables(self) -> list[Table]:
+        return [t for src in self.postgres_sources.values() for t in src.tables.values()]
+
+    def table(self, qualified: str) -> Table:
+        """Look a table up by `<source>.<table>` and say what exists when it does not."""
+        src, _, name = qualified.partition(".")
+        try:
+            return self.postgres_sources[src].tables[name]
+        except KeyError:
+            known = ", ".join(t.qualified for t in self.tables())
+            raise KeyError(f"unknown table {qualified!r}; known tables: {known}") from None
+
+    @property
+    def is_local(self) -> bool:
+        return self.name == "local"
