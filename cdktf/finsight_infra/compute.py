@@ -1,0 +1,283 @@
+"""Connector runtime: one ECR repository, one Fargate cluster, and per source (names from config) a log group,
+task + execution role, task definition, an hourly schedule and a daily backfill schedule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktn import TerraformVariable
+from cdktn_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
+from cdktn_provider_aws.ecr_repository import (
+    EcrRepository,
+    EcrRepositoryEncryptionConfiguration,
+    EcrRepositoryImageScanningConfiguration,
+)
+from cdktn_provider_aws.ecs_cluster import (
+    EcsCluster,
+    EcsClusterConfiguration,
+    EcsClusterConfigurationExecuteCommandConfiguration,
+    EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration,
+    EcsClusterSetting,
+)
+from cdktn_provider_aws.ecs_task_definition import (
+    EcsTaskDefinition,
+    EcsTaskDefinitionRuntimePlatform,
+    EcsTaskDefinitionVolume,
+)
+from cdktn_provider_aws.scheduler_schedule import (
+    SchedulerSchedule,
+    SchedulerScheduleFlexibleTimeWindow,
+    SchedulerScheduleTarget,
+    SchedulerScheduleTargetDeadLetterConfig,
+    SchedulerScheduleTargetEcsParameters,
+    SchedulerScheduleTargetEcsParametersNetworkConfiguration,
+    SchedulerScheduleTargetRetryPolicy,
+)
+from cdktn_provider_aws.scheduler_schedule_group import SchedulerScheduleGroup
+from cdktn_provider_aws.sqs_queue import SqsQueue
+from constructs import Construct
+
+from finsight_infra.iam import ConnectorRoles, connector_roles, scheduler_role
+from finsight_infra.kms import Keys
+from finsight_infra.logs import log_group
+from finsight_infra.naming import Names, Source
+from finsight_infra.network import Network
+from finsight_infra.secrets import Secrets
+
+CONTAINER_USER = "10001:10001"  # non-root uid:gid baked into the connector image
+SCRATCH_VOLUME = "scratch"  # the only writable path: Parquet staging before upload (root FS is read-only)
+SCRATCH_PATH = "/tmp"  # noqa: S108 - a task-private ephemeral volume, not a shared host /tmp
+IMAGES_KEPT = 30
+SCHEDULE_RETRIES = 2
+RUN_TASK_UNIVERSAL_TARGET = "arn:aws:scheduler:::aws-sdk:ecs:runTask"
+
+
+@dataclass(frozen=True)
+class Compute:
+    cluster: EcsCluster
+    repository: EcrRepository
+    task_definitions: dict[str, EcsTaskDefinition]
+    roles: dict[str, ConnectorRoles]
+    schedules: dict[str, SchedulerSchedule]
+    scheduler_dlq: SqsQueue
+
+
+def _repository(scope: Construct, names: Names, keys: Keys) -> EcrRepository:
+    repo = EcrRepository(
+        scope,
+        "ecr",
+        name=names.ecr_repository,
+        image_tag_mutability="IMMUTABLE",  # a tag names one image forever: task definitions are reproducible
+        image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
+        encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=keys.ops.arn)],
+        tags=names.tags,
+    )
+    rule = {
+        "rulePriority": 1,
+        "description": f"keep the last {IMAGES_KEPT} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": IMAGES_KEPT},
+        "action": {"type": "expire"},
+    }
+    EcrLifecyclePolicy(scope, "ecr-lifecycle", repository=repo.name, policy=json.dumps({"rules": [rule]}))
+    return repo
+
+
+def _cluster(scope: Construct, names: Names, keys: Keys) -> EcsCluster:
+    exec_logs = log_group(scope, "ecs-exec-logs", names.platform_log_group("ecs-exec"), keys.ops, names)
+    return EcsCluster(
+        scope,
+        "cluster",
+        name=names.cluster,
+        setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
+        # ECS Exec is not used by the batch tasks; if someone ever enables it, sessions are encrypted and logged.
+        configuration=EcsClusterConfiguration(
+            execute_command_configuration=EcsClusterConfigurationExecuteCommandConfiguration(
+                kms_key_id=keys.ops.arn,
+                logging="OVERRIDE",
+                log_configuration=EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration(
+                    cloud_watch_encryption_enabled=True, cloud_watch_log_group_name=exec_logs.name
+                ),
+            )
+        ),
+        tags=names.tags,
+    )
+
+
+def _container(names: Names, src: Source, image: str, log_group_name: str, secrets: Secrets) -> list[dict[str, object]]:
+    injected = [{"name": "FINSIGHT_SOURCE_SECRET", "valueFrom": secrets.by_source[src.name].arn}]
+    if src.needs_pan_key:
+        injected.append({"name": "FINSIGHT_PAN_TOKENIZATION_KEY", "valueFrom": secrets.pan_tokenization_key.arn})
+    return [
+        {
+            "name": names.container_name,
+            "image": image,
+            "essential": True,
+            "user": CONTAINER_USER,
+            "readonlyRootFilesystem": True,
+            "privileged": False,
+            "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+            # The connector loads environments/<env>.yaml itself: only the coordinates travel here.
+            "environment": [
+                {"name": "FINSIGHT_ENV", "value": names.env_name},
+                {"name": "FINSIGHT_SOURCE", "value": src.name},
+                {"name": "FINSIGHT_MODE", "value": "hourly"},
+            ],
+            "secrets": injected,
+            "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": log_group_name,
+                    "awslogs-region": names.region,
+                    "awslogs-stream-prefix": names.container_name,
+                },
+            },
+        }
+    ]
+
+
+def _task_definition(
+    scope: Construct,
+    names: Names,
+    src: Source,
+    image: str,
+    roles: ConnectorRoles,
+    log_group_name: str,
+    secrets: Secrets,
+) -> EcsTaskDefinition:
+    runtime = names.env.connectors
+    return EcsTaskDefinition(
+        scope,
+        f"task-{src.name}",
+        family=names.task_family(src.name),
+        requires_compatibilities=["FARGATE"],
+        network_mode="awsvpc",
+        cpu=str(runtime.cpu),
+        memory=str(runtime.memory_mb),
+        runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX", cpu_architecture="X86_64"),
+        execution_role_arn=roles.execution.arn,
+        task_role_arn=roles.task.arn,
+        volume=[EcsTaskDefinitionVolume(name=SCRATCH_VOLUME)],
+        container_definitions=json.dumps(_container(names, src, image, log_group_name, secrets)),
+        tags=names.tags,
+    )
+
+
+def build_compute(scope: Construct, names: Names, keys: Keys, network: Network, secrets: Secrets) -> Compute:
+    image_tag = TerraformVariable(
+        scope, "connector_image_tag", type="string", description="Immutable tag of the connector image to run"
+    )
+    repo = _repository(scope, names, keys)
+    cluster = _cluster(scope, names, keys)
+    image = f"{repo.repository_url}:{image_tag.string_value}"
+
+    task_definitions: dict[str, EcsTaskDefinition] = {}
+    roles: dict[str, ConnectorRoles] = {}
+    for src in names.sources:
+        group = log_group(scope, f"logs-{src.name}", names.log_group(src.name), keys.ops, names)
+        roles[src.name] = connector_roles(scope, names, src, keys, group, repo)
+        task_definitions[src.name] = _task_definition(scope, names, src, image, roles[src.name], group.name, secrets)
+
+    dlq = SqsQueue(scope, "scheduler-dlq", name=names.scheduler_dlq, kms_master_key_id=keys.ops.arn, tags=names.tags)
+    role = scheduler_role(
+        scope,
+        names,
+        cluster.arn,
+        # schedules name the family (latest ACTIVE revision); IAM may see either form
+        [arn for td in task_definitions.values() for arn in (td.arn_without_revision, f"{td.arn_without_revision}:*")],
+        [arn for r in roles.values() for arn in (r.task.arn, r.execution.arn)],
+        dlq.arn,
+        keys.ops,
+    )
+    group = SchedulerScheduleGroup(scope, "schedule-group", name=names.schedule_group, tags=names.tags)
+    schedules: dict[str, SchedulerSchedule] = {}
+    for src in names.sources:
+        sg = network.postgres_connector_sg if src.kind == "postgres" else network.api_connector_sg
+        td = task_definitions[src.name]
+        common = {
+            "group_name": group.name,
+            "schedule_expression_timezone": names.env.schedule.timezone,
+            "flexible_time_window": SchedulerScheduleFlexibleTimeWindow(mode="OFF"),
+            "kms_key_arn": keys.ops.arn,
+        }
+        retry = SchedulerScheduleTargetRetryPolicy(
+            maximum_retry_attempts=SCHEDULE_RETRIES,
+            # a start later than the SLA is useless: the next hourly run picks the window up
+            maximum_event_age_in_seconds=names.env.schedule.sla_minutes * 60,
+        )
+        dead_letter = SchedulerScheduleTargetDeadLetterConfig(arn=dlq.arn)
+        schedules[f"{src.name}-hourly"] = SchedulerSchedule(
+            scope,
+            f"schedule-{src.name}-hourly",
+            name=names.schedule(src.name, "hourly"),
+            schedule_expression=f"cron({names.env.schedule.hourly_cron})",
+            target=SchedulerScheduleTarget(
+                arn=cluster.arn,
+                role_arn=role.arn,
+                ecs_parameters=SchedulerScheduleTargetEcsParameters(
+                    task_definition_arn=td.arn_without_revision,  # latest ACTIVE revision
+                    launch_type="FARGATE",
+                    platform_version="LATEST",
+                    enable_ecs_managed_tags=True,
+                    propagate_tags="TASK_DEFINITION",
+                    network_configuration=SchedulerScheduleTargetEcsParametersNetworkConfiguration(
+                        subnets=network.private_subnet_ids, security_groups=[sg.id], assign_public_ip=False
+                    ),
+                ),
+                retry_policy=retry,
+                dead_letter_config=dead_letter,
+            ),
+            **common,
+        )
+        # The templated ECS target cannot override environment variables, so the backfill run uses the
+        # universal RunTask target to set FINSIGHT_MODE=backfill on the same task definition.
+        run_task = {
+            "Cluster": cluster.arn,
+            "TaskDefinition": td.arn_without_revision,
+            "LaunchType": "FARGATE",
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": {
+                    "Subnets": network.private_subnet_ids,
+                    "SecurityGroups": [sg.id],
+                    "AssignPublicIp": "DISABLED",
+                }
+            },
+            "Overrides": {
+                "ContainerOverrides": [
+                    {
+                        "Name": names.container_name,
+                        "Environment": [
+                            {"Name": "FINSIGHT_MODE", "Value": "backfill"},
+                            {
+                                "Name": "FINSIGHT_BACKFILL_CHUNK_DAYS",
+                                "Value": str(names.env.schedule.backfill_chunk_days),
+                            },
+                        ],
+                    }
+                ]
+            },
+        }
+        schedules[f"{src.name}-backfill"] = SchedulerSchedule(
+            scope,
+            f"schedule-{src.name}-backfill",
+            name=names.schedule(src.name, "backfill"),
+            schedule_expression=f"cron({names.env.schedule.backfill_cron})",
+            target=SchedulerScheduleTarget(
+                arn=RUN_TASK_UNIVERSAL_TARGET,
+                role_arn=role.arn,
+                input=json.dumps(run_task),
+                retry_policy=retry,
+                dead_letter_config=dead_letter,
+            ),
+            **common,
+        )
+    return Compute(
+        cluster=cluster,
+        repository=repo,
+        task_definitions=task_definitions,
+        roles=roles,
+        schedules=schedules,
+        scheduler_dlq=dlq,
+    )

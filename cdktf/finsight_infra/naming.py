@@ -1,0 +1,253 @@
+"""Every resource name, ARN and per-source fact the stacks use, derived once from the environment config.
+
+Modules never format a name themselves: they ask `Names`. Names that the config spells out (bucket, KMS alias,
+database, role, user, secrets, alert topics) are taken verbatim; the rest follow `<project>-<env>-<purpose>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from finsight.catalog import migration_vars
+from finsight.config import Environment, PciClass
+
+# The config has no project key yet (see the report); this is the one place it is spelled.
+PROJECT = "finsight"
+# PCI DSS 10.5.1 keeps audit trails for at least 12 months; every log group in these stacks follows it.
+LOG_RETENTION_DAYS = 365
+# Stack kinds synthesized per environment (directory names under cdktf.out/stacks/).
+STACK_KINDS = ("aws", "snowflake")
+
+SourceKind = Literal["postgres", "api"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One extraction unit: one ECS task definition, task role, log group and pair of schedules."""
+
+    name: str
+    kind: SourceKind
+    secret: str  # Secrets Manager secret *name* from config
+    needs_pan_key: bool  # tokenizes card numbers in the connector, so it reads the HMAC key
+
+
+@dataclass(frozen=True)
+class Names:
+    env: Environment
+
+    # -- basics ---------------------------------------------------------------------------
+    @property
+    def env_name(self) -> str:
+        return self.env.name
+
+    @property
+    def prefix(self) -> str:
+        return f"{PROJECT}-{self.env.name}"
+
+    @property
+    def region(self) -> str:
+        return self.env.aws.region
+
+    @property
+    def account_id(self) -> str:
+        return self.env.aws.account_id
+
+    def stack_id(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"project": PROJECT, "environment": self.env.name, "managed-by": "cdktn"}
+
+    # -- sources ----------------------------------------------------------------------------
+    @cached_property
+    def sources(self) -> tuple[Source, ...]:
+        out: list[Source] = []
+        for name, pg in self.env.postgres_sources.items():
+            assert pg.connection is not None  # the model validator guarantees it
+            pan = any(c.pci is PciClass.PAN for t in pg.tables.values() for c in t.columns.values())
+            out.append(Source(name, "postgres", pg.connection.secret, pan))
+        for name, api in self.env.api_sources.items():
+            out.append(Source(name, "api", api.secret, False))
+        clashes = set(self.env.postgres_sources) & set(self.env.api_sources)
+        if clashes:  # one name = one S3 prefix, task role, secret and schedule: they must not collide
+            raise ValueError(f"source names used by both postgres_sources and api_sources: {sorted(clashes)}")
+        return tuple(out)
+
+    # -- remote state -------------------------------------------------------------------------
+    @property
+    def state_bucket(self) -> str:
+        # account id keeps the name globally unique; created once per account by the bootstrap (see state.py)
+        return f"{self.prefix}-tfstate-{self.account_id}"
+
+    def state_key(self, kind: str) -> str:
+        return f"{self.env.name}/{kind}.tfstate"
+
+    # -- S3 / KMS -----------------------------------------------------------------------------
+    @property
+    def raw_bucket(self) -> str:
+        return self.env.aws.s3.bucket
+
+    @property
+    def raw_prefix(self) -> str:
+        return self.env.aws.s3.raw_prefix
+
+    @property
+    def access_log_bucket(self) -> str:
+        return f"{self.raw_bucket}-access-logs"
+
+    def source_prefix(self, source: str) -> str:
+        return f"{self.raw_prefix}/{source}/"
+
+    @property
+    def data_key_alias(self) -> str:
+        return self.env.aws.s3.kms_key_alias
+
+    @property
+    def secrets_key_alias(self) -> str:
+        return f"alias/{self.prefix}-secrets"
+
+    @property
+    def ops_key_alias(self) -> str:
+        return f"alias/{self.prefix}-ops"
+
+    # -- events and alerts ----------------------------------------------------------------------
+    @property
+    def raw_events_topic(self) -> str:
+        return f"{self.prefix}-raw-landed"
+
+    @property
+    def pipeline_events_queue(self) -> str:
+        return f"{self.prefix}-raw-landed-events"
+
+    @property
+    def pipeline_events_dlq(self) -> str:
+        return f"{self.pipeline_events_queue}-dlq"
+
+    @property
+    def scheduler_dlq(self) -> str:
+        return f"{self.prefix}-scheduler-dlq"
+
+    @property
+    def alert_topics(self) -> dict[str, str]:
+        return dict(self.env.aws.alert_topics)
+
+    def sns_arn(self, topic: str) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account_id}:{topic}"
+
+    def alarm(self, what: str) -> str:
+        return f"{self.prefix}-{what}"
+
+    # -- network --------------------------------------------------------------------------------
+    def net(self, what: str) -> str:
+        return f"{self.prefix}-{what}"
+
+    # -- compute --------------------------------------------------------------------------------
+    @property
+    def cluster(self) -> str:
+        return f"{self.prefix}-connectors"
+
+    @property
+    def ecr_repository(self) -> str:
+        return f"{PROJECT}/{self.env.name}/connectors"
+
+    def task_family(self, source: str) -> str:
+        return f"{self.prefix}-connector-{source}"
+
+    @property
+    def container_name(self) -> str:
+        return "connector"
+
+    def log_group(self, source: str) -> str:
+        return f"/{PROJECT}/{self.env.name}/connectors/{source}"
+
+    def platform_log_group(self, what: str) -> str:
+        return f"/{PROJECT}/{self.env.name}/{what}"
+
+    @property
+    def schedule_group(self) -> str:
+        return f"{self.prefix}-connectors"
+
+    def schedule(self, source: str, mode: str) -> str:
+        return f"{self.prefix}-{source}-{mode}"
+
+    # -- IAM --------------------------------------------------------------------------------------
+    def task_role(self, source: str) -> str:
+        return f"{self.prefix}-task-{source}"
+
+    def execution_role(self, source: str) -> str:
+        return f"{self.prefix}-exec-{source}"
+
+    @property
+    def scheduler_role(self) -> str:
+        return f"{self.prefix}-scheduler"
+
+    @property
+    def flow_logs_role(self) -> str:
+        return f"{self.prefix}-vpc-flow-logs"
+
+    @property
+    def snowflake_storage_role(self) -> str:
+        return f"{self.prefix}-snowflake-storage"
+
+    @property
+    def snowflake_alerts_role(self) -> str:
+        return f"{self.prefix}-snowflake-alerts"
+
+    def role_arn(self, role_name: str) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{role_name}"
+
+    def secret_arn_pattern(self, secret_name: str) -> str:
+        # Secrets Manager appends "-" + 6 random characters to every secret ARN
+        return f"arn:aws:secretsmanager:{self.region}:{self.account_id}:secret:{secret_name}-??????"
+
+    # -- Snowflake ----------------------------------------------------------------------------------
+    def _sf(self, *parts: str) -> str:
+        # same convention as Snowflake.warehouse_name and the catalog: <DATABASE>_<PURPOSE>
+        return "_".join([self.env.snowflake.database, *parts]).upper()
+
+    @property
+    def sf_database(self) -> str:
+        return self.env.snowflake.database
+
+    @property
+    def sf_pipeline_role(self) -> str:
+        return self.env.snowflake.role
+
+    @property
+    def sf_analyst_role(self) -> str:
+        return self._sf("analyst")
+
+    @property
+    def sf_pii_reader_role(self) -> str:
+        return self._sf("pii", "reader")
+
+    @property
+    def sf_user(self) -> str:
+        return self.env.snowflake.user
+
+    def sf_warehouse(self, logical: str) -> str:
+        return self.env.snowflake.warehouse_name(logical)  # the same name connectors and tasks connect with
+
+    def sf_resource_monitor(self, logical: str) -> str:
+        return self._sf(logical, "rm")
+
+    @property
+    def sf_storage_integration(self) -> str:
+        # the name migrations/ reference in CREATE STAGE ... STORAGE_INTEGRATION (rendered from finsight.catalog)
+        return str(migration_vars(self.env)["storage_integration"])
+
+    @property
+    def sf_notification_integration(self) -> str:
+        return self._sf("alerts", "sns", "integration")
+
+    @property
+    def sf_storage_external_id(self) -> str:
+        # we choose the external id (not a secret: it only prevents confused-deputy use of the role)
+        return f"{self.prefix}-snowflake-storage"
+
+    @property
+    def raw_location(self) -> str:
+        return f"s3://{self.raw_bucket}/{self.raw_prefix}/"

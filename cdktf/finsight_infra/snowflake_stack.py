@@ -1,0 +1,45 @@
+"""The Snowflake stack of one environment: three provider aliases (one per admin role) and the account objects."""
+
+from __future__ import annotations
+
+from cdktn import TerraformOutput, TerraformStack
+from cdktn_provider_snowflake.provider import SnowflakeProvider
+from constructs import Construct
+
+from finsight_infra.naming import Names
+from finsight_infra.snowflake_account import Providers, SnowflakeAccount, build_snowflake_account
+from finsight_infra.state import use_remote_state
+
+PREVIEW_FEATURES = ["snowflake_notification_integration_resource"]
+
+
+class SnowflakeStack(TerraformStack):
+    account: SnowflakeAccount
+
+    def __init__(self, scope: Construct, names: Names) -> None:
+        super().__init__(scope, names.stack_id("snowflake"))
+        use_remote_state(self, names, "snowflake")
+        # config.snowflake.account is the `<organization>-<account>` identifier. Credentials (user, private key)
+        # come from SNOWFLAKE_USER / SNOWFLAKE_PRIVATE_KEY in the deploy job's environment, never from code.
+        organization, _, account = names.env.snowflake.account.partition("-")
+
+        def provider(role: str) -> SnowflakeProvider:
+            return SnowflakeProvider(
+                self,
+                f"snowflake-{role.lower()}",
+                alias=role.lower(),
+                organization_name=organization,
+                account_name=account,
+                role=role,
+                authenticator="SNOWFLAKE_JWT",
+                preview_features_enabled=PREVIEW_FEATURES,
+            )
+
+        providers = Providers(
+            sysadmin=provider("SYSADMIN"),
+            securityadmin=provider("SECURITYADMIN"),
+            accountadmin=provider("ACCOUNTADMIN"),
+        )
+        self.account = build_snowflake_account(self, names, providers)
+        for logical, wh in self.account.warehouses.items():
+            TerraformOutput(self, f"warehouse_{logical}", value=wh.name)

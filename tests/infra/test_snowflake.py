@@ -1,0 +1,68 @@
+"""The Snowflake stack of every environment: warehouses and quotas from config and the cost model."""
+
+from __future__ import annotations
+
+from finsight.catalog import migration_vars
+from finsight.cost.model import monthly_snowflake_credits, resource_monitor_quotas
+from tests.infra.conftest import Synth
+from tests.infra.helpers import referenced_id
+
+
+def _by_name(s: Synth, tf_type: str) -> dict[str, dict]:
+    return {r["name"]: r for r in s.resources("snowflake", tf_type).values()}
+
+
+def test_warehouses_match_config(stack: Synth) -> None:
+    warehouses = _by_name(stack, "snowflake_warehouse")
+    assert set(warehouses) == {stack.env.snowflake.warehouse_name(w) for w in stack.env.snowflake.warehouses}
+    for logical, cfg in stack.env.snowflake.warehouses.items():
+        wh = warehouses[stack.env.snowflake.warehouse_name(logical)]
+        assert wh["warehouse_size"] == cfg.size
+        assert wh["auto_suspend"] == cfg.auto_suspend_seconds
+        assert wh["auto_resume"] == "true"
+        assert wh["initially_suspended"] is True
+        assert wh["resource_monitor"].startswith("${snowflake_resource_monitor.")
+
+
+def test_resource_monitor_quotas_follow_the_cost_model(stack: Synth) -> None:
+    credits = monthly_snowflake_credits(stack.env)
+    quotas = resource_monitor_quotas(stack.env)
+    monitors = _by_name(stack, "snowflake_resource_monitor")
+    assert set(credits) == set(quotas) == set(stack.env.snowflake.warehouses)
+    for logical, forecast in credits.items():
+        monitor = monitors[stack.names.sf_resource_monitor(logical)]
+        assert monitor["credit_quota"] == max(1, quotas[logical])
+        assert monitor["credit_quota"] >= forecast  # the margin is on top of the forecast, never below it
+        assert monitor["notify_triggers"] and monitor["suspend_trigger"] <= monitor["suspend_immediate_trigger"]
+
+
+def test_roles_database_and_service_user(stack: Synth) -> None:
+    sf = stack.env.snowflake
+    roles = set(_by_name(stack, "snowflake_account_role"))
+    assert {sf.role, stack.names.sf_analyst_role, stack.names.sf_pii_reader_role} == roles
+    assert set(_by_name(stack, "snowflake_database")) == {sf.database}
+    (user,) = stack.resources("snowflake", "snowflake_service_user").values()
+    assert user["name"] == sf.user
+    roles_by_id = {cid: r["name"] for cid, r in stack.resources("snowflake", "snowflake_account_role").items()}
+    assert roles_by_id[referenced_id(user["default_role"], "snowflake_account_role")] == sf.role
+    assert user["rsa_public_key"].startswith("${var.")  # never a literal key
+    grants = stack.resources("snowflake", "snowflake_grant_account_role").values()
+    assert any(g.get("user_name") and g["role_name"] for g in grants)
+
+
+def test_integrations_point_at_the_aws_stack(stack: Synth) -> None:
+    (storage,) = stack.resources("snowflake", "snowflake_storage_integration_aws").values()
+    assert storage["name"] == migration_vars(stack.env)["storage_integration"]  # what the stage migration uses
+    aws_roles = {r["name"] for r in stack.resources("aws", "aws_iam_role").values()}
+    role_arn = storage["storage_aws_role_arn"]
+    assert role_arn.startswith(f"arn:aws:iam::{stack.env.aws.account_id}:role/")
+    assert role_arn.rsplit("/", 1)[-1] in aws_roles
+    assert storage["storage_allowed_locations"] == [f"s3://{stack.env.aws.s3.bucket}/{stack.env.aws.s3.raw_prefix}/"]
+    (notification,) = stack.resources("snowflake", "snowflake_notification_integration").values()
+    assert notification["aws_sns_topic_arn"].endswith(f":{stack.env.aws.alert_topics['data_engineering']}")
+    assert notification["aws_sns_role_arn"].rsplit("/", 1)[-1] in aws_roles
+
+
+def test_no_credentials_in_provider_config(stack: Synth) -> None:
+    for provider in stack.snowflake["provider"]["snowflake"]:
+        assert not {"password", "private_key", "token", "private_key_passphrase"} & set(provider)
