@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from finsight.cli import config_cmd
+from finsight.cli import config_cmd, cost_cmd, infra_cmd, local_cmd, run_cmd
 
 app = typer.Typer(help="FinSight data platform: config, local stack, pipeline runs, infra and cost.", no_args_is_help=True)
 
-for module in (config_cmd,):
+for module in (config_cmd, local_cmd, run_cmd, infra_cmd, cost_cmd):
     module.register(app)
 
 

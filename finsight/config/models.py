@@ -171,6 +171,14 @@ class Snowflake(Strict):
     }
     change_history_schema: str = "SCHEMACHANGE"
 
+    def warehouse_name(self, logical: str) -> str:
+        """Physical warehouse name for a logical one ("load", "transform"), e.g. FINSIGHT_PROD_LOAD_WH."""
+        return f"{self.database}_{logical.upper()}_WH"
+
+    def qualified(self, layer: str, table: str) -> str:
+        """DATABASE.SCHEMA.TABLE for a layer (raw, curated, marts, ops)."""
+        return f"{self.database}.{self.schemas[layer]}.{table}"  # type: ignore[index]
+
 
 class S3(Strict):
     bucket: str
@@ -212,6 +220,9 @@ class ConnectorRuntime(Strict):
     memory_mb: int = Field(ge=512)
     parallel_tables: int = Field(ge=1, le=64)
     rows_per_file: int = Field(ge=1000)
+    cursor_lookback_minutes: int = Field(
+        default=10, ge=0, description="re-read this much before the watermark: late-committing transactions"
+    )
     minutes_per_hourly_run: float = Field(ge=0, description="expected task runtime per source per hour (cost)")
 
 

@@ -1,0 +1,41 @@
+"""Connector watermarks, one small JSON object per table in S3 (outside the raw prefix: no Snowpipe, no expiry).
+
+The state is written only after a batch's files and manifest are all in S3, so a crash re-extracts, never skips.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from finsight.aws import client, kms_key_id
+from finsight.config import Environment, Table
+
+STATE_PREFIX = "state"
+
+
+def state_key(table: Table) -> str:
+    return f"{STATE_PREFIX}/{table.source}/{table.name}.json"
+
+
+def load_state(env: Environment, table: Table) -> dict[str, Any]:
+    s3 = client(env, "s3")
+    try:
+        body = s3.get_object(Bucket=env.aws.s3.bucket, Key=state_key(table))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return {}
+    return json.loads(body)
+
+
+def save_state(env: Environment, table: Table, state: dict[str, Any]) -> None:
+    client(env, "s3").put_object(
+        Bucket=env.aws.s3.bucket,
+        Key=state_key(table),
+        Body=json.dumps(state).encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key_id(env),
+    )
+
+
+def reset_state(env: Environment, table: Table) -> None:
+    client(env, "s3").delete_object(Bucket=env.aws.s3.bucket, Key=state_key(table))

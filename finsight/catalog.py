@@ -1,0 +1,133 @@
+"""Warehouse-facing view of the config: Snowflake types, landed columns, stage paths and pipe COPY statements.
+
+One function per fact, used by migrations (rendered through schemachange vars), the local Snowpipe player, the
+Snowpark procedures' arguments and the connectors: a table or column name is never typed twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finsight.config import Environment, Table
+
+# Metadata columns every landed row carries (written by the connector, used by MERGE and replays).
+BATCH_ID = "_batch_id"
+EXTRACTED_AT = "_extracted_at"
+ROW_NUMBER = "_row_number"  # order within a batch: the later row wins among equal cursors
+META_COLUMNS = {BATCH_ID: "VARCHAR", EXTRACTED_AT: "TIMESTAMP_NTZ", ROW_NUMBER: "NUMBER(38,0)"}
+
+LANDING_STAGE = "LANDING"  # external stage over s3://<bucket>/<raw_prefix>/
+MANIFEST_TABLE = "LANDED_BATCHES"
+MERGED_TABLE = "MERGED_BATCHES"
+RUN_LOG_TABLE = "PIPELINE_RUNS"
+MANIFEST_FOLDER = "_manifests"
+PK_SNAPSHOT_SUFFIX = "__PKS"
+
+_SNOWFLAKE_TYPES = {
+    "string": "VARCHAR",
+    "int": "NUMBER(10,0)",
+    "bigint": "NUMBER(38,0)",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP_NTZ",
+    "date": "DATE",
+    "json": "VARIANT",
+}
+
+
+def snowflake_type(logical: str) -> str:
+    if logical.startswith("decimal("):
+        return "NUMBER" + logical.removeprefix("decimal")
+    return _SNOWFLAKE_TYPES[logical]
+
+
+def s3_table_prefix(env: Environment, table: Table) -> str:
+    """Folder of a table's data files below the stage root: <source>/<table>/ ."""
+    return f"{table.source}/{table.name}/"
+
+
+def s3_key(env: Environment, relative: str) -> str:
+    return f"{env.aws.s3.raw_prefix}/{relative}"
+
+
+def pipe_copy_sql(env: Environment, target: str, folder: str, files: list[str] | None = None) -> str:
+    """The COPY statement a Snowpipe runs: identical in migrations (CREATE PIPE) and in the local pipe player.
+
+    `target` is SCHEMA.TABLE. Snowpipe passes the notified file itself; the local player names it with `files`
+    (relative to `folder`).
+    """
+    raw = env.snowflake.schemas["raw"]
+    named = " FILES = ({})".format(", ".join(f"'{f}'" for f in files)) if files else ""
+    return (
+        f"COPY INTO {target} FROM @{raw}.{LANDING_STAGE}/{folder}{named} "
+        "FILE_FORMAT = (TYPE = 'PARQUET') MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+    )
+
+
+def pipes(env: Environment) -> list[dict[str, str]]:
+    """Every pipe: data per table, primary-key snapshots for delete detection, and the batch manifests."""
+    raw, ops = env.snowflake.schemas["raw"], env.snowflake.schemas["ops"]
+    out = []
+    for t in env.tables():
+        folder = s3_table_prefix(env, t)
+        out.append({"name": f"{t.raw_name}_PIPE", "target": f"{raw}.{t.raw_name}", "folder": folder})
+        if t.deletes.value == "pk_snapshot":
+            pk_table = t.raw_name + PK_SNAPSHOT_SUFFIX
+            out.append(
+                {"name": f"{pk_table}_PIPE", "target": f"{raw}.{pk_table}", "folder": f"{MANIFEST_FOLDER}/pks/{folder}"}
+            )
+    out.append({"name": "MANIFESTS_PIPE", "target": f"{ops}.{MANIFEST_TABLE}", "folder": f"{MANIFEST_FOLDER}/batches/"})
+    for p in out:
+        p["copy_sql"] = pipe_copy_sql(env, p["target"], p["folder"])
+    return out
+
+
+def table_spec(table: Table) -> dict[str, Any]:
+    """What the MERGE procedure needs to know about a table; passed as its argument by the Task DAG."""
+    return {
+        "table": table.qualified,
+        "raw": table.raw_name,
+        "curated": table.curated_name,
+        "primary_key": [c.upper() for c in table.primary_key],
+        "cursor": table.cursor.upper(),
+        "columns": [c.upper() for c in table.landed_columns()],
+        "pk_snapshot": table.deletes.value == "pk_snapshot",
+    }
+
+
+def migration_vars(env: Environment) -> dict[str, Any]:
+    """The variables every schemachange script is rendered with (see migrations/)."""
+    tables = []
+    for t in env.tables():
+        tables.append(
+            {
+                "raw": t.raw_name,
+                "curated": t.curated_name,
+                # typographic apostrophe: fakesnow 0.11 mis-parses an escaped '' inside COMMENT
+                "comment": f"{t.qualified}: {env.postgres_sources[t.source].description}".replace("'", "’"),
+                "primary_key": [c.upper() for c in t.primary_key],
+                "pk_snapshot": t.deletes.value == "pk_snapshot",
+                "columns": [
+                    {"name": name.upper(), "type": snowflake_type(col.type), "pii": col.pci.value == "pii"}
+                    for name, col in t.landed_columns().items()
+                ],
+            }
+        )
+    s = env.snowflake
+    return {
+        "env": env.name,
+        "database": s.database,
+        "schemas": s.schemas,
+        "role": s.role,
+        "stage": LANDING_STAGE,
+        "stage_url": f"s3://{env.aws.s3.bucket}/{env.aws.s3.raw_prefix}/",
+        "storage_integration": f"{s.database}_S3_INTEGRATION",
+        "is_local": env.is_local,
+        "curated_retention_days": env.retention.curated_years * 365,
+        "meta_columns": [{"name": k.upper(), "type": v} for k, v in META_COLUMNS.items()],
+        "tables": tables,
+        "pipes": pipes(env),
+        "manifest_table": MANIFEST_TABLE,
+        "merged_table": MERGED_TABLE,
+        "run_log_table": RUN_LOG_TABLE,
+        "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
+    }

@@ -1,0 +1,97 @@
+"""Every fakesnow compatibility fix the local stack needs, in one place.
+
+They reach into fakesnow 0.11.18 internals, hence the exact pin; each has a test in
+tests/local/test_fakesnow_compat.py that fails without it. Real Snowflake needs none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import fakesnow.copy_into
+import fakesnow.cursor
+import fakesnow.transforms
+from sqlglot import exp
+
+# schemachange keeps a script's leading comments on its first statement
+_COMMENTS = r"(?s)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*"
+
+# Statements Snowflake accepts that fakesnow does not emulate and that change nothing we rely on locally.
+NOP_REGEXES = [
+    _COMMENTS + r"ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*",  # schemachange tags every session
+    # Pipes, tasks and procedures are services in Snowflake; locally our runner plays them from the same definitions
+    _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE)\b.*",
+    _COMMENTS + r"EXECUTE\s+TASK\b.*",
+    _COMMENTS + r"SELECT\s+SYSTEM\$CANCEL_ALL_QUERIES\b.*",  # Snowpark's Session.close()
+    # masking policies are enforced by Snowflake only; DuckDB has no column-level security
+    _COMMENTS + r"CREATE\s+(OR\s+REPLACE\s+)?MASKING\s+POLICY\b.*",
+    _COMMENTS + r"ALTER\s+TABLE\s+.*\bSET\s+MASKING\s+POLICY\b.*",
+]
+
+# After executing, the server DESCRIBEs the statement to build its result type; DuckDB cannot describe these.
+_UNDESCRIBABLE = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK|CREATE\s+(OR\s+REPLACE\s+)?SECRET|LOAD)\b", re.I)
+
+_applied = False
+
+
+def _describe_last_sql_tolerant(original: Callable[[Any], list]) -> Callable[[Any], list]:
+    def describe(self: Any) -> list:
+        if self._last_sql and _UNDESCRIBABLE.match(str(self._last_sql)):
+            return []
+        return original(self)
+
+    return describe
+
+
+def information_schema_schemata(expression: exp.Expr) -> exp.Expr:
+    """`<db>.INFORMATION_SCHEMA.SCHEMATA` -> DuckDB's catalog-wide view filtered to that database.
+
+    schemachange checks that the change-history schema exists this way.
+    """
+    if (
+        isinstance(expression, exp.Table)
+        and expression.name.upper() == "SCHEMATA"
+        and expression.db.upper() == "INFORMATION_SCHEMA"
+        and expression.catalog
+    ):
+        catalog = expression.catalog.upper()
+        subquery = exp.select("*").from_("system.information_schema.schemata").where(f"catalog_name = '{catalog}'")
+        return subquery.subquery(alias=expression.alias or "SCHEMATA")
+    return expression
+
+
+def _with_schemata(original: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
+    def transform(expression: exp.Expr) -> exp.Expr:
+        return original(information_schema_schemata(expression))
+
+    return transform
+
+
+def _stage_with_path(original: Callable[..., str]) -> Callable[..., str]:
+    """`@RAW.LANDING/<source>/<table>/` -> the stage URL plus that folder (fakesnow only knows bare stages).
+
+    fakesnow upper-cases the whole reference; our folders are lower-case by config rule (identifiers are
+    `[a-z][a-z0-9_]*`), so the path part is lower-cased back.
+    """
+
+    def resolve(var: str, *args: Any) -> str:
+        name, slash, path = var.partition("/")
+        url = original(name, *args)
+        return f"{url.rstrip('/')}/{path.lower()}" if slash else url
+
+    return resolve
+
+
+def apply() -> None:
+    """Patch fakesnow once per process (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    cursor_cls = fakesnow.cursor.FakeSnowflakeCursor
+    cursor_cls._describe_last_sql = _describe_last_sql_tolerant(cursor_cls._describe_last_sql)
+    # cursor.py calls `transforms.information_schema_fs` through the package attribute, so rebinding it works
+    fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
+    fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
+    _applied = True

@@ -1,0 +1,68 @@
+"""Run fakesnow (DuckDB) as the local Snowflake, with our compat fixes and S3 (moto) reachable via httpfs.
+
+`python -m finsight.local.fakesnow_server --port P --db-dir D --s3-endpoint 127.0.0.1:M --region R`
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from pathlib import Path
+
+import duckdb_extension_httpfs
+import uvicorn
+
+from fakesnow import info_schema
+from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
+from fakesnow.transforms import show
+
+from finsight.local import fakesnow_compat
+
+# `fakesnow.server` is both a function (package attribute) and a module; importlib gets the module
+fakesnow_server = importlib.import_module("fakesnow.server")
+log = logging.getLogger("finsight.fakesnow")
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs build shipped in the pinned wheel: DuckDB cannot download extensions offline."""
+    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    found = sorted(root.glob("*/httpfs.duckdb_extension"))
+    if not found:
+        raise RuntimeError(f"httpfs extension not found under {root}")
+    return found[-1]
+
+
+def build_instance(db_dir: Path, s3_endpoint: str, region: str) -> FakeSnow:
+    fakesnow_compat.apply()
+    db_dir.mkdir(parents=True, exist_ok=True)
+    fs = FakeSnow(db_path=db_dir, nop_regexes=fakesnow_compat.NOP_REGEXES)
+    duck = fs.duck_conn
+    # fakesnow keeps stages and users in an in-memory "global" database; keep it in a file so a restart of the
+    # local stack does not lose the stages that schemachange created (its change history says they exist)
+    duck.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
+    duck.execute(f"ATTACH '{db_dir / GLOBAL_DATABASE_NAME}.db' AS {GLOBAL_DATABASE_NAME}")
+    duck.execute(info_schema.fs_global_creation_sql())
+    duck.execute(show.fs_global_creation_sql())
+    duck.execute(f"LOAD '{httpfs_extension_path()}'")
+    # moto accepts any key pair; these are not secrets, and the real Snowflake uses a storage integration.
+    duck.execute(
+        "CREATE OR REPLACE SECRET moto_s3 (TYPE S3, KEY_ID 'local', SECRET 'local', "  # noqa: S608
+        f"ENDPOINT '{s3_endpoint}', REGION '{region}', URL_STYLE 'path', USE_SSL false)"
+    )
+    return fs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db-dir", type=Path, required=True)
+    parser.add_argument("--s3-endpoint", required=True, help="host:port of the moto server")
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args()
+    fakesnow_server.shared_fs = build_instance(args.db_dir, args.s3_endpoint, args.region)
+    uvicorn.run(fakesnow_server.app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""A real PostgreSQL 15 cluster under `.local/postgres`, playing FinSight's 12 operational databases.
+
+PostgreSQL refuses to run as root; when we are root (CI) the cluster belongs to the `postgres` OS user.
+Admin work goes over the unix socket (trust, filesystem-protected); TCP on 127.0.0.1 needs a password,
+which is exactly how the connectors authenticate with credentials from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from finsight.local.process import ServiceError, port_open, wait_until
+
+PG_BINARIES = ("initdb", "pg_ctl")
+SUPERUSER = "postgres"
+
+
+def _as_cluster_owner(argv: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", SUPERUSER, "--", *argv]
+    return argv
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    if not found:
+        raise ServiceError(f"{name} not found: install PostgreSQL 15 server binaries (Debian package 'postgresql')")
+    return str(found)
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    root: Path  # .local/postgres
+    port: int
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "postgres.log"
+
+    def running(self) -> bool:
+        return (self.data_dir / "postmaster.pid").exists() and port_open(self.port)
+
+    def _prepare_dirs(self) -> None:
+        for d in (self.root, self.socket_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(SUPERUSER)
+            for d in (self.root, self.socket_dir):
+                os.chown(d, owner.pw_uid, owner.pw_gid)
+            # the cluster owner must be able to reach its directory through every parent
+            for parent in self.root.resolve().parents:
+                if not os.stat(parent).st_mode & 0o001:
+                    raise ServiceError(f"{parent} is not traversable by the '{SUPERUSER}' user; chmod o+x it")
+        os.chmod(self.root, 0o700)
+
+    def init(self) -> bool:
+        if (self.data_dir / "PG_VERSION").exists():
+            return False
+        self._prepare_dirs()
+        subprocess.run(  # noqa: S603
+            _as_cluster_owner(
+                [_pg_bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth-local=trust",
+                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        return True
+
+    def start(self) -> bool:
+        self.init()
+        if self.running():
+            return False
+        if port_open(self.port):
+            raise ServiceError(f"postgres: port {self.port} is taken by another process (not ours)")
+        self._prepare_dirs()
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        result = subprocess.run(  # noqa: S603
+            _as_cluster_owner(
+                [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", options, "-w", "start"]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"postgres did not start: {result.stderr.strip()}; see {self.logfile}")
+        wait_until(self.running, 30, "postgres", self.logfile)
+        return True
+
+    def stop(self) -> bool:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return False
+        subprocess.run(  # noqa: S603
+            _as_cluster_owner([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+            check=False,
+        )
+        wait_until(lambda: not port_open(self.port), 30, "postgres shutdown", self.logfile)
+        return True
+
+    def admin_connect(self, database: str = "postgres") -> psycopg.Connection:
+        """Superuser over the unix socket: only the local stack's bootstrap and the synthetic sources use this."""
+        return psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=database, autocommit=True
+        )
+
+    def ensure_database(self, database: str, reader: str, password: str) -> None:
+        """Create the database and a read-only login role for the connector, (re)setting its password."""
+        with self.admin_connect() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (reader,)).fetchone()
+            verb = "ALTER" if role else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(reader), sql.Literal(password))
+            )
+        with self.admin_connect(database) as conn:
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(reader)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(reader)))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(reader)))
+            conn.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
+                    sql.Identifier(reader)
+                )
+            )

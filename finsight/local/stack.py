@@ -1,0 +1,109 @@
+"""The embedded local stack: PostgreSQL, moto (AWS), fakesnow (Snowflake) and the mock payment APIs.
+
+Everything binds to 127.0.0.1 on the ports of `environments/local.yaml`; pids and logs live under `.local/`.
+`up` and `down` are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from finsight.config import Environment, repo_root
+from finsight.local import aws_bootstrap
+from finsight.local.postgres import LocalPostgres
+from finsight.local.process import BackgroundService
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    port: int
+    running: bool
+    pid: int | None
+
+
+class LocalStack:
+    def __init__(self, env: Environment, root: Path | None = None) -> None:
+        if env.local is None:
+            raise ValueError(f"environment {env.name!r} has no local stack (only `local` does)")
+        self.env = env
+        self.ports = env.local
+        self.state_dir = (root or repo_root()) / env.local.state_dir
+        self.postgres = LocalPostgres(self.state_dir / "postgres", self.ports.postgres_port)
+        self.moto = BackgroundService("moto", self.state_dir, self.ports.moto_port)
+        self.fakesnow = BackgroundService("fakesnow", self.state_dir, self.ports.fakesnow_port)
+        self.mock_apis = BackgroundService("mock-apis", self.state_dir, self.ports.mock_api_port)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def up(self, seed_sources: bool = True) -> list[str]:
+        """Start whatever is not running, then (re)apply AWS objects, credentials and source data."""
+        started: list[str] = []
+        py = sys.executable
+        if self.moto.start([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.moto_port)]):
+            started.append("moto")
+        secrets = aws_bootstrap.bootstrap(self.env)
+        if self.postgres.start():
+            started.append("postgres")
+        self._ensure_source_databases(secrets)
+        if seed_sources:
+            self.seed()
+        if self.fakesnow.start(
+            [
+                py, "-m", "finsight.local.fakesnow_server",
+                "--port", str(self.ports.fakesnow_port),
+                "--db-dir", str(self.state_dir / "fakesnow"),
+                "--s3-endpoint", f"127.0.0.1:{self.ports.moto_port}",
+                "--region", self.env.aws.region,
+            ]
+        ):
+            started.append("fakesnow")
+        api_keys = {name: secrets[api.secret]["api_key"] for name, api in self.env.api_sources.items()}
+        if self.mock_apis.start(
+            [py, "-m", "finsight.local.mock_apis", "--port", str(self.ports.mock_api_port),
+             "--seed", str(self.ports.seed), "--scale", str(self.ports.scale)],
+            env={"FINSIGHT_MOCK_API_CREDENTIALS": json.dumps(api_keys)},
+        ):
+            started.append("mock-apis")
+        return started
+
+    def down(self) -> list[str]:
+        stopped = [s.name for s in (self.mock_apis, self.fakesnow, self.moto) if s.stop()]
+        if self.postgres.stop():
+            stopped.append("postgres")
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        rows = [ServiceStatus("postgres", self.postgres.port, self.postgres.running(), None)]
+        rows += [ServiceStatus(s.name, s.port, s.running(), s.pid()) for s in (self.moto, self.fakesnow, self.mock_apis)]
+        return rows
+
+    def running(self) -> bool:
+        return all(s.running for s in self.status())
+
+    # -- sources -------------------------------------------------------------------------------
+    def _ensure_source_databases(self, secrets: dict[str, dict[str, str]]) -> None:
+        for name, src in self.env.postgres_sources.items():
+            assert src.connection is not None
+            creds = secrets[src.connection.secret]
+            self.postgres.ensure_database(src.connection.database, creds["username"], creds["password"])
+
+    def admin_connect(self, source: str) -> psycopg.Connection:
+        src = self.env.postgres_sources[source]
+        assert src.connection is not None
+        return self.postgres.admin_connect(src.connection.database)
+
+    def seed(self) -> dict[str, int]:
+        from finsight.synthetic import create_source_tables, seed_sources
+
+        create_source_tables(self.env, self.admin_connect)
+        return seed_sources(self.env, self.admin_connect, scale=self.ports.scale, seed=self.ports.seed)
+
+    def mutate(self, step: int):  # noqa: ANN201 - MutationSummary lives in finsight.synthetic
+        from finsight.synthetic import mutate_sources
+
+        return mutate_sources(self.env, self.admin_connect, step=step, seed=self.ports.seed)

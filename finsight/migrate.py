@@ -1,0 +1,100 @@
+"""Apply `migrations/` with the real schemachange CLI, rendered with the catalog's variables.
+
+CI runs exactly this (`finsight migrate --env E`); locally it targets the fakesnow server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemachange.JinjaTemplateProcessor import JinjaTemplateProcessor
+
+from finsight import catalog, warehouse
+from finsight.config import Environment, repo_root
+from finsight.secrets import read_secret
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_APPLIED = re.compile(r"Applying .*? change script\s+a_script_name=(\S+)")
+_SKIPPED = re.compile(r"scripts_skipped=(\d+)")
+
+
+class MigrationError(RuntimeError):
+    """schemachange failed; the message carries its last output lines (never credentials)."""
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    applied: list[str]
+    skipped: int
+    output: str
+
+
+def migrations_dir() -> Path:
+    return repo_root() / "migrations"
+
+
+def change_history_table(env: Environment) -> str:
+    return f"{env.snowflake.database}.{env.snowflake.change_history_schema}.CHANGE_HISTORY"
+
+
+def render_all(env: Environment) -> dict[str, str]:
+    """Every script rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
+    processor = JinjaTemplateProcessor(project_root=migrations_dir())
+    variables = catalog.migration_vars(env)
+    return {script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")}
+
+
+def _bootstrap_local_database(env: Environment) -> None:
+    # Real accounts get the database from cdktf/ (account level); fakesnow needs it and the history schema first.
+    with warehouse.connect(env) as conn:
+        conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {env.snowflake.database}")
+        conn.cursor().execute(
+            f"CREATE SCHEMA IF NOT EXISTS {env.snowflake.database}.{env.snowflake.change_history_schema}"
+        )
+
+
+def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
+    if env.is_local:
+        _bootstrap_local_database(env)
+    s = env.snowflake
+    argv = [
+        str(Path(sys.executable).with_name("schemachange")), "deploy",
+        "-f", str(migrations_dir()),
+        "--vars", json.dumps(catalog.migration_vars(env)),
+        "-a", s.account, "-u", s.user, "-r", s.role, "-d", s.database,
+        "-w", s.warehouse_name("transform"),
+        "-c", change_history_table(env), "--create-change-history-table",
+        "-L", "INFO",
+    ]  # fmt: skip
+    if dry_run:
+        argv.append("--dry-run")
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")}
+    secret = read_secret(env, env.secrets.snowflake_service_user)
+    if env.is_local:
+        assert env.local is not None
+        # schemachange's CLI ignores host/port from connections.toml; the connector honours these variables
+        child_env |= {
+            "SNOWFLAKE_HOST": "127.0.0.1",
+            "SNOWFLAKE_PORT": str(env.local.fakesnow_port),
+            "SNOWFLAKE_PROTOCOL": "http",
+            "SNOWFLAKE_PASSWORD": secret["password"].get_secret_value(),
+        }
+    else:
+        child_env["SNOWFLAKE_PRIVATE_KEY"] = secret["private_key"].get_secret_value()
+        argv += ["--snowflake-authenticator", "snowflake_jwt"]
+    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())  # noqa: S603
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        raise MigrationError(f"schemachange deploy failed for {env.name} (exit {proc.returncode}):\n{tail}")
+    plain = _ANSI.sub("", output)
+    applied = _APPLIED.findall(plain)
+    skipped = int(m.group(1)) if (m := _SKIPPED.search(plain)) else 0
+    return MigrationResult(applied=applied, skipped=skipped, output=plain)

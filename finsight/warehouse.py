@@ -1,0 +1,54 @@
+"""Connections to Snowflake (fakesnow locally) for the connector-side loader, procedures and the DAG runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import snowflake.connector
+from cryptography.hazmat.primitives import serialization
+
+from finsight.config import Environment
+from finsight.secrets import read_secret
+
+
+def connection_parameters(env: Environment, warehouse: str = "transform") -> dict[str, Any]:
+    """Connector / Snowpark parameters; credentials come from Secrets Manager only."""
+    secret = read_secret(env, env.secrets.snowflake_service_user)
+    params: dict[str, Any] = {
+        "account": env.snowflake.account,
+        "user": env.snowflake.user,
+        "role": env.snowflake.role,
+        "database": env.snowflake.database,
+        "warehouse": env.snowflake.warehouse_name(warehouse),
+    }
+    if env.is_local:
+        assert env.local is not None
+        params |= {
+            "host": "127.0.0.1",
+            "port": env.local.fakesnow_port,
+            "protocol": "http",  # loopback only; every real account is reached over TLS
+            "password": secret["password"].get_secret_value(),
+        }
+    else:
+        pem = secret["private_key"].get_secret_value().encode()
+        key = serialization.load_pem_private_key(pem, password=None)
+        params["private_key"] = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        params["authenticator"] = "SNOWFLAKE_JWT"
+    return params
+
+
+def connect(env: Environment, schema: str | None = None) -> snowflake.connector.SnowflakeConnection:
+    params = connection_parameters(env)
+    if schema:
+        params["schema"] = schema
+    return snowflake.connector.connect(**params)
+
+
+def snowpark_session(env: Environment) -> Any:
+    """A Snowpark session: how procedure handlers are run locally (Snowflake passes its own session)."""
+    from snowflake.snowpark import Session
+
+    # a current schema is needed: fakesnow's MERGE creates helper tables in it
+    return Session.builder.configs(connection_parameters(env) | {"schema": env.snowflake.schemas["ops"]}).create()

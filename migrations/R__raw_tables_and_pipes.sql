@@ -1,0 +1,39 @@
+-- RAW: one landing table per source table, loaded by Snowpipe from the landing stage.
+-- Repeatable: reruns when the catalog changes. New columns are added, never dropped (schema evolution).
+{% if is_local %}
+CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }} URL = '{{ stage_url }}';
+{% else %}
+CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }}
+URL = '{{ stage_url }}'
+STORAGE_INTEGRATION = {{ storage_integration }};
+{% endif %}
+
+{% for t in tables %}
+CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
+    {%- for c in t.columns %}
+    {{ c.name }} {{ c.type }},
+    {%- endfor %}
+    {%- for m in meta_columns %}
+    {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
+    {%- endfor %}
+);
+{% for c in t.columns %}
+ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
+{% endfor %}
+{% if t.pk_snapshot %}
+CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (
+    {%- for k in t.primary_key %}
+    {%- for c in t.columns if c.name == k %}
+    {{ c.name }} {{ c.type }},
+    {%- endfor %}
+    {%- endfor %}
+    {%- for m in meta_columns %}
+    {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
+    {%- endfor %}
+);
+{% endif %}
+{% endfor %}
+
+{% for p in pipes %}
+CREATE PIPE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ p.name }} AUTO_INGEST = TRUE AS {{ p.copy_sql }};
+{% endfor %}

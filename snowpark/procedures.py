@@ -1,0 +1,40 @@
+"""The catalog of stored procedures: name, signature and Python handler (one definition for Snowflake and local)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+CODE_STAGE = "OPS.CODE"  # internal stage holding snowpark.zip, uploaded by `finsight dag deploy`
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str  # SCHEMA.NAME
+    handler: str  # module.function inside this package
+    args: tuple[tuple[str, str], ...]
+
+    def function(self) -> Callable[..., Any]:
+        module, _, func = self.handler.rpartition(".")
+        return getattr(importlib.import_module(module), func)
+
+    def create_sql(self) -> str:
+        signature = ", ".join(f"{n} {t}" for n, t in self.args)
+        return (
+            f"CREATE OR REPLACE PROCEDURE {self.name}({signature}) RETURNS VARCHAR LANGUAGE PYTHON "
+            "RUNTIME_VERSION = '3.11' PACKAGES = ('snowflake-snowpark-python') "
+            f"IMPORTS = ('@{CODE_STAGE}/snowpark.zip') HANDLER = '{self.handler}' EXECUTE AS OWNER"
+        )
+
+
+START_RUN = Procedure("OPS.START_RUN", "snowpark.run_log.start_run", (("RUN_ID", "VARCHAR"),))
+MERGE_TABLE = Procedure(
+    "OPS.MERGE_TABLE",
+    "snowpark.merge.merge_table",
+    (("SPEC_JSON", "VARCHAR"), ("RUN_ID", "VARCHAR"), ("REPLAY_BATCH", "VARCHAR")),
+)
+FINALIZE_RUN = Procedure("OPS.FINALIZE_RUN", "snowpark.run_log.finalize_run", (("RUN_ID", "VARCHAR"),))
+
+ALL = (START_RUN, MERGE_TABLE, FINALIZE_RUN)
