@@ -6,17 +6,24 @@ import json
 
 import typer
 
-from finsight.cli.common import EnvOption, environment
-from finsight.config import ENVIRONMENTS
+from pathlib import Path
+
+from finsight.cli.common import EnvOption, exits_cleanly
+from finsight.config import ENVIRONMENTS, load_environment
 
 config_app = typer.Typer(help="Validate and inspect environments/<env>.yaml.", no_args_is_help=True)
 
 
 @config_app.command("validate")
-def validate(env: str = EnvOption, all_envs: bool = typer.Option(False, "--all", help="Validate every environment.")) -> None:
+def validate(
+    env: str = EnvOption,
+    all_envs: bool = typer.Option(False, "--all", help="Validate every environment."),
+    directory: Path | None = typer.Option(None, "--dir", help="Another environments/ folder (e.g. a branch copy)."),
+) -> None:
     """Validate one environment file (or all); exit 2 naming the file and field on error."""
     for name in ENVIRONMENTS if all_envs else (env,):
-        cfg = environment(name)
+        with exits_cleanly():
+            cfg = load_environment(name, directory)
         typer.echo(
             f"{name}: ok ({len(cfg.postgres_sources)} PostgreSQL sources, {len(cfg.tables())} tables, "
             f"{len(cfg.api_sources)} API sources)"
@@ -26,7 +33,8 @@ def validate(env: str = EnvOption, all_envs: bool = typer.Option(False, "--all",
 @config_app.command("show")
 def show(env: str = EnvOption) -> None:
     """Print the fully merged environment as JSON (secret *names* only; values never live in config)."""
-    typer.echo(json.dumps(environment(env).model_dump(mode="json"), indent=2))
+    with exits_cleanly():
+        typer.echo(json.dumps(load_environment(env).model_dump(mode="json"), indent=2))
 
 
 def register(app: typer.Typer) -> None:

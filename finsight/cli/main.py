@@ -6,7 +6,12 @@ import typer
 
 from finsight.cli import config_cmd, cost_cmd, infra_cmd, local_cmd, run_cmd
 
-app = typer.Typer(help="FinSight data platform: config, local stack, pipeline runs, infra and cost.", no_args_is_help=True)
+# show_locals=False: a traceback must never print a variable holding a credential
+app = typer.Typer(
+    help="FinSight data platform: config, local stack, pipeline runs, infra and cost.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 for module in (config_cmd, local_cmd, run_cmd, infra_cmd, cost_cmd):
     module.register(app)

@@ -22,6 +22,8 @@ def print_summary(summary: CycleSummary) -> None:
         typer.echo(f"  rows merged        : {dag.merged_rows()} (deleted {dag.deleted_rows()})")
         typer.echo(f"  tasks              : {len(dag.tasks)} run, {len(failed)} failed {' '.join(failed)}")
     typer.echo("  seconds            : " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    for err in summary.extract_errors:
+        typer.secho(f"  extract error: {err}", fg="red", err=True)
     for err in pipe.errors if pipe else []:
         typer.secho(f"  load error: {err}", fg="red", err=True)
 

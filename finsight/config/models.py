@@ -272,8 +272,12 @@ class Environment(Strict):
                 object.__setattr__(table, "name", tname)
                 object.__setattr__(table, "source", src_name)
         self._check_references()
-        if self.name == "local" and self.local is None:
-            raise ValueError("the local environment needs a `local:` section (ports of the local stack)")
+        if self.name == "local":
+            if self.local is None:
+                raise ValueError("the local environment needs a `local:` section (ports of the local stack)")
+            if self.aws.endpoint_url is None:
+                # the moto port is written once, in `local:`
+                object.__setattr__(self.aws, "endpoint_url", f"http://127.0.0.1:{self.local.moto_port}")
         if self.name != "local":
             if self.local is not None:
                 raise ValueError("`local:` is only allowed in the local environment")

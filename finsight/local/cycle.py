@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connectors.run import SourceRun, extract_source
+from connectors.run import ExtractionError, SourceRun, extract_source
 from finsight import migrate, warehouse
 from finsight.config import Environment
 from finsight.local.snowpipe import PipeRun, drain
@@ -25,6 +25,7 @@ class CycleSummary:
     pipe: PipeRun | None = None
     dag: DagRun | None = None
     migrations_applied: int = 0
+    extract_errors: list[str] = field(default_factory=list)
 
     @property
     def rows_extracted(self) -> int:
@@ -32,7 +33,7 @@ class CycleSummary:
 
     @property
     def ok(self) -> bool:
-        return bool(self.dag and self.dag.succeeded and self.pipe and not self.pipe.errors)
+        return bool(self.dag and self.dag.succeeded and self.pipe and not self.pipe.errors and not self.extract_errors)
 
 
 def _timed(summary: CycleSummary, stage: str, started: float) -> None:
@@ -47,7 +48,13 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        summary.sources = list(pool.map(lambda s: extract_source(env, s), env.postgres_sources))
+        futures = [pool.submit(extract_source, env, source) for source in env.postgres_sources]
+        for future in futures:
+            try:
+                summary.sources.append(future.result())
+            except ExtractionError as exc:
+                # one unreachable source must not hold back the others: their batches still load and merge
+                summary.extract_errors.append(str(exc))
     _timed(summary, "extract", started)
 
     started = time.monotonic()

@@ -1,0 +1,97 @@
+"""`finsight local up|down|status` on a second, isolated stack (own ports and state dir): twice, and clean."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from finsight.config import load_environment, repo_root
+from finsight.local.process import pid_alive, port_open
+from finsight.local.stack import LocalStack
+
+FINSIGHT = str(Path(sys.executable).with_name("finsight"))
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def isolated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # under /tmp with o+x parents: PostgreSQL runs as the `postgres` user when we are root
+    root = Path(tmp_path_factory.mktemp("stack", numbered=True))
+    for p in [root, *root.parents]:
+        if str(p).startswith("/tmp/"):
+            os.chmod(p, 0o755)
+    shutil.copytree(repo_root() / "environments", root / "environments")
+    local = root / "environments" / "local.yaml"
+    text = local.read_text()
+    for old, new in zip(("55432", "55000", "55001", "55002"), map(str, _free_ports(4)), strict=True):
+        text = text.replace(old, new)
+    data = yaml.safe_load(text)
+    data["local"]["scale"] = 0.02
+    local.write_text(yaml.safe_dump(data))
+    return root
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FINSIGHT, "local", *args], capture_output=True, text=True, env={**os.environ, "FINSIGHT_ROOT": str(root)},
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_up_down_twice_leaves_nothing_running(isolated_root: Path) -> None:
+    env = load_environment("local", isolated_root / "environments")
+    stack = LocalStack(env, isolated_root)
+    try:
+        first = _cli(isolated_root, "up")
+        assert first.returncode == 0, first.stderr
+        assert "started: moto, postgres, fakesnow, mock-apis" in first.stdout
+        second = _cli(isolated_root, "up")
+        assert second.returncode == 0 and "already running" in second.stdout
+        status = _cli(isolated_root, "status")
+        assert status.returncode == 0 and status.stdout.count(" up ") == 4
+        pids = [s.pid for s in stack.status() if s.pid]
+        assert len(pids) == 3
+        assert all(Path(isolated_root, ".local", "logs", f"{n}.log").exists() for n in ("moto", "fakesnow", "mock-apis"))
+
+        down = _cli(isolated_root, "down")
+        assert down.returncode == 0 and "stopped: mock-apis, fakesnow, moto, postgres" in down.stdout
+        assert _cli(isolated_root, "down").stdout.strip() == "nothing was running"
+        assert _cli(isolated_root, "status").returncode == 1
+        assert not any(pid_alive(p) for p in pids)
+        ports = [env.local.postgres_port, env.local.moto_port, env.local.fakesnow_port, env.local.mock_api_port]
+        assert not any(port_open(p) for p in ports)
+
+        # and once more from cold: data survives in .local (PostgreSQL cluster, fakesnow files)
+        assert _cli(isolated_root, "up").returncode == 0
+        with stack.admin_connect("merchants") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM merchants").fetchone()[0] > 0
+    finally:
+        stack.down()
+    assert not any(port_open(p) for p in ports)
+
+
+def test_a_port_taken_by_someone_else_is_reported(isolated_root: Path) -> None:
+    env = load_environment("local", isolated_root / "environments")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", env.local.moto_port))
+        squatter.listen()
+        result = _cli(isolated_root, "up", "--no-seed")
+    assert result.returncode == 1
+    assert f"port {env.local.moto_port} is taken" in result.stderr
+    LocalStack(env, isolated_root).down()
