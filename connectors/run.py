@@ -60,7 +60,13 @@ def _extract_table(stream: TableStream, tokenizer: PanTokenizer, mode: str) -> B
         writer.write_manifest()
     if mode == "incremental":
         save_state(env, table, dict(stream.state))
-    log.info("landed %s batch=%s rows=%d files=%d", table.qualified, writer.result.batch_id, writer.result.rows, len(writer.result.files))
+    log.info(
+        "landed %s batch=%s rows=%d files=%d",
+        table.qualified,
+        writer.result.batch_id,
+        writer.result.rows,
+        len(writer.result.files),
+    )
     return writer.result
 
 
@@ -92,8 +98,10 @@ def extract_source(
         for future, name in futures.items():
             try:
                 results.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported per table below, the others go on
+            except Exception as exc:
                 failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     if failures:
-        raise ExtractionError(f"source {source!r}: {len(failures)} table(s) failed, watermarks kept:\n" + "\n".join(failures))
+        raise ExtractionError(
+            f"source {source!r}: {len(failures)} table(s) failed, watermarks kept:\n" + "\n".join(failures)
+        )
     return SourceRun(source=source, batches=results, seconds=time.monotonic() - started)

@@ -103,7 +103,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
                 "raw": t.raw_name,
                 "curated": t.curated_name,
                 # typographic apostrophe: fakesnow 0.11 mis-parses an escaped '' inside COMMENT
-                "comment": f"{t.qualified}: {env.postgres_sources[t.source].description}".replace("'", "’"),
+                "comment": f"{t.qualified}: {env.postgres_sources[t.source].description}".replace("'", "\u2019"),
                 "primary_key": [c.upper() for c in t.primary_key],
                 "pk_snapshot": t.deletes.value == "pk_snapshot",
                 "columns": [

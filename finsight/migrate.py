@@ -19,7 +19,6 @@ from finsight import catalog, warehouse
 from finsight.config import Environment, repo_root
 from finsight.secrets import read_secret
 
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _APPLIED = re.compile(r"Applying .*? change script\s+a_script_name=(\S+)")
 _SKIPPED = re.compile(r"scripts_skipped=(\d+)")
@@ -48,7 +47,9 @@ def render_all(env: Environment) -> dict[str, str]:
     """Every script rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
     processor = JinjaTemplateProcessor(project_root=migrations_dir())
     variables = catalog.migration_vars(env)
-    return {script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")}
+    return {
+        script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")
+    }
 
 
 def _bootstrap_local_database(env: Environment) -> None:
@@ -89,7 +90,7 @@ def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
     else:
         child_env["SNOWFLAKE_PRIVATE_KEY"] = secret["private_key"].get_secret_value()
         argv += ["--snowflake-authenticator", "snowflake_jwt"]
-    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())  # noqa: S603
+    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-15:])

@@ -14,7 +14,7 @@ from finsight.aws import client
 from finsight.config import Environment
 
 
-class SecretNotFound(LookupError):
+class SecretNotFound(LookupError):  # noqa: N818 - reads as a sentence at the raise site
     """The named secret does not exist or is not readable (the name is safe to show; the value never is)."""
 
 

@@ -58,12 +58,26 @@ def build_dag(env: Environment) -> list[TaskNode]:
         spec = json.dumps(catalog.table_spec(table), separators=(",", ":"))
         owner = env.postgres_sources[table.source].owner
         nodes.append(
-            TaskNode(f"MERGE_{table.raw_name}", procedures.MERGE_TABLE, (spec, None), (ROOT,), "load", owner,
-                     f"RAW -> CURATED merge of {table.qualified}")  # fmt: skip
+            TaskNode(
+                f"MERGE_{table.raw_name}",
+                procedures.MERGE_TABLE,
+                (spec, None),
+                (ROOT,),
+                "load",
+                owner,
+                f"RAW -> CURATED merge of {table.qualified}",
+            )
         )
     nodes.append(
-        TaskNode(FINALIZER, procedures.FINALIZE_RUN, (), (), "transform", "@finsight/data-engineering @finsight/devops",
-                 "Finalizer: closes the run, fails (and alerts) when any task failed")  # fmt: skip
+        TaskNode(
+            FINALIZER,
+            procedures.FINALIZE_RUN,
+            (),
+            (),
+            "transform",
+            "@finsight/data-engineering @finsight/devops",
+            "Finalizer: closes the run, fails (and alerts) when any task failed",
+        )
     )
     return nodes
 
@@ -82,7 +96,7 @@ def render_sql(env: Environment) -> str:
             head += f" FINALIZE = {ops}.{ROOT}"
         else:
             head += " AFTER " + ", ".join(f"{ops}.{a}" for a in node.after)
-        comment = f"{node.comment} | owner: {node.owner}".replace("'", "’")
+        comment = f"{node.comment} | owner: {node.owner}".replace("'", "\u2019")
         lines.append(f"{head} COMMENT = '{comment}' AS {node.call_sql(RUN_ID_EXPR)};")
     for node in reversed(build_dag(env)):
         lines.append(f"ALTER TASK {ops}.{node.name} RESUME;")

@@ -50,7 +50,7 @@ def _run_node(session: Any, node: TaskNode, run_id: str) -> TaskResult:
         raw = node.procedure.function()(session, *node.local_args(run_id))
         output = json.loads(raw) if raw else {}
         state, error = "SUCCEEDED", None
-    except Exception as exc:  # noqa: BLE001 - a task failure is data for the run log, not a crash of the runner
+    except Exception as exc:
         output, state = {}, "FAILED"
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()

@@ -37,7 +37,11 @@ def landed_schema(table: Table) -> pa.Schema:
 
 def pk_schema(table: Table) -> pa.Schema:
     full = landed_schema(table)
-    names = [c.upper() for c in table.primary_key] + [catalog.BATCH_ID.upper(), catalog.EXTRACTED_AT.upper(), catalog.ROW_NUMBER.upper()]
+    names = [c.upper() for c in table.primary_key] + [
+        catalog.BATCH_ID.upper(),
+        catalog.EXTRACTED_AT.upper(),
+        catalog.ROW_NUMBER.upper(),
+    ]
     return pa.schema([full.field(n) for n in names])
 
 

@@ -48,9 +48,7 @@ def _select_list(table: Table) -> sql.Composed:
     for name, col in table.columns.items():
         ident = sql.Identifier(name)
         # naive UTC on the wire: RAW stores TIMESTAMP_NTZ in UTC
-        cols.append(
-            sql.SQL("({} AT TIME ZONE 'UTC') AS {}").format(ident, ident) if col.type == "timestamp" else ident
-        )
+        cols.append(sql.SQL("({} AT TIME ZONE 'UTC') AS {}").format(ident, ident) if col.type == "timestamp" else ident)
     return sql.SQL(", ").join(cols)
 
 

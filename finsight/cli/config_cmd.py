@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
-
-from pathlib import Path
 
 from finsight.cli.common import EnvOption, exits_cleanly
 from finsight.config import ENVIRONMENTS, load_environment

@@ -285,7 +285,9 @@ class Environment(Strict):
                 raise ValueError("aws.endpoint_url is only allowed in the local environment")
             for src_name, src in self.postgres_sources.items():
                 if src.connection and src.connection.sslmode != "verify-full":
-                    raise ValueError(f"postgres_sources.{src_name}.connection.sslmode must be verify-full outside local")
+                    raise ValueError(
+                        f"postgres_sources.{src_name}.connection.sslmode must be verify-full outside local"
+                    )
         return self
 
     def _check_references(self) -> None:

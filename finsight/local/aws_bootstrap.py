@@ -50,7 +50,9 @@ def ensure_bucket(env: Environment, key_id: str) -> None:
     )
     s3.put_public_access_block(
         Bucket=bucket,
-        PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")},
+        PublicAccessBlockConfiguration={
+            k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+        },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     # No bucket policy locally: moto 5.2 evaluates Deny statements but not their TLS/SSE conditions, so the real
@@ -117,9 +119,13 @@ def ensure_secrets(env: Environment) -> dict[str, dict[str, str]]:
             lambda name=name: {"username": f"finsight_reader_{name}", "password": pysecrets.token_urlsafe(24)},
         )
     for name, api in env.api_sources.items():
-        out[api.secret] = _ensure_secret(
-            env, api.secret, lambda name=name: {"api_key": f"{name}_{pysecrets.token_urlsafe(24)}"}
+        # PayPal authenticates with an OAuth client id + secret; the others with one API key
+        make = (
+            (lambda name=name: {"client_id": f"{name}-client", "client_secret": pysecrets.token_urlsafe(24)})
+            if api.kind == "paypal"
+            else (lambda name=name: {"api_key": f"{name}_{pysecrets.token_urlsafe(24)}"})
         )
+        out[api.secret] = _ensure_secret(env, api.secret, make)
     out[env.secrets.snowflake_service_user] = _ensure_secret(
         env,
         env.secrets.snowflake_service_user,

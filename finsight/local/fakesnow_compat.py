@@ -31,7 +31,9 @@ NOP_REGEXES = [
 ]
 
 # After executing, the server DESCRIBEs the statement to build its result type; DuckDB cannot describe these.
-_UNDESCRIBABLE = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK|CREATE\s+(OR\s+REPLACE\s+)?SECRET|LOAD)\b", re.I)
+_UNDESCRIBABLE = re.compile(
+    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK|CREATE\s+(OR\s+REPLACE\s+)?SECRET|LOAD)\b", re.I
+)
 
 _applied = False
 

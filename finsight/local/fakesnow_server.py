@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb_extension_httpfs
 import uvicorn
-
 from fakesnow import info_schema
 from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
 from fakesnow.transforms import show
@@ -47,7 +46,7 @@ def build_instance(db_dir: Path, s3_endpoint: str, region: str) -> FakeSnow:
     duck.execute(f"LOAD '{httpfs_extension_path()}'")
     # moto accepts any key pair; these are not secrets, and the real Snowflake uses a storage integration.
     duck.execute(
-        "CREATE OR REPLACE SECRET moto_s3 (TYPE S3, KEY_ID 'local', SECRET 'local', "  # noqa: S608
+        "CREATE OR REPLACE SECRET moto_s3 (TYPE S3, KEY_ID 'local', SECRET 'local', "
         f"ENDPOINT '{s3_endpoint}', REGION '{region}', URL_STYLE 'path', USE_SSL false)"
     )
     return fs

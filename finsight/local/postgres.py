@@ -73,10 +73,20 @@ class LocalPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             return False
         self._prepare_dirs()
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             _as_cluster_owner(
-                [_pg_bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -91,7 +101,7 @@ class LocalPostgres:
             raise ServiceError(f"postgres: port {self.port} is taken by another process (not ours)")
         self._prepare_dirs()
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             _as_cluster_owner(
                 [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", options, "-w", "start"]
             ),
@@ -106,7 +116,7 @@ class LocalPostgres:
     def stop(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
             return False
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             _as_cluster_owner([_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
             capture_output=True,
             check=False,
@@ -132,7 +142,9 @@ class LocalPostgres:
                 sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(reader), sql.Literal(password))
             )
         with self.admin_connect(database) as conn:
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(reader)))
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(reader))
+            )
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(reader)))
             conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(reader)))
             conn.execute(

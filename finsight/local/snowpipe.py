@@ -67,7 +67,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                             run.rows_loaded += int(row[3])
                         else:
                             run.files_skipped += 1
-                except Exception as exc:  # noqa: BLE001 - recorded; the message stays queued for a retry
+                except Exception as exc:
                     ok = False
                     run.errors.append(f"{pipe['name']}: {key}: {str(exc).splitlines()[0]}")
             if ok:

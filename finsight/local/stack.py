@@ -27,6 +27,13 @@ class ServiceStatus:
     pid: int | None
 
 
+def _mock_credential(secret: dict[str, str]) -> str:
+    """The mock servers take one credential string per provider; PayPal's is `client_id:client_secret`."""
+    if "client_id" in secret:
+        return f"{secret['client_id']}:{secret['client_secret']}"
+    return secret["api_key"]
+
+
 class LocalStack:
     def __init__(self, env: Environment, root: Path | None = None) -> None:
         if env.local is None:
@@ -54,18 +61,33 @@ class LocalStack:
             self.seed()
         if self.fakesnow.start(
             [
-                py, "-m", "finsight.local.fakesnow_server",
-                "--port", str(self.ports.fakesnow_port),
-                "--db-dir", str(self.state_dir / "fakesnow"),
-                "--s3-endpoint", f"127.0.0.1:{self.ports.moto_port}",
-                "--region", self.env.aws.region,
+                py,
+                "-m",
+                "finsight.local.fakesnow_server",
+                "--port",
+                str(self.ports.fakesnow_port),
+                "--db-dir",
+                str(self.state_dir / "fakesnow"),
+                "--s3-endpoint",
+                f"127.0.0.1:{self.ports.moto_port}",
+                "--region",
+                self.env.aws.region,
             ]
         ):
             started.append("fakesnow")
-        api_keys = {name: secrets[api.secret]["api_key"] for name, api in self.env.api_sources.items()}
+        api_keys = {name: _mock_credential(secrets[api.secret]) for name, api in self.env.api_sources.items()}
         if self.mock_apis.start(
-            [py, "-m", "finsight.local.mock_apis", "--port", str(self.ports.mock_api_port),
-             "--seed", str(self.ports.seed), "--scale", str(self.ports.scale)],
+            [
+                py,
+                "-m",
+                "finsight.local.mock_apis",
+                "--port",
+                str(self.ports.mock_api_port),
+                "--seed",
+                str(self.ports.seed),
+                "--scale",
+                str(self.ports.scale),
+            ],
             env={"FINSIGHT_MOCK_API_CREDENTIALS": json.dumps(api_keys)},
         ):
             started.append("mock-apis")
@@ -79,7 +101,9 @@ class LocalStack:
 
     def status(self) -> list[ServiceStatus]:
         rows = [ServiceStatus("postgres", self.postgres.port, self.postgres.running(), None)]
-        rows += [ServiceStatus(s.name, s.port, s.running(), s.pid()) for s in (self.moto, self.fakesnow, self.mock_apis)]
+        rows += [
+            ServiceStatus(s.name, s.port, s.running(), s.pid()) for s in (self.moto, self.fakesnow, self.mock_apis)
+        ]
         return rows
 
     def running(self) -> bool:
@@ -87,7 +111,7 @@ class LocalStack:
 
     # -- sources -------------------------------------------------------------------------------
     def _ensure_source_databases(self, secrets: dict[str, dict[str, str]]) -> None:
-        for name, src in self.env.postgres_sources.items():
+        for _name, src in self.env.postgres_sources.items():
             assert src.connection is not None
             creds = secrets[src.connection.secret]
             self.postgres.ensure_database(src.connection.database, creds["username"], creds["password"])
@@ -103,7 +127,7 @@ class LocalStack:
         create_source_tables(self.env, self.admin_connect)
         return seed_sources(self.env, self.admin_connect, scale=self.ports.scale, seed=self.ports.seed)
 
-    def mutate(self, step: int):  # noqa: ANN201 - MutationSummary lives in finsight.synthetic
+    def mutate(self, step: int):
         from finsight.synthetic import mutate_sources
 
         return mutate_sources(self.env, self.admin_connect, step=step, seed=self.ports.seed)

@@ -35,7 +35,7 @@ def test_names_are_derived_once() -> None:
 
 
 def test_unknown_table_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="known tables: merchants.merchants"):
+    with pytest.raises(KeyError, match=r"known tables: merchants\.merchants"):
         load_environment("prod").table("payments.nope")
 
 
@@ -66,7 +66,7 @@ def _edit(path: Path, change: callable) -> None:  # type: ignore[valid-type]
          "does not name an existing column"),
     ],
 )  # fmt: skip
-def test_broken_copy_names_file_and_field(env_copy: Path, file: str, change, field: str, message: str) -> None:  # noqa: ANN001
+def test_broken_copy_names_file_and_field(env_copy: Path, file: str, change, field: str, message: str) -> None:
     _edit(env_copy / file, change)
     with pytest.raises(ConfigError) as err:
         load_environment("prod", env_copy)
@@ -95,5 +95,5 @@ def test_cli_validate_all_passes() -> None:
 
 def test_yaml_syntax_error_names_the_file(env_copy: Path) -> None:
     (env_copy / "dev.yaml").write_text("name: dev\nsnowflake: [unclosed\n")
-    with pytest.raises(ConfigError, match="dev.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"dev\.yaml: not valid YAML"):
         load_environment("dev", env_copy)

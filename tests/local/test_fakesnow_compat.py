@@ -23,7 +23,7 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
-def cursor(local_env: Environment, local_stack: LocalStack):  # noqa: ANN201
+def cursor(local_env: Environment, local_stack: LocalStack):
     with warehouse.connect(local_env) as conn:
         cur = conn.cursor()
         cur.execute("CREATE SCHEMA IF NOT EXISTS COMPAT_TEST")
@@ -37,12 +37,12 @@ def test_schemata_rewrite_is_a_pure_tree_transform() -> None:
     assert "system.information_schema.schemata" in out and "catalog_name = 'DB1'" in out
 
 
-def test_information_schema_schemata(cursor, local_env: Environment) -> None:  # noqa: ANN001
+def test_information_schema_schemata(cursor, local_env: Environment) -> None:
     cursor.execute(f"SELECT schema_name FROM {local_env.snowflake.database}.INFORMATION_SCHEMA.SCHEMATA")
     assert "COMPAT_TEST" in {r[0] for r in cursor.fetchall()}
 
 
-def test_query_tag_and_service_objects_are_accepted(cursor) -> None:  # noqa: ANN001
+def test_query_tag_and_service_objects_are_accepted(cursor) -> None:
     for statement in (
         "ALTER SESSION SET QUERY_TAG = 'finsight'",
         "-- comment first, as schemachange sends it\nCREATE PIPE IF NOT EXISTS P AS SELECT 1",
@@ -53,7 +53,7 @@ def test_query_tag_and_service_objects_are_accepted(cursor) -> None:  # noqa: AN
         cursor.execute(statement)
 
 
-def test_transactions_roll_back_and_commit(cursor) -> None:  # noqa: ANN001
+def test_transactions_roll_back_and_commit(cursor) -> None:
     cursor.execute("CREATE OR REPLACE TABLE TX (ID INT)")
     cursor.execute("BEGIN")
     cursor.execute("INSERT INTO TX VALUES (1)")
@@ -65,7 +65,7 @@ def test_transactions_roll_back_and_commit(cursor) -> None:  # noqa: ANN001
     assert cursor.fetchall() == [(2,)]
 
 
-def test_copy_from_a_stage_sub_folder_keeps_load_history(cursor, local_env: Environment) -> None:  # noqa: ANN001
+def test_copy_from_a_stage_sub_folder_keeps_load_history(cursor, local_env: Environment) -> None:
     s3 = client(local_env, "s3")
     buf = io.BytesIO()
     pq.write_table(pa.table({"ID": [1, 2]}), buf)
@@ -82,7 +82,7 @@ def test_copy_from_a_stage_sub_folder_keeps_load_history(cursor, local_env: Envi
     assert cursor.fetchall()[0][1] == "LOAD_SKIPPED"
 
 
-def test_stages_survive_a_fakesnow_restart(cursor, local_stack: LocalStack, local_env: Environment) -> None:  # noqa: ANN001
+def test_stages_survive_a_fakesnow_restart(cursor, local_stack: LocalStack, local_env: Environment) -> None:
     cursor.execute(f"CREATE OR REPLACE STAGE KEEP_ME URL = 's3://{local_env.aws.s3.bucket}/'")
     local_stack.fakesnow.stop()
     local_stack.up(seed_sources=False)

@@ -35,11 +35,11 @@ def _curated_count(env: Environment, table: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def first_cycle(local_env: Environment, local_stack: LocalStack):  # noqa: ANN201
+def first_cycle(local_env: Environment, local_stack: LocalStack):
     return hourly_cycle(local_env)
 
 
-def test_first_cycle_lands_everything(first_cycle, local_env: Environment, local_stack: LocalStack) -> None:  # noqa: ANN001
+def test_first_cycle_lands_everything(first_cycle, local_env: Environment, local_stack: LocalStack) -> None:
     assert first_cycle.ok, first_cycle
     assert set(first_cycle.seconds) == {"migrate", "extract", "load", "merge"}
     assert all(t.state == "SUCCEEDED" for t in first_cycle.dag.tasks)
@@ -48,7 +48,7 @@ def test_first_cycle_lands_everything(first_cycle, local_env: Environment, local
         assert load_state(local_env, table)["cursor"], table.qualified
 
 
-def test_rerun_is_idempotent(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:  # noqa: ANN001
+def test_rerun_is_idempotent(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
     before = _curated_count(local_env, "payments.payments")
     again = hourly_cycle(local_env)
     assert again.ok
@@ -57,7 +57,7 @@ def test_rerun_is_idempotent(local_env: Environment, local_stack: LocalStack, fi
     _assert_caught_up(local_env, local_stack)
 
 
-def test_mutations_are_applied(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:  # noqa: ANN001
+def test_mutations_are_applied(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
     changes = [local_stack.mutate(step) for step in range(2)]
     assert sum(c.updated for c in changes) > 0 and sum(c.deleted for c in changes) > 0
     cycle = hourly_cycle(local_env)
@@ -67,7 +67,7 @@ def test_mutations_are_applied(local_env: Environment, local_stack: LocalStack, 
     _assert_caught_up(local_env, local_stack)
 
 
-def test_replaying_an_old_batch_changes_nothing(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:  # noqa: ANN001
+def test_replaying_an_old_batch_changes_nothing(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
     table = local_env.table("payments.payments")
     first_batch = next(b for s in first_cycle.sources for b in s.batches if b.table == table.qualified)
     session = warehouse.snowpark_session(local_env)
@@ -84,7 +84,7 @@ def test_replaying_an_old_batch_changes_nothing(local_env: Environment, local_st
     _assert_caught_up(local_env, local_stack)  # the old batch could not overwrite newer rows
 
 
-def test_pan_never_lands_in_clear_and_every_object_is_kms(local_env: Environment, first_cycle) -> None:  # noqa: ANN001
+def test_pan_never_lands_in_clear_and_every_object_is_kms(local_env: Environment, first_cycle) -> None:
     s3 = client(local_env, "s3")
     pan = re.compile(rb"(?<!\d)\d{16}(?!\d)")
     objects = s3.list_objects_v2(Bucket=local_env.aws.s3.bucket)["Contents"]
@@ -104,12 +104,11 @@ def test_pan_never_lands_in_clear_and_every_object_is_kms(local_env: Environment
     assert all(len(x) == 4 for x in table.column("CARD_NUMBER_LAST4").to_pylist() if x)
 
 
-def test_curated_has_no_duplicate_keys(local_env: Environment, first_cycle) -> None:  # noqa: ANN001
+def test_curated_has_no_duplicate_keys(local_env: Environment, first_cycle) -> None:
     with warehouse.connect(local_env) as conn:
         cur = conn.cursor()
         for table in local_env.tables():
             pk = ", ".join(c.upper() for c in table.primary_key)
-            cur.execute(
-                f"SELECT COUNT(*) FROM (SELECT {pk} FROM CURATED.{table.curated_name} GROUP BY {pk} HAVING COUNT(*) > 1)"
-            )
+            dupes = f"SELECT {pk} FROM CURATED.{table.curated_name} GROUP BY {pk} HAVING COUNT(*) > 1"
+            cur.execute(f"SELECT COUNT(*) FROM ({dupes})")
             assert cur.fetchone()[0] == 0, table.qualified
