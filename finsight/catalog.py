@@ -20,7 +20,11 @@ LANDING_STAGE = "LANDING"  # external stage over s3://<bucket>/<raw_prefix>/
 MANIFEST_TABLE = "LANDED_BATCHES"
 MERGED_TABLE = "MERGED_BATCHES"
 RUN_LOG_TABLE = "PIPELINE_RUNS"
+# Everything a source writes sits below raw/<source>/ (its IAM role may write nowhere else); `_`-folders cannot
+# collide with tables, whose names start with a letter.
 MANIFEST_FOLDER = "_manifests"
+PK_FOLDER = "_pks"
+STATE_PREFIX = "state"  # connector watermarks: outside raw/, so no Snowpipe event and no lifecycle expiry
 PK_SNAPSHOT_SUFFIX = "__PKS"
 
 _SNOWFLAKE_TYPES = {
@@ -40,9 +44,25 @@ def snowflake_type(logical: str) -> str:
     return _SNOWFLAKE_TYPES[logical]
 
 
-def s3_table_prefix(env: Environment, table: Table) -> str:
-    """Folder of a table's data files below the stage root: <source>/<table>/ ."""
-    return f"{table.source}/{table.name}/"
+def source_folder(source: str) -> str:
+    """A source's folder below the stage root (= below s3://<bucket>/<raw_prefix>/)."""
+    return f"{source}/"
+
+
+def table_folder(table: Table) -> str:
+    return f"{source_folder(table.source)}{table.name}/"
+
+
+def pk_folder(table: Table) -> str:
+    return f"{source_folder(table.source)}{PK_FOLDER}/{table.name}/"
+
+
+def manifest_folder(source: str) -> str:
+    return f"{source_folder(source)}{MANIFEST_FOLDER}/"
+
+
+def state_key(table: Table) -> str:
+    return f"{STATE_PREFIX}/{table.source}/{table.name}.json"
 
 
 def s3_key(env: Environment, relative: str) -> str:
@@ -68,14 +88,18 @@ def pipes(env: Environment) -> list[dict[str, str]]:
     raw, ops = env.snowflake.schemas["raw"], env.snowflake.schemas["ops"]
     out = []
     for t in env.tables():
-        folder = s3_table_prefix(env, t)
-        out.append({"name": f"{t.raw_name}_PIPE", "target": f"{raw}.{t.raw_name}", "folder": folder})
+        out.append({"name": f"{t.raw_name}_PIPE", "target": f"{raw}.{t.raw_name}", "folder": table_folder(t)})
         if t.deletes.value == "pk_snapshot":
             pk_table = t.raw_name + PK_SNAPSHOT_SUFFIX
-            out.append(
-                {"name": f"{pk_table}_PIPE", "target": f"{raw}.{pk_table}", "folder": f"{MANIFEST_FOLDER}/pks/{folder}"}
-            )
-    out.append({"name": "MANIFESTS_PIPE", "target": f"{ops}.{MANIFEST_TABLE}", "folder": f"{MANIFEST_FOLDER}/batches/"})
+            out.append({"name": f"{pk_table}_PIPE", "target": f"{raw}.{pk_table}", "folder": pk_folder(t)})
+    for source in env.postgres_sources:
+        out.append(
+            {
+                "name": f"{source.upper()}__MANIFESTS_PIPE",
+                "target": f"{ops}.{MANIFEST_TABLE}",
+                "folder": manifest_folder(source),
+            }
+        )
     for p in out:
         p["copy_sql"] = pipe_copy_sql(env, p["target"], p["folder"])
     return out

@@ -57,6 +57,7 @@ def connector_roles(
     scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup, repo: EcrRepository
 ) -> ConnectorRoles:
     prefix_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_prefix(src.name)}*"
+    state_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_state_prefix(src.name)}*"
     task = _role(
         scope,
         f"task-role-{src.name}",
@@ -64,6 +65,8 @@ def connector_roles(
         _ecs_tasks_trust(names),
         names,
         allow("WriteOwnRawPrefix", "s3:PutObject", prefix_objects),
+        # watermarks: read at start, written after the batch's manifest (connectors/landing/state.py)
+        allow("ReadWriteOwnState", ["s3:GetObject", "s3:PutObject"], state_objects),
         allow("EncryptWithDataKey", ["kms:GenerateDataKey", "kms:Encrypt"], keys.data.arn),
         # Completing a multipart SSE-KMS upload makes S3 decrypt the part keys on the caller's behalf.
         allow(

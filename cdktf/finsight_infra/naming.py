@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from finsight.catalog import migration_vars
+from finsight import catalog
 from finsight.config import Environment, PciClass
 
 # The config has no project key yet (see the report); this is the one place it is spelled.
@@ -99,7 +99,12 @@ class Names:
         return f"{self.raw_bucket}-access-logs"
 
     def source_prefix(self, source: str) -> str:
-        return f"{self.raw_prefix}/{source}/"
+        """Everything one connector lands (data, PK snapshots, manifests): finsight.catalog's layout."""
+        return f"{self.raw_prefix}/{catalog.source_folder(source)}"
+
+    def source_state_prefix(self, source: str) -> str:
+        """Where one connector keeps its watermarks (read + write)."""
+        return f"{catalog.STATE_PREFIX}/{source}/"
 
     @property
     def data_key_alias(self) -> str:
@@ -237,7 +242,7 @@ class Names:
     @property
     def sf_storage_integration(self) -> str:
         # the name migrations/ reference in CREATE STAGE ... STORAGE_INTEGRATION (rendered from finsight.catalog)
-        return str(migration_vars(self.env)["storage_integration"])
+        return str(catalog.migration_vars(self.env)["storage_integration"])
 
     @property
     def sf_notification_integration(self) -> str:

@@ -9,13 +9,8 @@ import json
 from typing import Any
 
 from finsight.aws import client, kms_key_id
+from finsight.catalog import state_key
 from finsight.config import Environment, Table
-
-STATE_PREFIX = "state"
-
-
-def state_key(table: Table) -> str:
-    return f"{STATE_PREFIX}/{table.source}/{table.name}.json"
 
 
 def load_state(env: Environment, table: Table) -> dict[str, Any]:

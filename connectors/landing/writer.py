@@ -1,9 +1,9 @@
 """Write one extraction batch of one table: Parquet parts, an optional primary-key snapshot, then the manifest.
 
-Layout below s3://<bucket>/<raw_prefix>/:
-  <source>/<table>/dt=YYYY-MM-DD/hr=HH/<batch_id>-<part>.parquet      data (PAN columns already tokenized)
-  _manifests/pks/<source>/<table>/dt=.../<batch_id>-<part>.parquet    primary-key snapshot (delete detection)
-  _manifests/batches/dt=.../<batch_id>.parquet                        manifest, written last = batch complete
+Layout below s3://<bucket>/<raw_prefix>/ (see finsight.catalog):
+  <source>/<table>/dt=YYYY-MM-DD/hr=HH/<batch_id>-<part>.parquet   data (PAN columns already tokenized)
+  <source>/_pks/<table>/dt=.../<batch_id>-0000.parquet             primary-key snapshot (delete detection)
+  <source>/_manifests/dt=.../<batch_id>.parquet                    manifest, written last = batch complete
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class LandingWriter:
         ]
         part = len(self.result.files)
         relative = (
-            f"{catalog.s3_table_prefix(self.env, self.table)}{self._partition}/{self.batch_id}-{part:04d}.parquet"
+            f"{catalog.table_folder(self.table)}{self._partition}/{self.batch_id}-{part:04d}.parquet"
         )
         self.result.files.append(self._put(relative, self._parquet(pa.Table.from_arrays(columns, schema=self.schema))))
         self.result.rows += count
@@ -120,7 +120,7 @@ class LandingWriter:
     def write_pk_snapshot(self, keys: Iterable[tuple[Any, ...]]) -> None:
         schema = pk_schema(self.table)
         key_fields = list(schema)[: len(self.table.primary_key)]
-        folder = f"{catalog.MANIFEST_FOLDER}/pks/{catalog.s3_table_prefix(self.env, self.table)}{self._partition}"
+        folder = f"{catalog.pk_folder(self.table)}{self._partition}"
         rows = list(keys)
         columns = [pa.array([r[i] for r in rows], type=f.type) for i, f in enumerate(key_fields)]
         columns += [
@@ -148,5 +148,5 @@ class LandingWriter:
                 "EXTRACTED_AT": pa.array([self.extracted_at], pa.timestamp("us")),
             }
         )
-        relative = f"{catalog.MANIFEST_FOLDER}/batches/{self._partition}/{self.batch_id}.parquet"
+        relative = f"{catalog.manifest_folder(self.table.source)}{self._partition}/{self.batch_id}.parquet"
         r.manifest_key = self._put(relative, self._parquet(manifest))

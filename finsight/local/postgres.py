@@ -7,6 +7,7 @@ which is exactly how the connectors authenticate with credentials from Secrets M
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -34,6 +35,18 @@ def _pg_bin(name: str) -> str:
     if not found:
         raise ServiceError(f"{name} not found: install PostgreSQL 15 server binaries (Debian package 'postgresql')")
     return str(found)
+
+
+def cluster_root(state_dir: Path) -> Path:
+    """`<state_dir>/postgres`, unless (as root) the `postgres` user cannot reach it, e.g. a clone under /root.
+
+    Then the cluster lives in /var/tmp, in a folder named after the state dir so two checkouts never share one.
+    """
+    wanted = state_dir.resolve() / "postgres"
+    if os.geteuid() != 0 or all(os.stat(p).st_mode & 0o001 for p in wanted.parents if p.exists()):
+        return wanted
+    digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"finsight-postgres-{digest}"
 
 
 @dataclass(frozen=True)
