@@ -122,7 +122,7 @@ def _container(names: Names, src: Source, image: str, log_group_name: str, secre
             "environment": [
                 {"name": "FINSIGHT_ENV", "value": names.env_name},
                 {"name": "FINSIGHT_SOURCE", "value": src.name},
-                {"name": "FINSIGHT_MODE", "value": "hourly"},
+                {"name": "FINSIGHT_MODE", "value": "incremental"},
             ],
             "secrets": injected,
             "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],

@@ -109,9 +109,7 @@ class LandingWriter:
             pa.array(range(start + 1, start + count + 1), pa.int64()),
         ]
         part = len(self.result.files)
-        relative = (
-            f"{catalog.table_folder(self.table)}{self._partition}/{self.batch_id}-{part:04d}.parquet"
-        )
+        relative = f"{catalog.table_folder(self.table)}{self._partition}/{self.batch_id}-{part:04d}.parquet"
         self.result.files.append(self._put(relative, self._parquet(pa.Table.from_arrays(columns, schema=self.schema))))
         self.result.rows += count
         for values in buffer.values():

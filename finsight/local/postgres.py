@@ -46,7 +46,7 @@ def cluster_root(state_dir: Path) -> Path:
     if os.geteuid() != 0 or all(os.stat(p).st_mode & 0o001 for p in wanted.parents if p.exists()):
         return wanted
     digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"finsight-postgres-{digest}"
+    return Path("/var/tmp") / f"finsight-postgres-{digest}"  # noqa: S108 - fixed, per-checkout name; 0700 dir
 
 
 @dataclass(frozen=True)

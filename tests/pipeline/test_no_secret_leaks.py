@@ -43,7 +43,7 @@ def test_good_and_failing_runs_print_no_secret(local_env: Environment, local_sta
     sm = client(local_env, "secretsmanager")
     name = local_env.postgres_sources["disputes"].connection.secret
     original = sm.get_secret_value(SecretId=name)["SecretString"]
-    wrong = {**json.loads(original), "password": "Wr0ngPassw0rd-not-the-real-one"}
+    wrong = {**json.loads(original), "password": "Wr0ngPassw0rd-not-the-real-one"}  # pragma: allowlist secret
     sm.put_secret_value(SecretId=name, SecretString=json.dumps(wrong))
     try:
         bad = subprocess.run([FINSIGHT, "run", "--env", "local"], capture_output=True, text=True, timeout=600)

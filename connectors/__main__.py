@@ -1,0 +1,274 @@
+"""ECS entrypoint: `python -m connectors` extracts one source, configured only by environment variables.
+
+  FINSIGHT_ENV                   local | dev | staging | prod (loads environments/<env>.yaml)
+  FINSIGHT_SOURCE                a PostgreSQL source of that environment (postgres_sources.<name>)
+  FINSIGHT_MODE                  incremental (default),
+                                 full, or backfill
+  FINSIGHT_BACKFILL_START/_END   backfill window, ISO dates or datetimes in UTC (both or neither)
+  FINSIGHT_BACKFILL_CHUNK_DAYS   without START/END, a backfill re-reads the last N whole days up to today 00:00 UTC
+                                 (default: schedule.backfill_chunk_days of the environment)
+
+Credentials are read by the connector itself through finsight.secrets (Secrets Manager under the ECS task role).
+The values ECS injects as FINSIGHT_SOURCE_SECRET / FINSIGHT_PAN_TOKENIZATION_KEY are therefore not used, and are
+dropped from the process environment at start so nothing downstream can echo them.
+
+Logs are JSON lines on stdout (CloudWatch): batch ids, row and file counts, seconds; never a secret value.
+Exit codes: 0 ok; 1 extraction failed (watermarks kept, the next run or a rerun replays the window);
+2 configuration or usage error, with a message naming the variable to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environment
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MODES = ("incremental", "full", "backfill")
+INJECTED_SECRETS = ("FINSIGHT_SOURCE_SECRET", "FINSIGHT_PAN_TOKENIZATION_KEY")
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+log = logging.getLogger("finsight.connectors.main")
+
+
+class UsageError(ValueError):
+    """A variable is missing or wrong; the message starts with the variable's name."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Invocation:
+    env: str
+    source: str
+    mode: str
+    start: datetime | None = None
+    end: datetime | None = None
+    chunk_days: int | None = None
+
+
+# -- parsing (pure: unit-tested without AWS or a database) --------------------------------------------------------
+def parse_when(text: str, variable: str) -> datetime:
+    """ISO date (midnight) or datetime -> naive UTC, the form the source stream compares cursors with."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(variable, f"{text!r} is not an ISO date (YYYY-MM-DD) or datetime") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def derive_window(chunk_days: int, now: datetime) -> tuple[datetime, datetime]:
+    """The last `chunk_days` whole UTC days: [today 00:00 - chunk_days, today 00:00]."""
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)
+    end = datetime.combine(now.date(), datetime.min.time())
+    return end - timedelta(days=chunk_days), end
+
+
+def parse_chunk_days(text: str, variable: str = "FINSIGHT_BACKFILL_CHUNK_DAYS") -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise UsageError(variable, f"{text!r} is not a whole number of days") from None
+    if days < 1:
+        raise UsageError(variable, f"must be at least 1, got {days}")
+    return days
+
+
+def parse_mode(text: str, variable: str = "FINSIGHT_MODE") -> str:
+    mode = text.strip().lower()
+    if mode not in MODES:
+        raise UsageError(variable, f"unknown mode {text!r}; use {', '.join(MODES)}")
+    return mode
+
+
+def check_window(start: datetime | None, end: datetime | None, names: tuple[str, str]) -> None:
+    """Both bounds or neither; start before end."""
+    if (start is None) != (end is None):
+        missing = names[1] if end is None else names[0]
+        raise UsageError(missing, f"set both {names[0]} and {names[1]}, or neither (derive the last chunk of days)")
+    if start is not None and end is not None and start >= end:
+        raise UsageError(names[1], f"{end.isoformat()} must be after {names[0]} {start.isoformat()}")
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def read_invocation(environ: Mapping[str, str]) -> Invocation:
+    """Read and check the FINSIGHT_* variables (everything that can be checked before loading the config)."""
+    env = _optional(environ, "FINSIGHT_ENV")
+    if env is None:
+        raise UsageError("FINSIGHT_ENV", f"not set; use one of {', '.join(ENVIRONMENTS)}")
+    if env not in ENVIRONMENTS:
+        raise UsageError("FINSIGHT_ENV", f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
+    source = _optional(environ, "FINSIGHT_SOURCE")
+    if source is None:
+        raise UsageError("FINSIGHT_SOURCE", "not set; name a source of environments/base.yaml (e.g. payments)")
+    if not _SOURCE_NAME.match(source):
+        raise UsageError("FINSIGHT_SOURCE", f"{source!r} is not a source name (lower_snake_case)")
+    mode = parse_mode(_optional(environ, "FINSIGHT_MODE") or "incremental")
+    names = ("FINSIGHT_BACKFILL_START", "FINSIGHT_BACKFILL_END")
+    raw_start, raw_end = (_optional(environ, n) for n in names)
+    if mode != "backfill":
+        for name, raw in zip(names, (raw_start, raw_end), strict=True):
+            if raw is not None:  # silently ignoring a window would run an incremental read the caller did not want
+                raise UsageError(name, f"only applies with FINSIGHT_MODE=backfill (mode is {mode})")
+        return Invocation(env, source, mode)
+    start = parse_when(raw_start, names[0]) if raw_start else None
+    end = parse_when(raw_end, names[1]) if raw_end else None
+    check_window(start, end, names)
+    raw_chunk = _optional(environ, "FINSIGHT_BACKFILL_CHUNK_DAYS")
+    chunk_days = parse_chunk_days(raw_chunk) if raw_chunk else None
+    return Invocation(env, source, mode, start, end, chunk_days)
+
+
+def resolve_window(inv: Invocation, default_chunk_days: int, now: datetime) -> tuple[datetime, datetime] | None:
+    """The (start, end) passed to extract_source: explicit, or derived from the chunk size; None unless backfill."""
+    if inv.mode != "backfill":
+        return None
+    if inv.start is not None and inv.end is not None:
+        return inv.start, inv.end
+    return derive_window(inv.chunk_days or default_chunk_days, now)
+
+
+def check_source(env: Environment, source: str, variable: str = "FINSIGHT_SOURCE") -> None:
+    if source in env.postgres_sources:
+        return
+    if source in env.api_sources:
+        # the config and the ECS task definitions already know the API sources; this image has no API connector yet
+        raise UsageError(
+            variable, f"{source!r} is an API source; this connector image extracts PostgreSQL sources only"
+        )
+    known = ", ".join(env.postgres_sources)
+    raise UsageError(variable, f"unknown source {source!r} in {env.name}; PostgreSQL sources: {known}")
+
+
+def load_env(name: str, variable: str = "FINSIGHT_ENV") -> Environment:
+    try:
+        return load_environment(name)
+    except ConfigError as exc:
+        raise UsageError(variable, f"environments/{name}.yaml does not load:\n{exc}") from None
+
+
+# -- logging -------------------------------------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; structured fields travel in `extra={"fields": {...}}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        payload.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)  # code lines only, never local values
+        return json.dumps(payload, default=str)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "airbyte"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def event(level: int, msg: str, exc_info: bool = False, **fields: Any) -> None:
+    log.log(level, msg, exc_info=exc_info, extra={"fields": {"event": msg, **fields}})
+
+
+def drop_injected_secrets(environ: MutableMapping[str, str]) -> None:
+    for name in INJECTED_SECRETS:
+        environ.pop(name, None)
+
+
+# -- run -----------------------------------------------------------------------------------------------------------
+def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime] | None) -> int:
+    from connectors.run import ExtractionError, extract_source  # airbyte-cdk import is slow: not needed for --help
+
+    configure_logging()  # importing airbyte-cdk installs its own root handler (Airbyte protocol JSON): ours wins
+    started = time.monotonic()
+    fields: dict[str, Any] = {"env": env.name, "source": inv.source, "mode": inv.mode}
+    if window:
+        fields |= {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
+    event(logging.INFO, "extraction_started", **fields)
+    try:
+        result = extract_source(env, inv.source, inv.mode, window=window)
+    except ExtractionError as exc:
+        seconds = round(time.monotonic() - started, 1)
+        event(logging.ERROR, "extraction_failed", **fields, error=str(exc), seconds=seconds)
+        return EXIT_FAILED
+    except Exception as exc:
+        # anything else (Secrets Manager, KMS, S3 access): nothing was committed past a failure, watermarks hold
+        seconds = round(time.monotonic() - started, 1)
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        error = f"{type(exc).__name__}: {first_line}"
+        event(logging.ERROR, "extraction_failed", exc_info=True, **fields, error=error, seconds=seconds)
+        return EXIT_FAILED
+    for batch in result.batches:
+        event(
+            logging.INFO,
+            "batch_landed" if batch.manifest_key else "table_unchanged",  # no rows, no manifest: nothing to load
+            **fields,
+            table=batch.table,
+            batch_id=batch.batch_id,
+            rows=batch.rows,
+            files=len(batch.files),
+            pk_rows=batch.pk_rows,
+            manifest=batch.manifest_key,
+        )
+    event(
+        logging.INFO,
+        "extraction_finished",
+        **fields,
+        tables=len(result.batches),
+        rows=result.rows,
+        seconds=round(result.seconds, 1),
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    drop_injected_secrets(environ)
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return EXIT_OK
+    configure_logging()
+    try:
+        if argv:
+            raise UsageError(
+                "argv", f"takes no arguments (got {' '.join(argv)!r}); configure with FINSIGHT_* variables"
+            )
+        inv = read_invocation(environ)
+        env = load_env(inv.env)
+        check_source(env, inv.source)
+        window = resolve_window(inv, env.schedule.backfill_chunk_days, datetime.now(UTC))
+    except UsageError as exc:
+        event(logging.ERROR, "usage_error", variable=exc.variable, error=str(exc))
+        return EXIT_USAGE
+    return extract(env, inv, window)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

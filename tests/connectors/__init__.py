@@ -1,0 +1,1 @@
+"""Connector entrypoint and image tests."""

@@ -1,0 +1,205 @@
+"""Static checks of connectors/Dockerfile (Docker cannot run here) against the ECS runtime contract in cdktf.
+
+Non-root numeric user matching the task definition, no secrets baked in, pinned base, read-only-root friendly,
+only the allowed folders copied, the dependency list covering what the connector imports, and the entrypoint
+module actually starting (and failing cleanly without configuration).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from finsight.config import repo_root
+
+ROOT = repo_root()
+DOCKERFILE = ROOT / "connectors" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"  # the build context is the repo root (main.yml: context ".")
+COMPUTE = ROOT / "cdktf" / "finsight_infra" / "compute.py"
+LOCK = ROOT / "requirements.lock"
+ALLOWED_COPIES = {"requirements.lock", "finsight/", "connectors/", "environments/"}
+SECRET_NAME = re.compile(r"(KEY|PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL)", re.IGNORECASE)
+
+
+@functools.cache
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, args = line.partition(" ")
+            out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for keyword, args in instructions():
+        if keyword == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((keyword, args))
+    return result
+
+
+def final(keyword: str) -> list[str]:
+    return [args for k, args in stages()[-1] if k == keyword]
+
+
+def env_pairs() -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for args in final("ENV"):
+        for item in re.findall(r"(\w+)=(\S+)", args):
+            pairs[item[0]] = item[1]
+    return pairs
+
+
+def test_base_images_pinned_to_a_python_311_patch_version() -> None:
+    images = [args.split()[0] for k, args in instructions() if k == "FROM" and not args.startswith("--")]
+    assert images, "no FROM"
+    for image in images:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image), image
+
+
+def test_runs_as_the_task_definitions_numeric_non_root_user() -> None:
+    users = final("USER")
+    assert users, "the final stage sets no USER: it would run as root"
+    user = users[-1]
+    assert re.fullmatch(r"\d+(:\d+)?", user), f"USER must be numeric (ECS/Kubernetes can verify non-root): {user}"
+    assert int(user.split(":")[0]) != 0
+    contract = re.search(r'CONTAINER_USER = "([^"]+)"', COMPUTE.read_text())
+    assert contract and contract.group(1) == user, "Dockerfile USER and compute.CONTAINER_USER disagree"
+
+
+def test_no_secrets_baked_into_the_image() -> None:
+    for keyword, args in instructions():
+        if keyword in ("ENV", "ARG", "LABEL"):
+            for name in re.findall(r"(\w+)\s*=", args) or [args.split()[0]]:
+                assert not SECRET_NAME.search(name), f"{keyword} {name}: secrets come from Secrets Manager at run time"
+        if keyword in ("COPY", "ADD"):
+            assert not re.search(r"\.env\b|\.pem\b|id_rsa|credentials", args), f"{keyword} {args}"
+
+
+def test_read_only_root_filesystem_friendly() -> None:
+    env = env_pairs()
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
+    assert env.get("HOME") == "/tmp" and env.get("TMPDIR") == "/tmp"  # the only writable path in the task
+    assert 'SCRATCH_PATH = "/tmp"' in COMPUTE.read_text()
+
+
+def test_copies_only_the_allowed_folders() -> None:
+    for keyword, args in instructions():
+        if keyword == "ADD":
+            pytest.fail("use COPY, not ADD (no remote URLs or archive magic)")
+        if keyword == "COPY" and "--from=" not in args:
+            sources = [a for a in args.split() if not a.startswith("--")][:-1]
+            assert set(sources) <= ALLOWED_COPIES, args
+
+
+def test_dockerignore_is_an_allow_list_at_the_build_context_root() -> None:
+    lines = [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "*", "deny everything first, then re-include"
+    assert {ln[1:] for ln in lines if ln.startswith("!")} == ALLOWED_COPIES
+    main = (ROOT / ".github" / "workflows" / "main.yml").read_text()
+    assert "context: ." in main and "file: connectors/Dockerfile" in main
+
+
+def test_batch_entrypoint_and_no_healthcheck() -> None:
+    assert json.loads(final("ENTRYPOINT")[-1]) == ["python", "-m", "connectors"]
+    assert (ROOT / "connectors" / "__main__.py").is_file()
+    assert final("HEALTHCHECK") == ["NONE"]
+    assert not final("CMD")
+
+
+# -- dependencies ------------------------------------------------------------------------------------------------
+def installed_packages() -> list[str]:
+    """Requirement strings of the `pip install` in the build stage."""
+    run = next(args for k, args in instructions() if k == "RUN" and "pip install" in args)
+    words = run.split("pip install", 1)[1].split("&&", 1)[0].split()
+    assert "--constraint" in words and words[words.index("--constraint") + 1].endswith("requirements.lock")
+    return [w.strip('"') for w in words if not w.startswith("-") and not w.endswith("requirements.lock")]
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"connectors", "finsight", "__future__"}
+
+
+def connector_imports() -> set[str]:
+    """Top-level third-party modules imported by connectors/ and the finsight modules it uses."""
+    files = list((ROOT / "connectors").rglob("*.py"))
+    files += [ROOT / "finsight" / p for p in ("config/models.py", "config/loader.py", "secrets.py", "aws.py")]
+    files.append(ROOT / "finsight" / "catalog.py")
+    return set().union(*(_third_party_imports(f) for f in files))
+
+
+def _closure(names: list[str]) -> set[str]:
+    """Distribution names reachable from `names` (extras and environment markers of this platform honoured)."""
+    seen: set[str] = set()
+    todo = [Requirement(n) for n in names]
+    while todo:
+        req = todo.pop()
+        key = req.name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        for raw in metadata.requires(req.name) or []:
+            dep = Requirement(raw)
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in (req.extras or {""})):
+                todo.append(dep)
+    return seen
+
+
+def test_image_dependencies_cover_the_connector_imports() -> None:
+    provided = _closure(installed_packages())
+    dists = metadata.packages_distributions()
+    missing = {}
+    for module in connector_imports():
+        owners = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not owners & provided:
+            missing[module] = owners
+    assert not missing, f"imported by the connector but not installed in the image: {missing}"
+
+
+def test_lock_pins_the_whole_runtime_closure() -> None:
+    pinned = {ln.split("==")[0].lower() for ln in LOCK.read_text().splitlines() if "==" in ln and not ln[0].isspace()}
+    unpinned = _closure(installed_packages()) - pinned
+    assert not unpinned, f"`pip install --constraint requirements.lock` would float these: {sorted(unpinned)}"
+
+
+# -- the entrypoint starts ---------------------------------------------------------------------------------------
+def test_entrypoint_without_configuration_exits_2_naming_finsight_env() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FINSIGHT_")}
+    clean |= {"PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "connectors"],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "FINSIGHT_ENV" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_entrypoint_help_exits_0() -> None:
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "connectors", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and "FINSIGHT_ENV" in out.stdout
