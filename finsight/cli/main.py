@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from finsight.cli import config_cmd, cost_cmd, infra_cmd, local_cmd, run_cmd
+from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, run_cmd, sql_cmd
 
 # show_locals=False: a traceback must never print a variable holding a credential
 app = typer.Typer(
@@ -13,7 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (config_cmd, local_cmd, run_cmd, infra_cmd, cost_cmd):
+for module in (config_cmd, local_cmd, run_cmd, extract_cmd, infra_cmd, cost_cmd, sql_cmd, dag_cmd):
     module.register(app)
 
 

@@ -1,0 +1,228 @@
+"""`finsight dag ...` and `finsight replay`: deploy, play and inspect the hourly Snowflake Task DAG.
+
+In Snowflake the DAG is Task objects calling Snowpark procedures (code in the @OPS.CODE stage); locally the
+runner in tasks/runner.py plays the same nodes in-process against fakesnow and logs to OPS.PIPELINE_RUNS.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from finsight import catalog, warehouse
+from finsight.cli.common import EnvOption, environment
+from finsight.cli.sql_cmd import fail, platform_errors, procedure_ddl, require_local_stack
+from finsight.config import Environment, repo_root
+from snowpark import merge, procedures
+from snowpark.run_log import record_task
+from snowpark.sql_text import literal
+from tasks import dag
+from tasks.runner import run_dag
+
+dag_app = typer.Typer(help="The hourly Task DAG: render, deploy, run locally, read its history.", no_args_is_help=True)
+
+CODE_ZIP = "snowpark.zip"
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same code always zips to the same bytes
+
+
+def _stamp() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+
+
+def build_code_zip(target: Path) -> list[str]:
+    """Zip the `snowpark/` package (sources only) as the procedures import it: `snowpark/<module>.py`."""
+    package = repo_root() / "snowpark"
+    names = sorted(p.relative_to(package.parent).as_posix() for p in package.rglob("*.py"))
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, (package.parent / name).read_bytes())
+    return names
+
+
+def deploy_statements(env: Environment, zip_path: Path) -> list[str]:
+    """Everything `dag deploy` runs, in order (the task SQL is one script: run with execute_string)."""
+    return [
+        f"CREATE STAGE IF NOT EXISTS {procedures.CODE_STAGE}",
+        f"PUT 'file://{zip_path.as_posix()}' @{procedures.CODE_STAGE} AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
+        *[procedure_ddl(p) for p in procedures.ALL],
+        # Snowflake refuses to change a graph whose root is started: suspend it; render_sql resumes it last
+        f"ALTER TASK IF EXISTS {env.snowflake.schemas['ops']}.{dag.ROOT} SUSPEND",
+    ]
+
+
+def _print_plan(env: Environment, zip_path: Path, modules: list[str]) -> None:
+    typer.echo(f"-- {CODE_ZIP} holds: {', '.join(modules)}")
+    # the zip lives in a temp folder only while deploying
+    for sql in deploy_statements(env, Path("<build-dir>") / zip_path.name):
+        typer.echo(f"{sql};\n")
+    typer.echo(dag.render_sql(env), nl=False)
+
+
+@dag_app.command("render")
+def render(env: str = EnvOption) -> None:
+    """Print the CREATE TASK statements of the DAG (no connection needed)."""
+    typer.echo(dag.render_sql(environment(env)), nl=False)
+
+
+@dag_app.command("deploy")
+def deploy(
+    env: str = EnvOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be executed; do not connect."),
+) -> None:
+    """Upload the Snowpark code to @OPS.CODE, create the procedures, then create and resume the Task DAG."""
+    cfg = environment(env)
+    with tempfile.TemporaryDirectory(prefix="finsight-dag-") as tmp:
+        zip_path = Path(tmp) / CODE_ZIP
+        modules = build_code_zip(zip_path)
+        if cfg.is_local:
+            typer.echo("-- local: fakesnow has no tasks or procedures. `finsight dag run --env local` plays this DAG")
+            typer.echo("-- in-process with the same nodes and handlers; nothing is deployed. What Snowflake gets:")
+            _print_plan(cfg, zip_path, modules)
+            return
+        if dry_run:
+            typer.echo(f"-- dry run for {cfg.name}: nothing is executed, no connection is made")
+            _print_plan(cfg, zip_path, modules)
+            return
+        with platform_errors(cfg), warehouse.connect(cfg) as conn:
+            cursor = conn.cursor()
+            for sql in deploy_statements(cfg, zip_path):
+                typer.echo(sql.splitlines()[0])
+                cursor.execute(sql)
+            for cur in conn.execute_string(dag.render_sql(cfg)):
+                typer.echo(f"  {cur.query.splitlines()[0]}")
+    typer.echo(f"{cfg.name}: {len(procedures.ALL)} procedures and {len(dag.build_dag(cfg))} tasks deployed")
+
+
+def _task_names(env: Environment, requested: list[str]) -> list[str]:
+    """MERGE task names, or `<source>.<table>` for its task; unknown names exit 2 listing the known ones."""
+    known = [n.name for n in dag.build_dag(env) if n.name not in (dag.ROOT, dag.FINALIZER)]
+    names = []
+    for item in requested:
+        if "." in item:
+            try:
+                item = f"MERGE_{env.table(item).raw_name}"
+            except KeyError as exc:
+                raise fail(str(exc.args[0]), 2) from None
+        if item.upper() not in known:
+            raise fail(f"unknown task {item!r}; MERGE tasks: {', '.join(known)}", 2)
+        names.append(item.upper())
+    return names
+
+
+def _local_only(env: Environment, what: str) -> None:
+    if not env.is_local:
+        raise fail(f"{what} runs on `local` only; in Snowflake the graph runs on its schedule (EXECUTE TASK).", 2)
+
+
+@dag_app.command("run")
+def run(
+    env: str = EnvOption,
+    task: list[str] | None = typer.Option(None, "--task", "-t", help="Only this MERGE task (repeatable)."),
+) -> None:
+    """Play the DAG locally (root, merges, finalizer); exit 1 if any task failed."""
+    cfg = environment(env)
+    _local_only(cfg, "`dag run`")
+    only = _task_names(cfg, task or [])
+    require_local_stack(cfg)
+    run_id = f"manual-{_stamp()}"
+    with platform_errors(cfg):
+        session = warehouse.snowpark_session(cfg)
+        try:
+            result = run_dag(cfg, session, run_id, only=only or None)
+        finally:
+            session.close()
+    typer.echo(f"run {run_id}")
+    for t in result.tasks:
+        colour = "green" if t.state == "SUCCEEDED" else "red"
+        detail = t.error or json.dumps(t.output)
+        typer.echo(f"  {t.name:<40} {typer.style(f'{t.state:<10}', fg=colour)} {t.seconds:6.2f}s  {detail}")
+    if not result.succeeded:
+        raise fail(f"run {run_id}: {sum(t.state != 'SUCCEEDED' for t in result.tasks)} task(s) failed")
+
+
+@dag_app.command("history")
+def history(
+    env: str = EnvOption,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Newest N rows."),
+    full: bool = typer.Option(False, "--full", help="Do not shorten the DETAIL column."),
+) -> None:
+    """The run log (OPS.PIPELINE_RUNS), newest first: what to read during an incident."""
+    cfg = environment(env)
+    require_local_stack(cfg)
+    table = f"{cfg.snowflake.schemas['ops']}.{catalog.RUN_LOG_TABLE}"
+    # every state is its own row: a task's duration runs from its first (RUNNING) row to this row's FINISHED_AT.
+    # Computed in SQL: fakesnow's server returns a NULL timestamp as 1970-01-01.
+    sql = (
+        "SELECT STARTED_AT, RUN_ID, TASK_NAME, STATE, CASE WHEN FINISHED_AT IS NOT NULL THEN "
+        "DATEDIFF('millisecond', MIN(STARTED_AT) OVER (PARTITION BY RUN_ID, TASK_NAME), FINISHED_AT) END, DETAIL "
+        f"FROM {table} ORDER BY STARTED_AT DESC LIMIT {limit}"
+    )
+    with platform_errors(cfg), warehouse.connect(cfg) as conn:
+        rows = conn.cursor().execute(sql).fetchall()
+    if not rows:
+        typer.echo(f"{table} is empty: no DAG run yet")
+        return
+    typer.echo(f"{'STARTED_AT':<19}  {'RUN_ID':<26} {'TASK':<40} {'STATE':<9} {'SECONDS':>7}  DETAIL")
+    for started, run_id, task_name, state, millis, detail in rows:
+        seconds = "-" if millis is None else f"{millis / 1000:.1f}"
+        text = detail or ""
+        if not full and state != "FAILED" and len(text) > 80:  # failures are shown whole: that is the point
+            text = text[:77] + "..."
+        line = f"{str(started)[:19]:<19}  {run_id:<26} {task_name:<40} {state:<9} {seconds:>7}  {text}"
+        line = line.rstrip()
+        typer.echo(typer.style(line, fg="red") if state == "FAILED" else line)
+
+
+def replay(
+    env: str = EnvOption,
+    table: str = typer.Option(..., "--table", help="<source>.<table>, e.g. payments.payments."),
+    batch: str = typer.Option(..., "--batch", help="The landed batch id to merge again."),
+) -> None:
+    """Merge one landed batch of one table again (idempotent: CURATED never moves backwards)."""
+    cfg = environment(env)
+    try:
+        spec = catalog.table_spec(cfg.table(table))
+    except KeyError as exc:
+        raise fail(str(exc.args[0]), 2) from None
+    require_local_stack(cfg)
+    run_id = f"replay-{_stamp()}"
+    with platform_errors(cfg):
+        session = warehouse.snowpark_session(cfg)
+        try:
+            output = _replay(cfg, session, spec, run_id, batch)
+        finally:
+            session.close()
+    typer.echo(f"replay {run_id}: {output}")
+
+
+def _replay(env: Environment, session: Any, spec: dict[str, Any], run_id: str, batch: str) -> str:
+    """The parameterized MERGE path: in-process handler locally, the deployed procedure in Snowflake."""
+    spec_json = json.dumps(spec, separators=(",", ":"))
+    if not env.is_local:
+        row = session.sql(
+            f"CALL {procedures.MERGE_TABLE.name}({literal(spec_json)}, {literal(run_id)}, {literal(batch)})"
+        ).collect()
+        return str(row[0][0])
+    # locally the run log is the task history: a replay shows up in `finsight dag history`
+    task_name = f"REPLAY_{spec['raw']}"
+    record_task(session, run_id, task_name, "RUNNING")
+    try:
+        output = merge.merge_table(session, spec_json, run_id, replay_batch=batch)
+    except ValueError as exc:  # the batch has no complete manifest + data in RAW
+        record_task(session, run_id, task_name, "FAILED", str(exc))
+        raise fail(str(exc)) from None
+    record_task(session, run_id, task_name, "SUCCEEDED", output)
+    return output
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dag_app, name="dag")
+    app.command("replay")(replay)

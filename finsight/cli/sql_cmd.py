@@ -1,0 +1,194 @@
+"""`finsight migrate` and `finsight sql ...`: schemachange deploys, and every SQL text we ship rendered and linted.
+
+What ships: the migrations (rendered exactly as schemachange renders them), the Task DAG and the procedure DDL.
+`sql lint` runs sqlfluff on those rendered files, so reviewers and CI see the SQL Snowflake will run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import snowflake.connector.errors
+import typer
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from finsight import migrate
+from finsight.cli.common import EnvOption, environment, exits_cleanly
+from finsight.config import Environment, repo_root
+from finsight.local.process import port_open
+from finsight.secrets import SecretNotFound
+from snowpark import procedures
+from tasks import dag
+
+sql_app = typer.Typer(help="Render and lint the SQL we ship (migrations, Task DAG, procedures).", no_args_is_help=True)
+
+MIGRATIONS_FOLDER = "migrations"  # rendered migrations go below this folder of --out; DAG + procedures beside it
+_PROCEDURE_CLAUSES = re.compile(r" (?=(?:RETURNS|LANGUAGE|RUNTIME_VERSION|PACKAGES|IMPORTS|HANDLER|EXECUTE AS) )")
+
+
+# -- errors shared by the commands that reach AWS / Snowflake (dag_cmd uses them too) ------------------------------
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def platform_errors(env: Environment) -> Iterator[None]:
+    """Expected failures exit with one clear line: no traceback (whose locals or messages could hold secrets)."""
+    with exits_cleanly():
+        try:
+            yield
+        except migrate.MigrationError as exc:
+            raise fail(f"migration failed: {exc}") from None
+        except SecretNotFound as exc:
+            raise fail(f"{exc}: check the environment's `secrets:` names (on local: `finsight local up`)") from None
+        except NoCredentialsError:
+            raise fail(
+                f"no AWS credentials for {env.name}: the Snowflake key is read from AWS Secrets Manager. In CI the job "
+                "assumes the environment's deploy role (OIDC); on a laptop use `aws sso login` / AWS_PROFILE."
+            ) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise fail(f"AWS error for {env.name}: {exc}") from None
+        except snowflake.connector.errors.Error as exc:
+            raise fail(f"Snowflake error for {env.name}: {exc.msg or exc}") from None
+
+
+def require_local_stack(env: Environment) -> None:
+    """Local commands use the stack as it is; starting it is `finsight local up`'s job (seeding takes a while)."""
+    if not env.is_local:
+        return
+    assert env.local is not None
+    needed = {"moto": env.local.moto_port, "fakesnow": env.local.fakesnow_port}
+    down = [f"{name} (127.0.0.1:{port})" for name, port in needed.items() if not port_open(port)]
+    if down:
+        raise fail(f"the local stack is not reachable: {', '.join(down)} down. Run `finsight local up` first.")
+
+
+# -- rendering -------------------------------------------------------------------------------------------------
+def procedure_ddl(procedure: procedures.Procedure) -> str:
+    """`create_sql()` with one clause per line: whitespace only, so it lints (and reads) like the other DDL."""
+    return _PROCEDURE_CLAUSES.sub("\n", procedure.create_sql())
+
+
+def procedures_sql() -> str:
+    return "\n".join(procedure_ddl(p) + ";\n" for p in procedures.ALL)
+
+
+def rendered_files(env: Environment) -> dict[str, str]:
+    """Relative path -> SQL text of everything shipped to Snowflake for `env` (deterministic: config only)."""
+    # schemachange strips a script's trailing newline; files end with one
+    files = {f"{MIGRATIONS_FOLDER}/{name}": sql + "\n" for name, sql in migrate.render_all(env).items()}
+    files["tasks.sql"] = dag.render_sql(env)
+    files["procedures.sql"] = procedures_sql()
+    return files
+
+
+def write_files(files: dict[str, str], out: Path) -> list[Path]:
+    paths = []
+    for name, text in files.items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+# -- linting ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Violation:
+    file: str
+    line: int
+    position: int
+    code: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.position}: {self.code} {self.description}"
+
+
+def lint_files(files: dict[str, str]) -> list[Violation]:
+    """sqlfluff with the repo's .sqlfluff only (no user/home config): the same verdict on every machine."""
+    with tempfile.TemporaryDirectory(prefix="finsight-sql-") as tmp:
+        write_files(files, Path(tmp))
+        sqlfluff = str(Path(sys.executable).with_name("sqlfluff"))
+        argv = [sqlfluff, "lint", ".", "--config", str(repo_root() / ".sqlfluff"), "--ignore-local-config",
+                "--format", "json", "--nofail", "--disable-progress-bar", "--processes", "0"]  # fmt: skip
+        proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True)
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"sqlfluff failed (exit {proc.returncode}):\n{proc.stderr.strip()}") from None
+    return [
+        Violation(
+            f["filepath"].removeprefix("./"),
+            v.get("start_line_no", 0),
+            v.get("start_line_pos", 0),
+            v["code"],
+            v["description"],
+        )
+        for f in report
+        for v in f["violations"]
+    ]
+
+
+# -- commands --------------------------------------------------------------------------------------------------
+def migrate_command(
+    env: str = EnvOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what schemachange would apply; change nothing."),
+) -> None:
+    """Apply migrations/ with schemachange (real Snowflake, or fakesnow on `local`)."""
+    cfg = environment(env)
+    require_local_stack(cfg)
+    with platform_errors(cfg):
+        result = migrate.deploy(cfg, dry_run=dry_run)
+    verb = "would apply" if dry_run else "applied"
+    typer.echo(f"{cfg.name}: {verb} {len(result.applied)} script(s), {result.skipped} skipped")
+    for script in result.applied:
+        typer.echo(f"  {script}")
+
+
+@sql_app.command("render")
+def render(
+    env: str = EnvOption,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the files to this folder instead of printing."),
+) -> None:
+    """Render migrations, the Task DAG and procedure DDL for an environment (no connection needed)."""
+    cfg = environment(env)
+    with exits_cleanly():
+        files = rendered_files(cfg)
+    if out is None:
+        for name, text in files.items():
+            typer.echo(f"-- ==== {name} ====\n{text}")
+        return
+    for path in write_files(files, out):
+        typer.echo(str(path))
+
+
+@sql_app.command("lint")
+def lint(env: str = EnvOption) -> None:
+    """sqlfluff (snowflake dialect, repo .sqlfluff) over the rendered SQL; exit 1 on any violation."""
+    cfg = environment(env)
+    with exits_cleanly():
+        files = rendered_files(cfg)
+    try:
+        violations = lint_files(files)
+    except RuntimeError as exc:
+        raise fail(str(exc), 2) from None
+    for v in violations:
+        typer.echo(str(v))
+    if violations:
+        raise fail(f"{cfg.name}: {len(violations)} sqlfluff violation(s) in the rendered SQL")
+    typer.echo(f"{cfg.name}: {len(files)} files, sqlfluff clean")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate_command)
+    app.add_typer(sql_app, name="sql")
