@@ -14,7 +14,7 @@ from finsight.config import Environment, Table
 BATCH_ID = "_batch_id"
 EXTRACTED_AT = "_extracted_at"
 ROW_NUMBER = "_row_number"  # order within a batch: the later row wins among equal cursors
-META_COLUMNS = {BATCH_ID: "VARCHAR", EXTRACTED_AT: "TIMESTAMP_NTZ", ROW_NUMBER: "NUMBER(38,0)"}
+META_COLUMNS = {BATCH_ID: "VARCHAR", EXTRACTED_AT: "TIMESTAMP_NTZ", ROW_NUMBER: "NUMBER(38, 0)"}
 
 LANDING_STAGE = "LANDING"  # external stage over s3://<bucket>/<raw_prefix>/
 MANIFEST_TABLE = "LANDED_BATCHES"
@@ -29,8 +29,8 @@ PK_SNAPSHOT_SUFFIX = "__PKS"
 
 _SNOWFLAKE_TYPES = {
     "string": "VARCHAR",
-    "int": "NUMBER(10,0)",
-    "bigint": "NUMBER(38,0)",
+    "int": "NUMBER(10, 0)",
+    "bigint": "NUMBER(38, 0)",
     "bool": "BOOLEAN",
     "timestamp": "TIMESTAMP_NTZ",
     "date": "DATE",
@@ -40,7 +40,8 @@ _SNOWFLAKE_TYPES = {
 
 def snowflake_type(logical: str) -> str:
     if logical.startswith("decimal("):
-        return "NUMBER" + logical.removeprefix("decimal")
+        precision, scale = logical.removeprefix("decimal(").removesuffix(")").split(",")
+        return f"NUMBER({precision}, {scale})"
     return _SNOWFLAKE_TYPES[logical]
 
 
@@ -76,10 +77,10 @@ def pipe_copy_sql(env: Environment, target: str, folder: str, files: list[str] |
     (relative to `folder`).
     """
     raw = env.snowflake.schemas["raw"]
-    named = " FILES = ({})".format(", ".join(f"'{f}'" for f in files)) if files else ""
+    named = "\nFILES = ({})".format(", ".join(f"'{f}'" for f in files)) if files else ""
     return (
-        f"COPY INTO {target} FROM @{raw}.{LANDING_STAGE}/{folder}{named} "
-        "FILE_FORMAT = (TYPE = 'PARQUET') MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+        f"COPY INTO {target}\nFROM @{raw}.{LANDING_STAGE}/{folder}{named}\n"
+        "FILE_FORMAT = (TYPE = 'PARQUET')\nMATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
     )
 
 

@@ -1,7 +1,5 @@
 -- RAW: one landing table per source table, loaded by Snowpipe from the landing stage.
 -- Repeatable: reruns when the catalog changes. New columns are added, never dropped (schema evolution).
-{#- Layout only: `| replace(",", ", ")` spaces the catalog's NUMBER(38,0) and the COPY text is broken at its
-    clauses; the statements are the catalog's, whitespace aside (kept lint-clean by `finsight sql lint`). #}
 {%- if is_local %}
 CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }} URL = '{{ stage_url }}';
 {%- else %}
@@ -12,25 +10,25 @@ CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }}
 {% for t in tables %}
 CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
     {%- for c in t.columns %}
-    {{ c.name }} {{ c.type | replace(",", ", ") }},
+    {{ c.name }} {{ c.type }},
     {%- endfor %}
     {%- for m in meta_columns %}
-    {{ m.name }} {{ m.type | replace(",", ", ") }}{{ "," if not loop.last }}
+    {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
     {%- endfor %}
 );
 {%- for c in t.columns %}
-ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type | replace(",", ", ") }};
+ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
 {%- if t.pk_snapshot %}
 
 CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (
     {%- for k in t.primary_key %}
     {%- for c in t.columns if c.name == k %}
-    {{ c.name }} {{ c.type | replace(",", ", ") }},
+    {{ c.name }} {{ c.type }},
     {%- endfor %}
     {%- endfor %}
     {%- for m in meta_columns %}
-    {{ m.name }} {{ m.type | replace(",", ", ") }}{{ "," if not loop.last }}
+    {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
     {%- endfor %}
 );
 {%- endif %}
@@ -40,6 +38,5 @@ CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_sna
 CREATE PIPE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ p.name }}
 AUTO_INGEST = TRUE
 AS
-{{ p.copy_sql | replace(" FROM @", "\nFROM @") | replace(" FILE_FORMAT = ", "\nFILE_FORMAT = ")
-   | replace(" MATCH_BY_COLUMN_NAME = ", "\nMATCH_BY_COLUMN_NAME = ") }};
+{{ p.copy_sql }};
 {%- endfor %}

@@ -23,9 +23,9 @@ class Procedure:
     def create_sql(self) -> str:
         signature = ", ".join(f"{n} {t}" for n, t in self.args)
         return (
-            f"CREATE OR REPLACE PROCEDURE {self.name}({signature}) RETURNS VARCHAR LANGUAGE PYTHON "
-            "RUNTIME_VERSION = '3.11' PACKAGES = ('snowflake-snowpark-python') "
-            f"IMPORTS = ('@{CODE_STAGE}/snowpark.zip') HANDLER = '{self.handler}' EXECUTE AS OWNER"
+            f"CREATE OR REPLACE PROCEDURE {self.name}({signature})\nRETURNS VARCHAR\nLANGUAGE PYTHON\n"
+            "RUNTIME_VERSION = '3.11'\nPACKAGES = ('snowflake-snowpark-python')\n"
+            f"IMPORTS = ('@{CODE_STAGE}/snowpark.zip')\nHANDLER = '{self.handler}'\nEXECUTE AS OWNER"
         )
 
 

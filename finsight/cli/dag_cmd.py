@@ -17,7 +17,7 @@ import typer
 
 from finsight import catalog, warehouse
 from finsight.cli.common import EnvOption, environment
-from finsight.cli.sql_cmd import fail, platform_errors, procedure_ddl, require_local_stack
+from finsight.cli.sql_cmd import fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
 from snowpark import merge, procedures
 from snowpark.run_log import record_task
@@ -52,7 +52,7 @@ def deploy_statements(env: Environment, zip_path: Path) -> list[str]:
     return [
         f"CREATE STAGE IF NOT EXISTS {procedures.CODE_STAGE}",
         f"PUT 'file://{zip_path.as_posix()}' @{procedures.CODE_STAGE} AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
-        *[procedure_ddl(p) for p in procedures.ALL],
+        *[p.create_sql() for p in procedures.ALL],
         # Snowflake refuses to change a graph whose root is started: suspend it; render_sql resumes it last
         f"ALTER TASK IF EXISTS {env.snowflake.schemas['ops']}.{dag.ROOT} SUSPEND",
     ]

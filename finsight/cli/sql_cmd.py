@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,6 @@ from tasks import dag
 sql_app = typer.Typer(help="Render and lint the SQL we ship (migrations, Task DAG, procedures).", no_args_is_help=True)
 
 MIGRATIONS_FOLDER = "migrations"  # rendered migrations go below this folder of --out; DAG + procedures beside it
-_PROCEDURE_CLAUSES = re.compile(r" (?=(?:RETURNS|LANGUAGE|RUNTIME_VERSION|PACKAGES|IMPORTS|HANDLER|EXECUTE AS) )")
 
 
 # -- errors shared by the commands that reach AWS / Snowflake (dag_cmd uses them too) ------------------------------
@@ -73,13 +71,8 @@ def require_local_stack(env: Environment) -> None:
 
 
 # -- rendering -------------------------------------------------------------------------------------------------
-def procedure_ddl(procedure: procedures.Procedure) -> str:
-    """`create_sql()` with one clause per line: whitespace only, so it lints (and reads) like the other DDL."""
-    return _PROCEDURE_CLAUSES.sub("\n", procedure.create_sql())
-
-
 def procedures_sql() -> str:
-    return "\n".join(procedure_ddl(p) + ";\n" for p in procedures.ALL)
+    return "\n".join(p.create_sql() + ";\n" for p in procedures.ALL)
 
 
 def rendered_files(env: Environment) -> dict[str, str]:
