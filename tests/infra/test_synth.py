@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from finsight import catalog
 from tests.infra.conftest import Synth
 from tests.infra.helpers import as_list, ref, referenced_id, statements
 
@@ -147,7 +148,13 @@ def test_one_task_role_per_source_scoped_to_its_prefix(stack: Synth) -> None:
                 "Effect": "Allow",
                 "Action": ["s3:PutObject"],
                 "Resource": [f"arn:aws:s3:::{bucket}/{stack.env.aws.s3.raw_prefix}/{src.name}/*"],
-            }
+            },
+            {
+                "Sid": "ReadWriteOwnState",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{catalog.STATE_PREFIX}/{src.name}/*"],
+            },
         ]
         (read,) = [st for st in sts if "secretsmanager:GetSecretValue" in st["Action"]]
         expected = {stack.names.secret_arn_pattern(src.secret)}
