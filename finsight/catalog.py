@@ -45,6 +45,16 @@ def snowflake_type(logical: str) -> str:
     return _SNOWFLAKE_TYPES[logical]
 
 
+def raw_events_topic(env: Environment) -> str:
+    """SNS topic S3 publishes raw-prefix events to; Snowpipe subscribes to it (cdktf/ creates it)."""
+    return f"finsight-{env.name}-raw-landed"
+
+
+def error_integration(env: Environment) -> str:
+    """Snowflake notification integration (to the alerts SNS) that pipes and the Task graph report errors to."""
+    return f"{env.snowflake.database}_ALERTS_SNS_INTEGRATION"
+
+
 def source_folder(source: str) -> str:
     """A source's folder below the stage root (= below s3://<bucket>/<raw_prefix>/)."""
     return f"{source}/"
@@ -146,6 +156,8 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "stage": LANDING_STAGE,
         "stage_url": f"s3://{env.aws.s3.bucket}/{env.aws.s3.raw_prefix}/",
         "storage_integration": f"{s.database}_S3_INTEGRATION",
+        "raw_events_topic_arn": f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{raw_events_topic(env)}",
+        "error_integration": error_integration(env),
         "is_local": env.is_local,
         "curated_retention_days": env.retention.curated_years * 365,
         "meta_columns": [{"name": k.upper(), "type": v} for k, v in META_COLUMNS.items()],

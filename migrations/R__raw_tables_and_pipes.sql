@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_sna
 
 CREATE PIPE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ p.name }}
 AUTO_INGEST = TRUE
+{%- if not is_local %}
+ERROR_INTEGRATION = {{ error_integration }}
+AWS_SNS_TOPIC = '{{ raw_events_topic_arn }}'
+{%- endif %}
 AS
 {{ p.copy_sql }};
 {%- endfor %}

@@ -16,6 +16,7 @@ from snowpark import procedures
 from snowpark.procedures import Procedure
 
 ROOT = "FINSIGHT_HOURLY"
+ROOT_RETRY_ATTEMPTS = 2
 FINALIZER = "FINSIGHT_HOURLY_FINALIZE"
 RUN_ID_EXPR = "SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID')"  # Snowflake's id of this graph run
 MAX_LINE_LENGTH = 140  # .sqlfluff max_line_length
@@ -110,6 +111,9 @@ def render_sql(env: Environment) -> str:
         if node.name == ROOT:
             clauses.append(f"SCHEDULE = '{snowflake_cron(env.schedule.hourly_cron, env.schedule.timezone)}'")
             clauses.append(f"USER_TASK_TIMEOUT_MS = {env.schedule.sla_minutes * 60_000}")
+            # a failed graph run notifies the alerts SNS topic; transient failures get retried (99.9 % target)
+            clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")
+            clauses.append(f"TASK_AUTO_RETRY_ATTEMPTS = {ROOT_RETRY_ATTEMPTS}")
         comment = f"{node.comment} | owner: {node.owner}".replace("'", "\u2019")
         clauses.append(f"COMMENT = '{comment}'")
         if node.name == FINALIZER:

@@ -121,7 +121,7 @@ class Names:
     # -- events and alerts ----------------------------------------------------------------------
     @property
     def raw_events_topic(self) -> str:
-        return f"{self.prefix}-raw-landed"
+        return catalog.raw_events_topic(self.env)  # the pipes in migrations/ subscribe to it by this name
 
     @property
     def pipeline_events_queue(self) -> str:
@@ -246,7 +246,7 @@ class Names:
 
     @property
     def sf_notification_integration(self) -> str:
-        return self._sf("alerts", "sns", "integration")
+        return catalog.error_integration(self.env)  # migrations/ and the Task DAG name it as ERROR_INTEGRATION
 
     @property
     def sf_storage_external_id(self) -> str:
