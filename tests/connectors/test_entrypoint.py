@@ -92,9 +92,7 @@ def test_bad_config_file_is_a_usage_error_naming_finsight_env(
 
 
 # -- modes and windows -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("text", "mode"), [("INCREMENTAL", "incremental"), ("full", "full")]
-)
+@pytest.mark.parametrize(("text", "mode"), [("INCREMENTAL", "incremental"), ("full", "full")])
 def test_modes(text: str, mode: str) -> None:
     assert entry.read_invocation({**BASE, "FINSIGHT_MODE": text}).mode == mode
 
