@@ -201,6 +201,8 @@ def build_compute(scope: Construct, names: Names, keys: Keys, network: Network, 
             "schedule_expression_timezone": names.env.schedule.timezone,
             "flexible_time_window": SchedulerScheduleFlexibleTimeWindow(mode="OFF"),
             "kms_key_arn": keys.ops.arn,
+            # a source whose connector has not shipped would fail every hour and page for nothing
+            "state": "ENABLED" if src.enabled else "DISABLED",
         }
         retry = SchedulerScheduleTargetRetryPolicy(
             maximum_retry_attempts=SCHEDULE_RETRIES,

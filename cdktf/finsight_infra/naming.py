@@ -31,6 +31,7 @@ class Source:
     kind: SourceKind
     secret: str  # Secrets Manager secret *name* from config
     needs_pan_key: bool  # tokenizes card numbers in the connector, so it reads the HMAC key
+    enabled: bool = True  # False: its connector is not in the image yet, so its schedules are created DISABLED
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Names:
             pan = any(c.pci is PciClass.PAN for t in pg.tables.values() for c in t.columns.values())
             out.append(Source(name, "postgres", pg.connection.secret, pan))
         for name, api in self.env.api_sources.items():
-            out.append(Source(name, "api", api.secret, False))
+            out.append(Source(name, "api", api.secret, False, api.enabled))
         clashes = set(self.env.postgres_sources) & set(self.env.api_sources)
         if clashes:  # one name = one S3 prefix, task role, secret and schedule: they must not collide
             raise ValueError(f"source names used by both postgres_sources and api_sources: {sorted(clashes)}")

@@ -141,6 +141,9 @@ class ApiSource(Strict):
     secret: str
     rate_limit_per_second: float = Field(gt=0)
     streams: dict[Identifier, ApiStream] = Field(min_length=1)
+    enabled: bool = Field(
+        default=False, description="the image ships this API connector: schedules run (created DISABLED until then)"
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -199,6 +199,8 @@ def test_schedules_run_each_source_task(stack: Synth) -> None:
     for src in stack.names.sources:
         task_arn = ref("aws_ecs_task_definition", task_ids[stack.names.task_family(src.name)], "arn_without_revision")
         hourly = schedules[stack.names.schedule(src.name, "hourly")]
+        expected_state = "ENABLED" if src.kind == "postgres" or stack.env.api_sources[src.name].enabled else "DISABLED"
+        assert hourly["state"] == expected_state
         assert hourly["schedule_expression"] == f"cron({schedule.hourly_cron})"
         assert hourly["schedule_expression_timezone"] == schedule.timezone
         ecs = hourly["target"]["ecs_parameters"]
