@@ -15,8 +15,8 @@ def print_summary(summary: CycleSummary) -> None:
     typer.echo(f"  migrations applied : {summary.migrations_applied}")
     typer.echo(f"  rows extracted     : {summary.rows_extracted} from {len(summary.sources)} sources")
     if pipe:
-        typer.echo(f"  rows loaded (RAW)  : {pipe.rows_loaded} in {pipe.files_loaded} files "
-                   f"({pipe.files_skipped} already loaded)")  # fmt: skip
+        typer.echo(f"  rows loaded (RAW)  : {pipe.rows_loaded} in {pipe.files_loaded} files, incl. PK snapshots and "
+                   f"manifests ({pipe.files_skipped} already loaded)")  # fmt: skip
     if dag:
         failed = [t.name for t in dag.tasks if t.state != "SUCCEEDED"]
         typer.echo(f"  rows merged        : {dag.merged_rows()} (deleted {dag.deleted_rows()})")
