@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import snowflake.connector.errors
 import typer
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from finsight import migrate
 from finsight.config import ConfigError, Environment, load_environment
+from finsight.local.process import port_open
+from finsight.secrets import SecretNotFound
 
 EnvOption = typer.Option("local", "--env", "-e", help="Environment: local, dev, staging or prod.")
 
@@ -25,3 +30,41 @@ def exits_cleanly() -> Iterator[None]:
 def environment(name: str) -> Environment:
     with exits_cleanly():
         return load_environment(name)
+
+
+# -- errors of the commands that reach AWS / Snowflake ------------------------------------------------------------
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def platform_errors(env: Environment) -> Iterator[None]:
+    """Expected failures exit with one clear line: no traceback (whose locals or messages could hold secrets)."""
+    with exits_cleanly():
+        try:
+            yield
+        except migrate.MigrationError as exc:
+            raise fail(f"migration failed: {exc}") from None
+        except SecretNotFound as exc:
+            raise fail(f"{exc}: check the environment's `secrets:` names (on local: `finsight local up`)") from None
+        except NoCredentialsError:
+            raise fail(
+                f"no AWS credentials for {env.name}: the Snowflake key is read from AWS Secrets Manager. In CI the job "
+                "assumes the environment's deploy role (OIDC); on a laptop use `aws sso login` / AWS_PROFILE."
+            ) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise fail(f"AWS error for {env.name}: {exc}") from None
+        except snowflake.connector.errors.Error as exc:
+            raise fail(f"Snowflake error for {env.name}: {exc.msg or exc}") from None
+
+
+def require_local_stack(env: Environment) -> None:
+    """Local commands use the stack as it is; starting it is `finsight local up`'s job (seeding takes a while)."""
+    if not env.is_local:
+        return
+    assert env.local is not None
+    needed = {"moto": env.local.moto_port, "fakesnow": env.local.fakesnow_port}
+    down = [f"{name} (127.0.0.1:{port})" for name, port in needed.items() if not port_open(port)]
+    if down:
+        raise fail(f"the local stack is not reachable: {', '.join(down)} down. Run `finsight local up` first.")

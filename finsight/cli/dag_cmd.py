@@ -16,8 +16,7 @@ from typing import Any
 import typer
 
 from finsight import catalog, warehouse
-from finsight.cli.common import EnvOption, environment
-from finsight.cli.sql_cmd import fail, platform_errors, require_local_stack
+from finsight.cli.common import EnvOption, environment, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
 from snowpark import merge, procedures
 from snowpark.run_log import record_task

@@ -11,7 +11,8 @@ import pytest
 import typer
 
 from finsight import migrate
-from finsight.cli.sql_cmd import MIGRATIONS_FOLDER, platform_errors, rendered_files, require_local_stack
+from finsight.cli.common import platform_errors, require_local_stack
+from finsight.cli.sql_cmd import MIGRATIONS_FOLDER, rendered_files
 from finsight.config import Environment, load_environment, repo_root
 from finsight.local.process import port_open
 from finsight.secrets import SecretNotFound
