@@ -61,7 +61,9 @@ def ensure_bucket(env: Environment, key_id: str) -> None:
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle(env))
     # Snowpipe auto-ingest listens to object-created events on the raw prefix
     sqs = client(env, "sqs")
+    # short visibility: a failed load is retried by the next drain within seconds, not after AWS's 30 s default
     queue_url = sqs.create_queue(QueueName=queue_name(env))["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "2"})
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     s3.put_bucket_notification_configuration(
         Bucket=bucket,

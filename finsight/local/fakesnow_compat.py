@@ -10,9 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import fakesnow.copy_into
 import fakesnow.cursor
 import fakesnow.transforms
+import snowflake.connector.errors
 from sqlglot import exp
 
 # schemachange keeps a script's leading comments on its first statement
@@ -45,6 +47,24 @@ def _describe_last_sql_tolerant(original: Callable[[Any], list]) -> Callable[[An
         return original(self)
 
     return describe
+
+
+def _errors_as_sql_errors(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A DuckDB error the statement caused (a corrupt Parquet file, say) becomes a SQL error, as in Snowflake.
+
+    fakesnow answers such errors with HTTP 500, which the Snowflake client retries for many minutes: a hang.
+    """
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except duckdb.Error as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"{type(exc).__name__}: {first_line}", errno=100000, sqlstate="22000"
+            ) from None
+
+    return execute
 
 
 def information_schema_schemata(expression: exp.Expr) -> exp.Expr:
@@ -93,6 +113,7 @@ def apply() -> None:
         return
     cursor_cls = fakesnow.cursor.FakeSnowflakeCursor
     cursor_cls._describe_last_sql = _describe_last_sql_tolerant(cursor_cls._describe_last_sql)
+    cursor_cls.execute = _errors_as_sql_errors(cursor_cls.execute)
     # cursor.py calls `transforms.information_schema_fs` through the package attribute, so rebinding it works
     fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)

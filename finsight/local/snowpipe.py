@@ -7,6 +7,7 @@ the player only names the notified file. Messages are deleted after a successful
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -74,3 +75,18 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             else:
                 return run  # do not spin on a poison message; the next drain retries it
+
+
+def discard(env: Environment, key: str, timeout: float = 10.0) -> int:
+    """Drop the queued events of one object (after an operator removed a bad file); returns how many."""
+    sqs = client(env, "sqs")
+    url = sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"]
+    dropped, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline and not dropped:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            if key in _object_keys(message):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                dropped += 1
+            else:  # not ours: make it visible again at once for the next drain
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return dropped

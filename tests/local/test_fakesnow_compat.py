@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from snowflake.connector.errors import ProgrammingError
 
 from finsight import warehouse
 from finsight.aws import client, kms_key_id
@@ -90,3 +91,10 @@ def test_stages_survive_a_fakesnow_restart(cursor, local_stack: LocalStack, loca
         cur = conn.cursor()
         cur.execute("SHOW STAGES IN SCHEMA COMPAT_TEST")
         assert any(re.search("KEEP_ME", str(row)) for row in cur.fetchall())
+
+
+def test_a_duckdb_error_is_a_sql_error_not_a_retried_500(cursor, local_env: Environment) -> None:
+    # without the fix the server answers 500 and the Snowflake client retries for minutes (pytest-timeout fails it)
+    missing = f"s3://{local_env.aws.s3.bucket}/{local_env.aws.s3.raw_prefix}/compat/missing.parquet"
+    with pytest.raises(ProgrammingError, match=r"Exception: "):
+        cursor.execute(f"SELECT * FROM read_parquet('{missing}')")
