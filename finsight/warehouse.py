@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import snowflake.connector
@@ -27,6 +28,9 @@ def connection_parameters(env: Environment, warehouse: str = "transform") -> dic
             "host": "127.0.0.1",
             "port": env.local.fakesnow_port,
             "protocol": "http",  # loopback only; every real account is reached over TLS
+            # fail instead of retrying for many minutes when the local server is gone
+            "login_timeout": 30,
+            "network_timeout": 120,
             "password": secret["password"].get_secret_value(),
         }
     else:
@@ -51,4 +55,7 @@ def snowpark_session(env: Environment) -> Any:
     from snowflake.snowpark import Session
 
     # a current schema is needed: fakesnow's MERGE creates helper tables in it
-    return Session.builder.configs(connection_parameters(env) | {"schema": env.snowflake.schemas["ops"]}).create()
+    session = Session.builder.configs(connection_parameters(env) | {"schema": env.snowflake.schemas["ops"]}).create()
+    # callers close their session; Snowpark's own at-exit close would query a server that may be gone by then
+    atexit.unregister(session._close_at_exit)
+    return session

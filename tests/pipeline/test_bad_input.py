@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finsight import warehouse
+from finsight import migrate, warehouse
 from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
@@ -18,6 +18,7 @@ def test_corrupt_parquet_is_reported_and_kept_for_retry(local_env: Environment, 
     s3, sqs = client(local_env, "s3"), client(local_env, "sqs")
     queue = sqs.get_queue_url(QueueName=queue_name(local_env))["QueueUrl"]
     table = local_env.table("merchants.merchants")
+    migrate.deploy(local_env)  # RAW tables exist even when this module runs first on a fresh stack
     with warehouse.connect(local_env, schema=local_env.snowflake.schemas["raw"]) as conn:
         cur = conn.cursor()
         drain(local_env, cur)  # start from an empty queue
