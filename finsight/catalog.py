@@ -50,6 +50,11 @@ def raw_events_topic(env: Environment) -> str:
     return f"finsight-{env.name}-raw-landed"
 
 
+def storage_integration(env: Environment) -> str:
+    """Snowflake storage integration the landing stage reads S3 through (cdktf/ creates it)."""
+    return f"{env.snowflake.database}_S3_INTEGRATION"
+
+
 def error_integration(env: Environment) -> str:
     """Snowflake notification integration (to the alerts SNS) that pipes and the Task graph report errors to."""
     return f"{env.snowflake.database}_ALERTS_SNS_INTEGRATION"
@@ -155,7 +160,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "role": s.role,
         "stage": LANDING_STAGE,
         "stage_url": f"s3://{env.aws.s3.bucket}/{env.aws.s3.raw_prefix}/",
-        "storage_integration": f"{s.database}_S3_INTEGRATION",
+        "storage_integration": storage_integration(env),
         "raw_events_topic_arn": f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{raw_events_topic(env)}",
         "error_integration": error_integration(env),
         "is_local": env.is_local,

@@ -243,7 +243,7 @@ class Names:
     @property
     def sf_storage_integration(self) -> str:
         # the name migrations/ reference in CREATE STAGE ... STORAGE_INTEGRATION (rendered from finsight.catalog)
-        return str(catalog.migration_vars(self.env)["storage_integration"])
+        return catalog.storage_integration(self.env)
 
     @property
     def sf_notification_integration(self) -> str:
