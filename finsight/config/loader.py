@@ -83,6 +83,24 @@ def _apply_source_templates(data: dict[str, Any]) -> None:
                 src[into] = deep_merge(filled, src.get(into) or {})
 
 
+PORT_OFFSET_VARIABLE = "FINSIGHT_LOCAL_PORT_OFFSET"
+
+
+def _apply_port_offset(data: dict[str, Any]) -> None:
+    """FINSIGHT_LOCAL_PORT_OFFSET=N moves every port of the local stack by N (two checkouts side by side)."""
+    raw = os.environ.get(PORT_OFFSET_VARIABLE, "").strip()
+    local = data.get("local")
+    if not raw or not isinstance(local, dict):
+        return
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PORT_OFFSET_VARIABLE}: {raw!r} is not a whole number") from None
+    for key, value in local.items():
+        if key.endswith("_port") and isinstance(value, int):
+            local[key] = value + offset
+
+
 def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
     for part in path:
         if isinstance(data, dict) and part in data:
@@ -121,6 +139,7 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     merged.setdefault("name", name)
     if merged["name"] != name:
         raise ConfigError(f"{env_path}: field 'name': says {merged['name']!r} but the file is for {name!r}")
+    _apply_port_offset(merged)
     _apply_source_templates(merged)
     try:
         return Environment.model_validate(merged)

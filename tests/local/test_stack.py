@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,13 +21,22 @@ FINSIGHT = str(Path(sys.executable).with_name("finsight"))
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """n consecutive free ports below Linux's ephemeral range (32768+), so no outgoing connection can take them."""
+    for base in random.sample(range(20_000, 32_000, 10), 50):
+        ports = list(range(base, base + n))
+        if all(_bindable(p) for p in ports):
+            return ports
+    raise RuntimeError("no free block of ports between 20000 and 32000")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is still free for a server
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +48,9 @@ def isolated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.chmod(p, 0o755)
     shutil.copytree(repo_root() / "environments", root / "environments")
     local = root / "environments" / "local.yaml"
-    text = local.read_text()
-    for old, new in zip(("55432", "55000", "55001", "55002"), map(str, _free_ports(4)), strict=True):
-        text = text.replace(old, new)
-    data = yaml.safe_load(text)
+    data = yaml.safe_load(local.read_text())
+    port_keys = [k for k in data["local"] if k.endswith("_port")]
+    data["local"].update(zip(port_keys, _free_ports(len(port_keys)), strict=True))
     data["local"]["scale"] = 0.02
     local.write_text(yaml.safe_dump(data))
     return root
@@ -91,6 +100,7 @@ def test_up_down_twice_leaves_nothing_running(isolated_root: Path) -> None:
 def test_a_port_taken_by_someone_else_is_reported(isolated_root: Path) -> None:
     env = load_environment("local", isolated_root / "environments")
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", env.local.moto_port))
         squatter.listen()
         result = _cli(isolated_root, "up", "--no-seed")
