@@ -13,8 +13,16 @@ from finsight.config import Environment, Table
 # Metadata columns every landed row carries (written by the connector, used by MERGE and replays).
 BATCH_ID = "_batch_id"
 EXTRACTED_AT = "_extracted_at"
-ROW_NUMBER = "_row_number"  # order within a batch: the later row wins among equal cursors
-META_COLUMNS = {BATCH_ID: "VARCHAR", EXTRACTED_AT: "TIMESTAMP_NTZ", ROW_NUMBER: "NUMBER(38, 0)"}
+ROW_NUMBER = "_row_number"  # order within a batch: the later row wins among equal read times
+OP = "_op"  # what the row says: an upsert of the row, or a tombstone (the key was deleted at the source)
+OP_UPSERT = "U"
+OP_DELETE = "D"
+META_COLUMNS = {
+    BATCH_ID: "VARCHAR",
+    EXTRACTED_AT: "TIMESTAMP_NTZ",  # when the source was read (the batch's source snapshot): decides which row wins
+    ROW_NUMBER: "NUMBER(38, 0)",
+    OP: "VARCHAR",
+}
 
 LANDING_STAGE = "LANDING"  # external stage over s3://<bucket>/<raw_prefix>/
 MANIFEST_TABLE = "LANDED_BATCHES"

@@ -54,21 +54,28 @@ def _ready_batches(session: Any, spec: dict[str, Any], replay_batch: str | None)
 
 
 def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
-    pk, cursor, cols = spec["primary_key"], spec["cursor"], spec["columns"]
-    meta = ["_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER"]
+    """Which version wins is decided by when the source was read (_EXTRACTED_AT), never by the source's cursor value:
+    every read returns a row's current committed version, so a later read is never older, whatever its cursor says.
+    Tombstones (_OP = 'D') delete the key when they are the newest version."""
+    pk, cols = spec["primary_key"], spec["columns"]
+    meta = ["_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP"]
     every = cols + meta
     on = " AND ".join(f"tgt.{k} = src.{k}" for k in pk)
-    newer = f"(src.{cursor} > tgt.{cursor} OR (src.{cursor} = tgt.{cursor} AND src._BATCH_ID >= tgt._BATCH_ID))"
+    newer = (
+        "(src._EXTRACTED_AT > tgt._EXTRACTED_AT OR (src._EXTRACTED_AT = tgt._EXTRACTED_AT "
+        "AND src._BATCH_ID >= tgt._BATCH_ID))"
+    )
     return (
         f"MERGE INTO CURATED.{spec['curated']} AS tgt USING ("
         f"SELECT {', '.join(every)} FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({batch_ids}) "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(pk)} "
-        f"ORDER BY {cursor} DESC, _BATCH_ID DESC, _ROW_NUMBER DESC) = 1"
+        "ORDER BY _EXTRACTED_AT DESC, _BATCH_ID DESC, _ROW_NUMBER DESC) = 1"
         f") AS src ON {on} "
+        f"WHEN MATCHED AND src._OP = 'D' AND {newer} THEN DELETE "
         f"WHEN MATCHED AND {newer} THEN UPDATE SET "
         + ", ".join(f"{c} = src.{c}" for c in every)
         + ", _MERGED_AT = CURRENT_TIMESTAMP() "
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(every)}, _MERGED_AT) "
+        f"WHEN NOT MATCHED AND COALESCE(src._OP, 'U') <> 'D' THEN INSERT ({', '.join(every)}, _MERGED_AT) "
         f"VALUES ({', '.join('src.' + c for c in every)}, CURRENT_TIMESTAMP())"
     )
 

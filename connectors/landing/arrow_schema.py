@@ -31,6 +31,7 @@ def landed_schema(table: Table) -> pa.Schema:
         pa.field(catalog.BATCH_ID.upper(), pa.string()),
         pa.field(catalog.EXTRACTED_AT.upper(), pa.timestamp("us")),
         pa.field(catalog.ROW_NUMBER.upper(), pa.int64()),
+        pa.field(catalog.OP.upper(), pa.string()),
     ]
     return pa.schema(fields)
 
@@ -41,6 +42,7 @@ def pk_schema(table: Table) -> pa.Schema:
         catalog.BATCH_ID.upper(),
         catalog.EXTRACTED_AT.upper(),
         catalog.ROW_NUMBER.upper(),
+        catalog.OP.upper(),
     ]
     return pa.schema([full.field(n) for n in names])
 

@@ -107,6 +107,7 @@ class LandingWriter:
             pa.array([self.batch_id] * count, pa.string()),
             pa.array([self.extracted_at] * count, pa.timestamp("us")),
             pa.array(range(start + 1, start + count + 1), pa.int64()),
+            pa.array([catalog.OP_UPSERT] * count, pa.string()),
         ]
         part = len(self.result.files)
         relative = f"{catalog.table_folder(self.table)}{self._partition}/{self.batch_id}-{part:04d}.parquet"
@@ -125,6 +126,7 @@ class LandingWriter:
             pa.array([self.batch_id] * len(rows), pa.string()),
             pa.array([self.extracted_at] * len(rows), pa.timestamp("us")),
             pa.array(range(1, len(rows) + 1), pa.int64()),
+            pa.array([catalog.OP_UPSERT] * len(rows), pa.string()),
         ]
         self._put(f"{folder}/{self.batch_id}-0000.parquet", self._parquet(pa.Table.from_arrays(columns, schema=schema)))
         self.result.pk_rows = len(rows)

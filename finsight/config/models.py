@@ -216,6 +216,9 @@ class Retention(Strict):
     raw_days: int = Field(gt=0)
     raw_infrequent_access_after_days: int = Field(gt=0)
     curated_years: int = Field(gt=0)
+    raw_table_days: int = Field(
+        default=14, gt=0, description="RAW (transient) rows are pruned this many days after their batch merged"
+    )
 
 
 class ConnectorRuntime(Strict):
