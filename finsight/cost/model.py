@@ -303,3 +303,14 @@ def estimate(env: Environment, prices: PriceTable | None = None, volumes: Volume
         outlook=storage_outlook(env, prices, volumes, total),
         sources={k: {"source": prices[k].source, "assumed": prices[k].assumed} for k in used},
     )
+
+
+def account_credit_quota(env: Environment, prices: PriceTable | None = None) -> int:
+    """Account resource monitor quota: the credits the environment's budget allocation can buy after headroom.
+
+    Per-warehouse monitors follow the forecast; this one is the hard ceiling that keeps a runaway (or a new,
+    unmonitored warehouse) inside the budget the cost gate approved.
+    """
+    prices = prices or default_prices()
+    spendable = env.budget.monthly_usd * (1 - env.budget.required_headroom)
+    return max(1, math.floor(spendable / prices.usd("snowflake.credit_usd")))
