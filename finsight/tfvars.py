@@ -35,9 +35,7 @@ class Variable:
 
 VARIABLES = (
     Variable("connector_image", "aws", "release", "Connector image by digest: the one built on merge to main"),
-    Variable(
-        "postgres_network_cidr", "aws", "config", "CIDR of the private network holding the PostgreSQL sources"
-    ),
+    Variable("postgres_network_cidr", "aws", "config", "CIDR of the private network holding the PostgreSQL sources"),
     Variable(
         "postgres_rotation_lambda_arn", "aws", "config", "Secrets Manager rotation Lambda for PostgreSQL credentials"
     ),

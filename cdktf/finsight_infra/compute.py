@@ -38,13 +38,12 @@ from cdktn_provider_aws.scheduler_schedule_group import SchedulerScheduleGroup
 from cdktn_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
+from finsight import tfvars
 from finsight_infra.iam import ConnectorRoles, connector_roles, scheduler_role
 from finsight_infra.kms import Keys
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names, Source
 from finsight_infra.network import Network
-
-from finsight import tfvars
 
 CONTAINER_USER = "10001:10001"  # non-root uid:gid baked into the connector image
 SCRATCH_VOLUME = "scratch"  # the only writable path: Parquet staging before upload (root FS is read-only)

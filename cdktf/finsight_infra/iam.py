@@ -52,7 +52,9 @@ def _read_secrets(names: Names, src: Source, secrets_key: KmsKey) -> list[Statem
     ]
 
 
-def connector_roles(scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup) -> ConnectorRoles:
+def connector_roles(
+    scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup
+) -> ConnectorRoles:
     prefix_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_prefix(src.name)}*"
     state_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_state_prefix(src.name)}*"
     task = _role(

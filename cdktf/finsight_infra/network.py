@@ -35,11 +35,10 @@ from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEg
 from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from finsight import tfvars
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names
 from finsight_infra.policy import allow, assume_role, document, service_principal
-
-from finsight import tfvars
 
 AZ_LETTERS = "abc"
 HTTPS = 443

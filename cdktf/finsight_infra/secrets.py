@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktn import TerraformVariable
-from cdktn_provider_aws.kms_key import KmsKey
-from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
+from cdktn_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktn_provider_aws.secretsmanager_secret_policy import SecretsmanagerSecretPolicy
 from cdktn_provider_aws.secretsmanager_secret_rotation import (
     SecretsmanagerSecretRotation,
@@ -26,10 +26,9 @@ from cdktn_provider_aws.secretsmanager_secret_rotation import (
 )
 from constructs import Construct
 
+from finsight import tfvars
 from finsight_infra.naming import Names
 from finsight_infra.policy import allow, assume_role, aws_principal, deny, document
-
-from finsight import tfvars
 
 POSTGRES_ROTATION_DAYS = 30
 RECOVERY_WINDOW_DAYS = 30

@@ -48,7 +48,13 @@ ACCOUNT_NOTIFY_AT_PERCENT = [50, 75, 90]
 SYSADMIN = "SYSADMIN"
 SECURITYADMIN = "SECURITYADMIN"
 # Data roles: which admin role each rolls up to (None: to no system role, so no admin inherits what it sees).
-ROLE_PARENTS = {"pipeline": SYSADMIN, "loader": None, "analyst": SYSADMIN, "pii_reader": None, "governance": SECURITYADMIN}
+ROLE_PARENTS = {
+    "pipeline": SYSADMIN,
+    "loader": None,
+    "analyst": SYSADMIN,
+    "pii_reader": None,
+    "governance": SECURITYADMIN,
+}
 
 
 @dataclass(frozen=True)
@@ -299,9 +305,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
     GrantAccountRole(scope, "pipeline-to-user", provider=p.securityadmin, role_name=pipeline, user_name=user.name)
     # schemachange runs as this user; R__governance.sql switches to the governance role for its policies (tasks run
     # as their owner, the pipeline role, which can neither alter nor unset a policy).
-    GrantAccountRole(
-        scope, "governance-to-user", provider=p.securityadmin, role_name=governance, user_name=user.name
-    )
+    GrantAccountRole(scope, "governance-to-user", provider=p.securityadmin, role_name=governance, user_name=user.name)
     return SnowflakeAccount(
         storage_integration=storage,
         notification_integration=notification,

@@ -50,6 +50,4 @@ class SnowflakeStack(TerraformStack):
             "storage_aws_iam_user_arn",
             value=self.account.storage_integration.describe_output.get(0).iam_user_arn,
         )
-        TerraformOutput(
-            self, "sns_aws_external_id", value=self.account.notification_integration.aws_sns_external_id
-        )
+        TerraformOutput(self, "sns_aws_external_id", value=self.account.notification_integration.aws_sns_external_id)
