@@ -94,7 +94,7 @@ def values(env: Environment, stack: StackKind, image: str | None) -> dict[str, s
 def write(env: Environment, stack_dirs: dict[StackKind, Path], image: str | None) -> list[Path]:
     """Write terraform.tfvars.json into each synthesized stack directory of `env`; nothing is written on error."""
     planned = {kind: values(env, kind, image) for kind in stack_dirs}
-    for kind, directory in stack_dirs.items():
+    for directory in stack_dirs.values():
         if not (directory / "cdk.tf.json").is_file():
             raise TfvarsError(f"{directory}: no synthesized stack here (run `finsight infra synth` first)")
     written = []

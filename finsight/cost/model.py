@@ -250,6 +250,7 @@ def _s3_items(c: Ctx) -> list[LineItem]:
     files = w.files_per_day * days
     parts = w.parquet_gb_per_day * 1024 / v.storage.multipart_part_mb * days
     r = env.retention
+    transitions = files / 1000 if c.month * days > r.raw_infrequent_access_after_days else 0.0
     items = [
         LineItem("S3", f"raw Standard (first {r.raw_infrequent_access_after_days} d)", raw.standard_gb, "GB-month",
                  p.usd("s3.standard_gb_month"), ("s3.standard_gb_month",)),
@@ -261,8 +262,8 @@ def _s3_items(c: Ctx) -> list[LineItem]:
                  p.usd("s3.put_per_1000"), ("s3.put_per_1000",)),
         LineItem("S3", "GET requests (Snowpipe reads)", files * v.storage.gets_per_file / 1000, "1k requests",
                  p.usd("s3.get_per_1000"), ("s3.get_per_1000",)),
-        LineItem("S3", "lifecycle transitions to IA", files / 1000 if c.month * days > r.raw_infrequent_access_after_days
-                 else 0.0, "1k requests", p.usd("s3.ia_transition_per_1000"), ("s3.ia_transition_per_1000",)),
+        LineItem("S3", "lifecycle transitions to IA", transitions, "1k requests",
+                 p.usd("s3.ia_transition_per_1000"), ("s3.ia_transition_per_1000",)),
     ]  # fmt: skip
     if env.curated_archive is not None:
         arc = q.archive_storage(env, v, c.month)
