@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, run_cmd, sql_cmd
-from finsight.cli import pan_key_cmd
+from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, pan_key_cmd, run_cmd, sql_cmd
 
 # show_locals=False: a traceback must never print a variable holding a credential
 app = typer.Typer(
