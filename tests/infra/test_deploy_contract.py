@@ -76,7 +76,7 @@ def test_plan_and_apply_cover_every_stack_kind(stack: Synth) -> None:
 def _tfvars_files(s: Synth, tmp_path: Path) -> dict[str, dict[str, str]]:
     """Run the very command the plan job runs, on a copy of this env's synthesized stacks."""
     out = tmp_path / "out"
-    for kind, d in s.dirs.items():
+    for d in s.dirs.values():
         (out / "stacks" / d.name).mkdir(parents=True)
         (out / "stacks" / d.name / "cdk.tf.json").write_text((d / "cdk.tf.json").read_text())
     app = __import__("typer").Typer()
