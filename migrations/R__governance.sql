@@ -9,6 +9,14 @@
 {%- if is_local %}
 SELECT 'access control is enforced by Snowflake only' AS governance;
 {%- else %}
+-- As the owner of the data schemas: managed access (only the owner grants; object owners cannot), and the
+-- governance role may see the CURATED tables it puts policies on.
+USE ROLE {{ g.roles.pipeline }};
+{%- for layer in ["raw", "curated", "marts", "ops"] %}
+ALTER SCHEMA {{ database }}.{{ schemas[layer] }} ENABLE MANAGED ACCESS;
+{%- endfor %}
+GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.curated }} TO ROLE {{ g.roles.governance }};
+
 USE ROLE {{ g.roles.governance }};
 CREATE SCHEMA IF NOT EXISTS {{ gov }} WITH MANAGED ACCESS;
 
@@ -67,11 +75,8 @@ PASSWORD_HISTORY = {{ pw.history }};
 ALTER ACCOUNT UNSET PASSWORD POLICY;
 ALTER ACCOUNT SET PASSWORD POLICY {{ gov }}.HUMAN_PASSWORDS;
 
--- Schema grants, as the owner of the data schemas (managed access: only the owner grants, object owners cannot).
+-- Schema grants, as the owner of the data schemas.
 USE ROLE {{ g.roles.pipeline }};
-{%- for layer in ["raw", "curated", "marts", "ops"] %}
-ALTER SCHEMA {{ database }}.{{ schemas[layer] }} ENABLE MANAGED ACCESS;
-{%- endfor %}
 GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};
 GRANT SELECT, INSERT ON FUTURE TABLES IN SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};

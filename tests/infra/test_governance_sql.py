@@ -131,3 +131,14 @@ def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
             "pii_reader": n.sf_pii_reader_role,
             "governance": n.sf_governance_role,
         }
+
+
+def test_governance_role_can_reach_curated_before_it_applies_policies(rendered: tuple) -> None:
+    """On a fresh account the script runs top to bottom once: the USAGE grant must precede the first policy."""
+    env, stmts, _ = rendered
+    roles = catalog.access_roles(env)
+    curated = f"{env.snowflake.database}.{env.snowflake.schemas['curated']}"
+    grant = stmts.index(f"GRANT USAGE ON SCHEMA {curated} TO ROLE {roles['governance']}")
+    first_policy = next(i for i, s in enumerate(stmts) if "MASKING POLICY" in s)
+    assert grant < first_policy
+    assert _role_at(stmts, grant) == roles["pipeline"]  # the schema owner grants (managed access)
