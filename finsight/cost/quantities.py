@@ -6,6 +6,7 @@ Pure functions, no prices: what runs, how long, and how many bytes/files/request
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,23 @@ def stream_count(env: Environment) -> int:
 
 
 BENCH_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results.json"
+BENCH_RESULTS_VARIABLE = "FINSIGHT_BENCH_RESULTS"  # another results file; empty: ignore measurements (config only)
 # bench/results.json (written by `make bench`): extraction rows/s of ONE database connection on the bench machine.
 BENCH_EXTRACT_KEYS = ("extract_rows_per_second", "extract.rows_per_second")
 
 
-def measured_extract_rows_per_second(path: Path = BENCH_RESULTS) -> float | None:
+def bench_results_path() -> Path | None:
+    override = os.environ.get(BENCH_RESULTS_VARIABLE)
+    if override is None:
+        return BENCH_RESULTS
+    return Path(override) if override.strip() else None
+
+
+def measured_extract_rows_per_second(path: Path | None = None) -> float | None:
     """The benchmark's measured extraction rate, when a benchmark has been run; None otherwise."""
+    path = path or bench_results_path()
+    if path is None:
+        return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
