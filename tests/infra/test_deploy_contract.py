@@ -231,3 +231,13 @@ def test_apply_order_works_on_a_fresh_account_without_identities(tmp_path: Path)
     names = Names(fresh)
     assert not {names.snowflake_storage_role, names.snowflake_alerts_role, names.snowflake_archive_role} & roles
     assert "SnowpipeSubscribes" not in json.dumps(aws["resource"]["aws_sns_topic_policy"])
+
+
+def test_build_pushes_to_the_configured_release_repository(synth_out: dict[str, Synth]) -> None:
+    build = _wf("main.yml")["jobs"]["build"]
+    _, push = _step(build, "build-push-action")
+    _, image = _step(build, "image=")
+    for s in synth_out.values():
+        repo = s.env.release.ecr_repository  # type: ignore[union-attr]
+        assert push["with"]["tags"] == f"${{{{ steps.ecr.outputs.registry }}}}/{repo}:${{{{ github.sha }}}}"
+        assert f"${{REGISTRY}}/{repo}@${{DIGEST}}" in image["run"]
