@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ TOKEN_SEPARATOR = "$"  # noqa: S105 - a separator, not a secret
 # 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run
 PAN_IN_TEXT = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 _NON_DIGITS = r"\D"
+TOKEN_CACHE_SIZE = 2_000_000  # distinct card numbers kept per run (~200 MB at most)
 
 
 class PanKeyError(ValueError):
@@ -61,6 +63,9 @@ class PanTokenizer:
         self.version = current_version
         self._keys = {v: k.get_secret_value().encode() for v, k in keys.items()}
         self._inner, self._outer = _hmac_states(self._keys[current_version])
+        # digits -> token of the card numbers seen in this run (card numbers repeat across batches)
+        self._cache: tuple[pa.Array, pa.Array] = (pa.array([], pa.string()), pa.array([], pa.string()))
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_secret(cls, secret: Mapping[str, SecretStr]) -> PanTokenizer:
@@ -109,15 +114,34 @@ class PanTokenizer:
 
     # -- vectorized (database columns) ---------------------------------------------------------
     def tokenize(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-        """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row."""
+        """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row.
+
+        The column is dictionary-encoded first, so digits, last4 and tokens are computed on the distinct values
+        only; tokens already computed in this run are found by a vectorized lookup, and only new card numbers
+        are hashed.
+        """
         if isinstance(pans, pa.ChunkedArray):
             pans = pans.combine_chunks()
-        digits = pc.replace_substring_regex(pans.cast(pa.string()), _NON_DIGITS, "")
-        last4 = pc.utf8_slice_codeunits(digits, -4)
-        encoded = pc.dictionary_encode(digits)
-        uniques = encoded.dictionary.to_pylist()
-        tokens = pa.array([self._mac(d) for d in uniques], pa.string())
-        return pc.take(tokens, encoded.indices), last4
+        encoded = pc.dictionary_encode(pans.cast(pa.string()))
+        digits = pc.replace_substring_regex(encoded.dictionary, _NON_DIGITS, "")
+        tokens = self._tokens_for(digits)
+        return pc.take(tokens, encoded.indices), pc.take(pc.utf8_slice_codeunits(digits, -4), encoded.indices)
+
+    def _tokens_for(self, digits: pa.Array) -> pa.Array:
+        with self._cache_lock:
+            known_digits, known_tokens = self._cache
+            found = pc.index_in(digits, value_set=known_digits)
+            missing = pc.unique(pc.drop_null(pc.filter(digits, pc.is_null(found))))
+            if len(missing):
+                fresh = pa.array([self._mac(d) for d in missing.to_pylist()], pa.string())
+                if len(known_digits) + len(missing) > TOKEN_CACHE_SIZE:
+                    known_digits, known_tokens = missing, fresh  # bounded memory: start over
+                else:
+                    known_digits = pa.concat_arrays([known_digits, missing])
+                    known_tokens = pa.concat_arrays([known_tokens, fresh])
+                self._cache = (known_digits, known_tokens)
+                found = pc.index_in(digits, value_set=known_digits)
+        return pc.take(known_tokens, found)
 
     def __repr__(self) -> str:
         return f"PanTokenizer(version={self.version}, key=***)"
