@@ -38,7 +38,7 @@ def _markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Run {results['ran_at']} on {results['machine']} ({os.cpu_count()} cores), one run, same table for every peer:",
+        f"Run {results['ran_at']} on {results['machine']} ({os.cpu_count()} cores), one run, one table for all:",
         f"{e['table_rows']:,} rows x {e['columns']} columns (payments-shaped, PAN column tokenized by ours).",
         "",
         "| extraction | rows/s | vs COPY limit |",
