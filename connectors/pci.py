@@ -63,8 +63,9 @@ class PanTokenizer:
         self.version = current_version
         self._keys = {v: k.get_secret_value().encode() for v, k in keys.items()}
         self._inner, self._outer = _hmac_states(self._keys[current_version])
-        # digits -> token of the card numbers seen in this run (card numbers repeat across batches)
-        self._cache: tuple[pa.Array, pa.Array] = (pa.array([], pa.string()), pa.array([], pa.string()))
+        # raw value -> (token, last4) of the card numbers seen in this run (card numbers repeat across batches)
+        empty = pa.array([], pa.string())
+        self._cache: tuple[pa.Array, pa.Array, pa.Array] = (empty, empty, empty)
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -116,32 +117,34 @@ class PanTokenizer:
     def tokenize(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row.
 
-        The column is dictionary-encoded first, so digits, last4 and tokens are computed on the distinct values
-        only; tokens already computed in this run are found by a vectorized lookup, and only new card numbers
-        are hashed.
+        The column is dictionary-encoded, its distinct values looked up (vectorized) among the card numbers
+        already tokenized in this run; only new ones are normalized and hashed. Rows get theirs by `take`.
         """
         if isinstance(pans, pa.ChunkedArray):
             pans = pans.combine_chunks()
         encoded = pc.dictionary_encode(pans.cast(pa.string()))
-        digits = pc.replace_substring_regex(encoded.dictionary, _NON_DIGITS, "")
-        tokens = self._tokens_for(digits)
-        return pc.take(tokens, encoded.indices), pc.take(pc.utf8_slice_codeunits(digits, -4), encoded.indices)
+        tokens, last4 = self._lookup(encoded.dictionary)
+        return pc.take(tokens, encoded.indices), pc.take(last4, encoded.indices)
 
-    def _tokens_for(self, digits: pa.Array) -> pa.Array:
+    def _lookup(self, values: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(token, last4) per distinct raw value, from the run's cache; new values are tokenized and cached."""
         with self._cache_lock:
-            known_digits, known_tokens = self._cache
-            found = pc.index_in(digits, value_set=known_digits)
-            missing = pc.unique(pc.drop_null(pc.filter(digits, pc.is_null(found))))
+            known, tokens, last4 = self._cache
+            found = pc.index_in(values, value_set=known)
+            missing = pc.unique(pc.drop_null(pc.filter(values, pc.is_null(found))))
             if len(missing):
-                fresh = pa.array([self._mac(d) for d in missing.to_pylist()], pa.string())
-                if len(known_digits) + len(missing) > TOKEN_CACHE_SIZE:
-                    known_digits, known_tokens = missing, fresh  # bounded memory: start over
+                digits = pc.replace_substring_regex(missing, _NON_DIGITS, "")
+                fresh = pa.array([self._mac(d) for d in digits.to_pylist()], pa.string())
+                fresh_last4 = pc.utf8_slice_codeunits(digits, -4)
+                if len(known) + len(missing) > TOKEN_CACHE_SIZE:  # bounded memory: start over
+                    known, tokens, last4 = missing, fresh, fresh_last4
                 else:
-                    known_digits = pa.concat_arrays([known_digits, missing])
-                    known_tokens = pa.concat_arrays([known_tokens, fresh])
-                self._cache = (known_digits, known_tokens)
-                found = pc.index_in(digits, value_set=known_digits)
-        return pc.take(known_tokens, found)
+                    known = pa.concat_arrays([known, missing])
+                    tokens = pa.concat_arrays([tokens, fresh])
+                    last4 = pa.concat_arrays([last4, fresh_last4])
+                self._cache = (known, tokens, last4)
+                found = pc.index_in(values, value_set=known)
+        return pc.take(tokens, found), pc.take(last4, found)
 
     def __repr__(self) -> str:
         return f"PanTokenizer(version={self.version}, key=***)"
