@@ -9,6 +9,7 @@ must keep late-committing rows.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import uuid
@@ -172,6 +173,10 @@ def test_added_widened_and_dropped_columns_keep_loading_without_loss(probe, loca
         )
         changes = {(t.split(".")[0], c, ch.split()[0]) for t, c, ch in cur.fetchall()}
     assert {("RAW", "REGION", "added"), ("CURATED", "REGION", "added"), ("CURATED", "AMOUNT", "widened")} <= changes
+    with warehouse.connect(env) as conn:  # the drift travels with the batch: what alerts and `batches show` read
+        cur = conn.cursor()
+        cur.execute("SELECT SCHEMA_CHANGES FROM OPS.LANDED_BATCHES WHERE BATCH_ID = %s", (batch.batch_id,))
+        assert "added region string" in json.loads(cur.fetchone()[0])
 
 
 def test_a_new_column_holding_card_numbers_never_lands_in_clear(probe, local_stack: LocalStack) -> None:
