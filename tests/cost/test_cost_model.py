@@ -266,7 +266,7 @@ def test_bench_rate_replaces_configured_connector_minutes(
     from finsight.cost import quantities as q
 
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"extract": {"rows_per_second": 300000}}))
+    results.write_text(json.dumps({"extract": {"ours_rows_per_s": 300000, "copy_limit_rows_per_s": 573000}}))
     monkeypatch.setenv("FINSIGHT_BENCH_RESULTS", str(results))
     rate = q.measured_extract_rows_per_second()
     assert rate == 300000
