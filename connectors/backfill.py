@@ -352,9 +352,10 @@ class BackfillRun:
         }  # fmt: skip
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+def _error_text(exc: BaseException) -> str:
+    """Type and message on one line (ExtractionError lists each failed table's first line on its own line)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {' / '.join(lines[:5])}".rstrip(": ")
 
 
 def run_chunk(env: Environment, store: CheckpointStore, chunk: Chunk) -> ChunkOutcome:
@@ -369,7 +370,7 @@ def run_chunk(env: Environment, store: CheckpointStore, chunk: Chunk) -> ChunkOu
             env, store.source, mode="backfill", tables=[chunk.table], window=(chunk.start, chunk.end)
         )
     except Exception as exc:
-        error = _first_line(exc)
+        error = _error_text(exc)
         seconds = time.monotonic() - started
         store.mark(chunk, "failed", error=error, seconds=round(seconds, 2))
         return ChunkOutcome(chunk, "failed", seconds=seconds, error=error)
