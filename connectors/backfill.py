@@ -399,13 +399,21 @@ def run_backfill(
     run = BackfillRun(plan, skipped=len(chunks) - len(pending))
     if on_start:
         on_start(len(pending), run.skipped)
+    for service in ("s3", "kms", "secretsmanager"):
+        client(env, service)  # create the cached clients here: boto3 client creation is not thread-safe
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         futures = [pool.submit(run_chunk, env, store, c) for c in pending]
-        for future in as_completed(futures):
-            outcome = future.result()
-            run.outcomes.append(outcome)
-            if on_chunk:
-                on_chunk(outcome)
+        try:
+            for future in as_completed(futures):
+                outcome = future.result()
+                run.outcomes.append(outcome)
+                if on_chunk:
+                    on_chunk(outcome)
+        except BaseException:
+            # Ctrl-C: let the running chunks finish (or be killed), start no new one; a rerun resumes
+            for future in futures:
+                future.cancel()
+            raise
     run.outcomes.sort(key=lambda o: (o.chunk.start, o.chunk.table))
     run.seconds = time.monotonic() - started
     return run

@@ -76,7 +76,7 @@ def _usage(exc: BackfillError) -> typer.Exit:
     return fail(f"usage error: {exc}", 2)
 
 
-def _print_run(run: BackfillRun, load: Any | None) -> None:
+def _print_run(run: BackfillRun, load: Any | None, local: bool) -> None:
     plan = run.plan
     scope = f"{plan.source}.{plan.table}" if plan.table else f"{plan.source} (all {len(plan.tables)} tables)"
     typer.echo(f"backfill {plan.backfill_id}")
@@ -87,13 +87,16 @@ def _print_run(run: BackfillRun, load: Any | None) -> None:
     batches = sum(len(o.batch_ids) for o in run.outcomes)
     typer.echo(f"  rows     : {run.rows} in {batches} batches (mode backfill; the hourly watermark did not move)")
     if load is not None:
-        typer.echo(f"  loaded   : {load.pipe.rows_loaded} rows in {load.pipe.files_loaded} files into RAW")
+        pipe = load.pipe
+        typer.echo(f"  loaded   : {pipe.rows_loaded} rows in {pipe.files_loaded} files into RAW (manifests included)")
         merges = [t for t in load.dag.tasks if t.name.startswith("MERGE_")]
         failed = [t.name for t in merges if t.state != "SUCCEEDED"]
         typer.echo(f"  merged   : {load.dag.merged_rows()} rows into CURATED by {', '.join(t.name for t in merges)}"
                    + (f"; FAILED: {' '.join(failed)}" if failed else ""))  # fmt: skip
         for err in load.pipe.errors:
             typer.secho(f"  load error: {err}", fg="red", err=True)
+    elif not local and run.rows:
+        typer.echo("  merge    : Snowpipe loads these batches as they land; the next hourly graph run merges them")
     typer.echo(f"  seconds  : {run.seconds:.1f}")
     for o in run.failed:
         typer.secho(f"  failed chunk: {o.chunk.label(plan.source)}: {o.error}", fg="red", err=True)
@@ -142,7 +145,7 @@ def _run(cfg: Environment, plan: BackfillPlan, parallel: int, as_json: bool) -> 
             }
         typer.echo(json.dumps(summary, indent=2))
     else:
-        _print_run(run, load)
+        _print_run(run, load, cfg.is_local)
     if not run.ok or (load is not None and not load.ok):
         raise typer.Exit(1)
 

@@ -345,11 +345,11 @@ def test_resume_after_sigkill(stack: LocalStack, env: Environment) -> None:
     table = env.table(TABLE)
     window = _window(stack, table, days=2)
     window = (window[0] - timedelta(days=10), window[1] - timedelta(days=10))
-    plan = _fresh_window(env, table, window, "6h")
+    plan = _fresh_window(env, table, window, "1h")  # 48 short chunks: the kill lands well before the last one
     total = len(plan.chunks())
     store = CheckpointStore(env, plan.source, plan.backfill_id)
     args = [str(FINSIGHT), "backfill", "--env", "local", "--source", "payments", "--table", "payments", "--chunk",
-            "6h", "--parallel", "1", "--start", window[0].isoformat(), "--end", window[1].isoformat()]  # fmt: skip
+            "1h", "--parallel", "1", "--start", window[0].isoformat(), "--end", window[1].isoformat()]  # fmt: skip
     proc = subprocess.Popen(args, cwd=repo_root(), env=os.environ.copy(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
