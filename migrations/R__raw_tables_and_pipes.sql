@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
     {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
     {%- endfor %}
 );
-{%- for c in t.columns %}
+{%- for c in t.columns + meta_columns %}
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
 {%- if t.pk_snapshot %}

@@ -60,13 +60,15 @@ class Column(Strict):
 
 class DeleteDetection(StrEnum):
     NONE = "none"  # append-only or soft-deleted tables
-    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing the source primary keys
+    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing all source primary keys (small tables)
+    RANGE_HASH = "range_hash"  # per-key-range fingerprints; keys fetched only where a range changed (any size)
 
 
 class Table(Strict):
     primary_key: list[Identifier] = Field(min_length=1)
     cursor: Identifier = Field(description="monotonic column used for incremental extraction")
     deletes: DeleteDetection = DeleteDetection.NONE
+    delete_check_every_hours: int = Field(default=1, ge=1, le=168, description="cadence of range_hash delete checks")
     columns: dict[Identifier, Column] = Field(min_length=1)
 
     # filled in by the parent source so a table knows its own fully qualified names
@@ -230,6 +232,18 @@ class ConnectorRuntime(Strict):
         default=10, ge=0, description="re-read this much before the watermark: late-committing transactions"
     )
     minutes_per_hourly_run: float = Field(ge=0, description="expected task runtime per source per hour (cost)")
+    max_file_mb: int = Field(
+        default=128, ge=1, le=1024, description="a landed Parquet part is closed at this size (Snowpipe: 100-250 MB)"
+    )
+    chunks_per_table: int = Field(
+        default=1, ge=1, le=64, description="parallel key-range reads of one large table (one snapshot)"
+    )
+    chunk_min_rows: int = Field(
+        default=2_000_000, ge=1, description="tables estimated smaller than this are read in one chunk"
+    )
+    delete_check_ranges: int = Field(
+        default=64, ge=1, description="key ranges compared by count+hash between source and CURATED per delete check"
+    )
 
 
 class Local(Strict):
