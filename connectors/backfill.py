@@ -187,7 +187,13 @@ def table_names(env: Environment, source: str, requested: str | None, option: st
 
 
 def make_plan(
-    env: Environment, source: str, table: str | None, start: str, end: str, chunk: str = DEFAULT_CHUNK
+    env: Environment,
+    source: str,
+    table: str | None,
+    start: str,
+    end: str,
+    chunk: str = DEFAULT_CHUNK,
+    now: datetime | None = None,
 ) -> BackfillPlan:
     """Check every parameter (errors name the option) and plan the chunks; nothing is read or written."""
     if source not in env.postgres_sources:
@@ -198,6 +204,12 @@ def make_plan(
     tables = table_names(env, source, table)
     begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
     check_window(begin, finish)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    if finish > now:
+        # a chunk is read up to the source's read horizon at most: a window reaching into the future would be
+        # checkpointed `done` with its tail unread (the hourly run reads recent rows anyway)
+        raise BackfillError("--end", f"{finish.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M} UTC); "
+                            "a backfill re-reads the past, the hourly run covers the rest")  # fmt: skip
     span = parse_duration(chunk)
     return BackfillPlan(source, tables, begin, finish, span, tables[0] if table else None)
 
