@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.backfill import BackfillError, check_backfill_id
+from connectors.backfill import BackfillError, check_backfill_id, run_window
 from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -290,8 +290,6 @@ def extract_chunks(
     env: Environment, inv: Invocation, window: tuple[datetime, datetime], fields: dict[str, Any], started: float
 ) -> int:
     """A window of a backfill: one checkpointed chunk per table; chunks finished by an earlier launch are skipped."""
-    from connectors.backfill import run_window
-
     assert inv.backfill_id is not None
     fields = {**fields, "backfill_id": inv.backfill_id}
     tables = inv.tables or tuple(env.postgres_sources[inv.source].tables)

@@ -33,7 +33,7 @@ from finsight import catalog
 from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 
-# Two years, one leap day included: longer backfills are split by the operator (and cost a warning in the budget).
+# Two years, one leap day included: longer backfills are split into several.
 MAX_WINDOW = timedelta(days=731)
 DEFAULT_CHUNK = "1d"
 # The connector's container in the ECS task definition (cdktf/finsight_infra/naming.py Names.container_name; a test
@@ -221,6 +221,14 @@ def check_backfill_id(text: str, option: str = "FINSIGHT_BACKFILL_ID") -> str:
     return text
 
 
+def _state(recorded: dict[str, datetime]) -> str:
+    if "done" in recorded:
+        return "done"
+    if "failed" in recorded and recorded["failed"] >= recorded.get("started", recorded["failed"]):
+        return "failed"
+    return "started"
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
@@ -252,10 +260,10 @@ class CheckpointStore:
         except self._s3.exceptions.NoSuchKey:
             return None
 
-    def _keys(self, prefix: str) -> Iterator[str]:
+    def _keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                yield obj["Key"]
+                yield obj["Key"], obj["LastModified"]
 
     def chunk_key(self, chunk: Chunk, status: str) -> str:
         return f"{self.prefix}chunks/{chunk.key}.{status}.json"
@@ -278,22 +286,21 @@ class CheckpointStore:
         record = {"table": chunk.table, "start": chunk.start.isoformat(), "end": chunk.end.isoformat(), **fields}
         self._put(self.chunk_key(chunk, status), {"status": status, "at": _now(), **record})
 
-    def clear(self, chunk: Chunk, *statuses: str) -> None:
-        for status in statuses:
-            self._s3.delete_object(Bucket=self._bucket, Key=self.chunk_key(chunk, status))
+    def statuses(self) -> dict[str, str]:
+        """chunk key -> its state, from one listing (no read per chunk, and no delete ever needed).
 
-    def statuses(self) -> dict[str, set[str]]:
-        """chunk key -> the statuses recorded for it (one listing: no read per chunk)."""
-        found: dict[str, set[str]] = {}
+        `done` wins for good; otherwise the later of `started` and `failed` (a tie is the fast failure of that start).
+        """
+        recorded: dict[str, dict[str, datetime]] = {}
         base = f"{self.prefix}chunks/"
-        for key in self._keys(base):
-            chunk_key, _, rest = key[len(base) :].rpartition(".json")[0].rpartition(".")
-            if rest in STATUSES:
-                found.setdefault(chunk_key, set()).add(rest)
-        return found
+        for key, modified in self._keys(base):
+            chunk_key, _, status = key[len(base) :].removesuffix(".json").rpartition(".")
+            if status in STATUSES:
+                recorded.setdefault(chunk_key, {})[status] = modified
+        return {key: _state(found) for key, found in recorded.items()}
 
     def finished(self) -> set[str]:
-        return {k for k, s in self.statuses().items() if "done" in s}
+        return {k for k, state in self.statuses().items() if state == "done"}
 
     def records(self, chunk_keys: list[str], status: str) -> list[dict[str, Any]]:
         """Read the records of some chunks (parallel GETs: a 2-year daily backfill has thousands)."""
@@ -376,7 +383,6 @@ def run_chunk(env: Environment, store: CheckpointStore, chunk: Chunk) -> ChunkOu
 
     started = time.monotonic()
     store.mark(chunk, "started", host=socket.gethostname(), pid=os.getpid())
-    store.clear(chunk, "failed")  # retrying: an old error no longer describes this chunk
     try:
         run = connectors.run.extract_source(
             env, store.source, mode="backfill", tables=[chunk.table], window=(chunk.start, chunk.end)
@@ -390,7 +396,6 @@ def run_chunk(env: Environment, store: CheckpointStore, chunk: Chunk) -> ChunkOu
     batches = [b for b in run.batches if b.manifest_key]  # a window without rows lands no batch
     outcome = ChunkOutcome(chunk, "done", run.rows, [b.batch_id for b in batches], seconds)
     store.mark(chunk, "done", rows=outcome.rows, batch_ids=outcome.batch_ids, seconds=round(seconds, 2))
-    store.clear(chunk, "started")
     return outcome
 
 
@@ -506,10 +511,8 @@ class BackfillStatus:
 
 def backfill_status(env: Environment, source: str, backfill_id: str) -> BackfillStatus:
     store = CheckpointStore(env, source, backfill_id)
-    statuses = store.statuses()
-    done = [k for k, s in statuses.items() if "done" in s]
-    failed = [k for k, s in statuses.items() if "failed" in s and "done" not in s]
-    running = [k for k, s in statuses.items() if s == {"started"}]
+    states = store.statuses()
+    done, failed, running = ([k for k, s in states.items() if s == state] for state in ("done", "failed", "started"))
     rows = sum(int(r.get("rows", 0)) for r in store.records(done, "done"))
     return BackfillStatus(
         source,

@@ -115,6 +115,16 @@ def test_windows_cover_the_range_without_gap_or_overlap(start: datetime, span_mi
     assert len(chunks) == 2 * len(windows) == len({c.key for c in chunks})
 
 
+def test_chunk_state_from_its_records() -> None:
+    from connectors.backfill import _state
+
+    t0, t1 = datetime(2026, 1, 1, 0, 0, 0), datetime(2026, 1, 1, 0, 0, 5)
+    assert _state({"started": t0}) == "started"  # running, or killed before it finished
+    assert _state({"started": t0, "failed": t0}) == "failed"  # failed within the second it started
+    assert _state({"failed": t0, "started": t1}) == "started"  # retried after a failure
+    assert _state({"started": t1, "failed": t0, "done": t0}) == "done"  # done is final
+
+
 # -- parameters: clear errors naming the option --------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "option", "words"),
@@ -312,7 +322,7 @@ def test_backfill_lands_exactly_the_window_and_keeps_the_watermark(stack: LocalS
     s3 = client(env, "s3")
     store = CheckpointStore(env, plan.source, plan.backfill_id)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=env.aws.s3.bucket, Prefix=store.prefix)["Contents"]]
-    assert len(keys) == 1 + 3  # plan + one `done` record per chunk (no `started` left behind)
+    assert len(keys) == 1 + 2 * 3  # the plan, and a `started` and a `done` record per chunk
     for key in keys:
         assert s3.head_object(Bucket=env.aws.s3.bucket, Key=key)["ServerSideEncryption"] == "aws:kms"
     status = CliRunner().invoke(app, ["backfill", "status", "--env", "local", "--source", "payments", "--json"])
