@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ TOKEN_SEPARATOR = "$"  # noqa: S105 - a separator, not a secret
 # 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run
 PAN_IN_TEXT = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 _NON_DIGITS = r"\D"
+TOKEN_CACHE_SIZE = 2_000_000  # distinct card numbers kept per run (~200 MB at most)
 
 
 class PanKeyError(ValueError):
@@ -61,6 +63,10 @@ class PanTokenizer:
         self.version = current_version
         self._keys = {v: k.get_secret_value().encode() for v, k in keys.items()}
         self._inner, self._outer = _hmac_states(self._keys[current_version])
+        # raw value -> (token, last4) of the card numbers seen in this run (card numbers repeat across batches)
+        empty = pa.array([], pa.string())
+        self._cache: tuple[pa.Array, pa.Array, pa.Array] = (empty, empty, empty)
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_secret(cls, secret: Mapping[str, SecretStr]) -> PanTokenizer:
@@ -109,15 +115,36 @@ class PanTokenizer:
 
     # -- vectorized (database columns) ---------------------------------------------------------
     def tokenize(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-        """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row."""
+        """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row.
+
+        The column is dictionary-encoded, its distinct values looked up (vectorized) among the card numbers
+        already tokenized in this run; only new ones are normalized and hashed. Rows get theirs by `take`.
+        """
         if isinstance(pans, pa.ChunkedArray):
             pans = pans.combine_chunks()
-        digits = pc.replace_substring_regex(pans.cast(pa.string()), _NON_DIGITS, "")
-        last4 = pc.utf8_slice_codeunits(digits, -4)
-        encoded = pc.dictionary_encode(digits)
-        uniques = encoded.dictionary.to_pylist()
-        tokens = pa.array([self._mac(d) for d in uniques], pa.string())
-        return pc.take(tokens, encoded.indices), last4
+        encoded = pc.dictionary_encode(pans.cast(pa.string()))
+        tokens, last4 = self._lookup(encoded.dictionary)
+        return pc.take(tokens, encoded.indices), pc.take(last4, encoded.indices)
+
+    def _lookup(self, values: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(token, last4) per distinct raw value, from the run's cache; new values are tokenized and cached."""
+        with self._cache_lock:
+            known, tokens, last4 = self._cache
+            found = pc.index_in(values, value_set=known)
+            missing = pc.unique(pc.drop_null(pc.filter(values, pc.is_null(found))))
+            if len(missing):
+                digits = pc.replace_substring_regex(missing, _NON_DIGITS, "")
+                fresh = pa.array([self._mac(d) for d in digits.to_pylist()], pa.string())
+                fresh_last4 = pc.utf8_slice_codeunits(digits, -4)
+                if len(known) + len(missing) > TOKEN_CACHE_SIZE:  # bounded memory: start over
+                    known, tokens, last4 = missing, fresh, fresh_last4
+                else:
+                    known = pa.concat_arrays([known, missing])
+                    tokens = pa.concat_arrays([tokens, fresh])
+                    last4 = pa.concat_arrays([last4, fresh_last4])
+                self._cache = (known, tokens, last4)
+                found = pc.index_in(values, value_set=known)
+        return pc.take(tokens, found), pc.take(last4, found)
 
     def __repr__(self) -> str:
         return f"PanTokenizer(version={self.version}, key=***)"

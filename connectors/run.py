@@ -121,8 +121,8 @@ def _extract_table(job: TableJob) -> BatchResult:
                 return pa.Table.from_batches(batches) if batches else pa.table({})
 
             delete_state = deletes.detect(conn, env, table, writer, state.get("deletes"), snapshot.read_at, read_arrow)
+        writer.result.schema_changes = drift.changes()  # travels in the manifest: the warehouse sees the drift
         result = writer.finish()
-    result.schema_changes = drift.changes()
     if job.mode == "incremental":
         new_state = {
             "cursor": window.upper.isoformat(),

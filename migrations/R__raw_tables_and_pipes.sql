@@ -19,6 +19,10 @@ CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
 {%- for c in t.columns + meta_columns %}
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
+{%- if not is_local %}
+-- Snowpipe adds a column a source gained before loading it (the local pipe player does the same)
+ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} SET ENABLE_SCHEMA_EVOLUTION = TRUE;
+{%- endif %}
 {%- if t.pk_snapshot %}
 
 CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -92,7 +93,9 @@ class PartWriter:
                 f"{self.batch.batch_id}-{self.chunk:02d}{self._parts:04d}.parquet"
             )
             self._sink = self.batch.open_sink(relative)
-            self._parquet = pq.ParquetWriter(self._sink, shaped.schema, compression="zstd")
+            self._parquet = pq.ParquetWriter(
+                self._sink, shaped.schema, compression="zstd", use_dictionary=self.batch.dictionary_columns
+            )
         self._parquet.write_table(shaped)
         assert self._sink is not None
         if self._sink.bytes_written >= self.batch.max_file_bytes:
@@ -144,6 +147,10 @@ class LandingWriter:
         self._lock = threading.Lock()
         self._default: PartWriter | None = None
         self._pan_columns = [n for n, c in table.columns.items() if c.pci is PciClass.PAN]
+        # dictionary pages pay off on repetitive text (status, currency, batch id), not on ids, times or tokens
+        self.dictionary_columns = [
+            f.name for f in self.schema if pa.types.is_string(f.type) and not f.name.endswith("_TOKEN")
+        ]
 
     # -- S3 -------------------------------------------------------------------------------------
     def open_sink(self, relative: str) -> S3MultipartSink:
@@ -190,7 +197,7 @@ class LandingWriter:
         meta = {
             catalog.BATCH_ID.upper(): pa.repeat(pa.scalar(self.batch_id, pa.string()), count),
             catalog.EXTRACTED_AT.upper(): pa.repeat(pa.scalar(self.read_at, pa.timestamp("us")), count),
-            catalog.ROW_NUMBER.upper(): pa.array(range(first_row, first_row + count), pa.int64()),
+            catalog.ROW_NUMBER.upper(): pa.array(np.arange(first_row, first_row + count, dtype=np.int64)),
             catalog.OP.upper(): pa.repeat(pa.scalar(op, pa.string()), count),
         }
         columns = []
@@ -266,6 +273,7 @@ class LandingWriter:
                 "CURSOR_MAX": [r.cursor_max],
                 "SCHEMA_HASH": [schema_hash(self.schema)],
                 "SCHEMA_JSON": [json.dumps({f.name: str(f.type) for f in self.schema})],
+                "SCHEMA_CHANGES": [json.dumps(r.schema_changes) if r.schema_changes else None],
                 "EXTRACTED_AT": pa.array([self.read_at], pa.timestamp("us")),
             }
         )

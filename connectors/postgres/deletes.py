@@ -4,7 +4,8 @@
 buckets for other keys); each check computes (count, sum of key hashes) per bucket on the server, inside the batch's
 snapshot, and fetches keys only for buckets whose fingerprint changed since the last check. Deleted keys = the
 bucket's keys at the last check minus its keys now. With monotonic ids the hour's inserts touch only the top range,
-so the keys moved per check follow the change, not the table size. Cadence per table: `delete_check_every_hours`.
+so the keys moved per check follow the change, not the table size. Cadence: `connectors.delete_check_every_minutes`,
+overridden per table by `delete_check_every_minutes`.
 
 Each check's key files are written under the batch id and only become "the last check" when the watermark state is
 saved after the manifest: a run that fails half-way leaves the previous check in force.
@@ -159,9 +160,9 @@ def detect(
         return None
     if table.deletes is not DeleteDetection.RANGE_HASH:
         return None
-    if prior and read_at < datetime.fromisoformat(prior["checked_at"]) + timedelta(
-        hours=table.delete_check_every_hours
-    ):
+    every = table.delete_check_every_minutes
+    cadence = timedelta(minutes=env.connectors.delete_check_every_minutes if every is None else every)
+    if prior and read_at < datetime.fromisoformat(prior["checked_at"]) + cadence:
         return prior  # not due yet: the last check stays in force
     state = _range_hash(conn, env, table, writer, prior, read_arrow)
     state["checked_at"] = read_at.isoformat()

@@ -68,7 +68,9 @@ class Table(Strict):
     primary_key: list[Identifier] = Field(min_length=1)
     cursor: Identifier = Field(description="monotonic column used for incremental extraction")
     deletes: DeleteDetection = DeleteDetection.NONE
-    delete_check_every_hours: int = Field(default=1, ge=1, le=168, description="cadence of range_hash delete checks")
+    delete_check_every_minutes: int | None = Field(
+        default=None, ge=0, le=10080, description="cadence of range_hash delete checks (default: connectors')"
+    )
     columns: dict[Identifier, Column] = Field(min_length=1)
 
     # filled in by the parent source so a table knows its own fully qualified names
@@ -240,6 +242,9 @@ class ConnectorRuntime(Strict):
     )
     chunk_min_rows: int = Field(
         default=2_000_000, ge=1, description="tables estimated smaller than this are read in one chunk"
+    )
+    delete_check_every_minutes: int = Field(
+        default=60, ge=0, le=10080, description="default cadence of range_hash delete checks (0: every run)"
     )
     delete_check_ranges: int = Field(
         default=64, ge=1, description="key ranges compared by count+hash between source and CURATED per delete check"
