@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, pan_key_cmd, run_cmd, sql_cmd
+import finsight.cli.backfill_cmd as backfill_cmd
+import finsight.cli.pan_key_cmd as pan_key_cmd
+from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, run_cmd, sql_cmd
 
 # show_locals=False: a traceback must never print a variable holding a credential
 app = typer.Typer(
@@ -15,6 +17,7 @@ app = typer.Typer(
 
 for module in (config_cmd, local_cmd, run_cmd, extract_cmd, infra_cmd, cost_cmd, sql_cmd, dag_cmd):
     module.register(app)
+backfill_cmd.register(app)
 pan_key_cmd.register(app)
 
 
