@@ -63,9 +63,17 @@ def connector_roles(
         names.task_role(src.name),
         _ecs_tasks_trust(names),
         names,
-        allow("WriteOwnRawPrefix", "s3:PutObject", prefix_objects),
+        # parts stream by multipart upload; a failed part file is aborted so nothing half-written stays
+        allow("WriteOwnRawPrefix", ["s3:PutObject", "s3:AbortMultipartUpload"], prefix_objects),
         # watermarks: read at start, written after the batch's manifest (connectors/landing/state.py)
         allow("ReadWriteOwnState", ["s3:GetObject", "s3:PutObject"], state_objects),
+        # a relaunched backfill chunk lists its checkpoints to skip finished work (connectors/backfill.py)
+        allow(
+            "ListOwnBackfillCheckpoints",
+            "s3:ListBucket",
+            f"arn:aws:s3:::{names.raw_bucket}",
+            {"StringLike": {"s3:prefix": [f"{names.source_state_prefix(src.name)}backfills/*"]}},
+        ),
         allow("EncryptWithDataKey", ["kms:GenerateDataKey", "kms:Encrypt"], keys.data.arn),
         # Completing a multipart SSE-KMS upload makes S3 decrypt the part keys on the caller's behalf.
         allow(

@@ -142,7 +142,7 @@ def test_one_task_role_per_source_scoped_to_its_prefix(stack: Synth) -> None:
             {
                 "Sid": "WriteOwnRawPrefix",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject"],
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": [f"arn:aws:s3:::{bucket}/{stack.env.aws.s3.raw_prefix}/{src.name}/*"],
             },
             {
@@ -150,6 +150,13 @@ def test_one_task_role_per_source_scoped_to_its_prefix(stack: Synth) -> None:
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject"],
                 "Resource": [f"arn:aws:s3:::{bucket}/{catalog.STATE_PREFIX}/{src.name}/*"],
+            },
+            {
+                "Sid": "ListOwnBackfillCheckpoints",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": [f"{catalog.STATE_PREFIX}/{src.name}/backfills/*"]}},
             },
         ]
         (read,) = [st for st in sts if "secretsmanager:GetSecretValue" in st["Action"]]
