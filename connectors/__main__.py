@@ -1,7 +1,7 @@
 """ECS entrypoint: `python -m connectors` extracts one source, configured only by environment variables.
 
   FINSIGHT_ENV                   local | dev | staging | prod (loads environments/<env>.yaml)
-  FINSIGHT_SOURCE                a PostgreSQL source of that environment (postgres_sources.<name>)
+  FINSIGHT_SOURCE                a source of that environment: postgres_sources.<name> or api_sources.<name>
   FINSIGHT_MODE                  incremental (default),
                                  full, or backfill
   FINSIGHT_BACKFILL_START/_END   backfill window, ISO dates or datetimes in UTC (both or neither)
@@ -147,15 +147,30 @@ def resolve_window(inv: Invocation, default_chunk_days: int, now: datetime) -> t
 
 
 def check_source(env: Environment, source: str, variable: str = "FINSIGHT_SOURCE") -> None:
-    if source in env.postgres_sources:
+    if source in env.postgres_sources or source in env.api_sources:
         return
-    if source in env.api_sources:
-        # the config and the ECS task definitions already know the API sources; this image has no API connector yet
-        raise UsageError(
-            variable, f"{source!r} is an API source; this connector image extracts PostgreSQL sources only"
-        )
     known = ", ".join(env.postgres_sources)
-    raise UsageError(variable, f"unknown source {source!r} in {env.name}; PostgreSQL sources: {known}")
+    apis = ", ".join(env.api_sources)
+    raise UsageError(
+        variable, f"unknown source {source!r} in {env.name}; PostgreSQL sources: {known}; API sources: {apis}"
+    )
+
+
+def extract_any_source(
+    env: Environment,
+    source: str,
+    mode: str = "incremental",
+    tables: list[str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> Any:
+    """A PostgreSQL or an API source, by name: both return a connectors.run.SourceRun."""
+    if source in env.api_sources:
+        from connectors.apis.run import extract_api_source
+
+        return extract_api_source(env, source, mode, tables=tables, window=window)
+    from connectors.run import extract_source
+
+    return extract_source(env, source, mode, tables=tables, window=window)
 
 
 def load_env(name: str, variable: str = "FINSIGHT_ENV") -> Environment:
@@ -203,7 +218,7 @@ def drop_injected_secrets(environ: MutableMapping[str, str]) -> None:
 
 # -- run -----------------------------------------------------------------------------------------------------------
 def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime] | None) -> int:
-    from connectors.run import ExtractionError, extract_source  # airbyte-cdk import is slow: not needed for --help
+    from connectors.run import ExtractionError  # airbyte-cdk import is slow: not needed for --help
 
     configure_logging()  # importing airbyte-cdk installs its own root handler (Airbyte protocol JSON): ours wins
     started = time.monotonic()
@@ -212,7 +227,7 @@ def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime]
         fields |= {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
     event(logging.INFO, "extraction_started", **fields)
     try:
-        result = extract_source(env, inv.source, inv.mode, window=window)
+        result = extract_any_source(env, inv.source, inv.mode, window=window)
     except ExtractionError as exc:
         seconds = round(time.monotonic() - started, 1)
         event(logging.ERROR, "extraction_failed", **fields, error=str(exc), seconds=seconds)

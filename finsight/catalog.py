@@ -111,12 +111,12 @@ def pipes(env: Environment) -> list[dict[str, str]]:
     """Every pipe: data per table, primary-key snapshots for delete detection, and the batch manifests."""
     raw, ops = env.snowflake.schemas["raw"], env.snowflake.schemas["ops"]
     out = []
-    for t in env.tables():
+    for t in env.warehouse_tables():
         out.append({"name": f"{t.raw_name}_PIPE", "target": f"{raw}.{t.raw_name}", "folder": table_folder(t)})
         if t.deletes.value == "pk_snapshot":
             pk_table = t.raw_name + PK_SNAPSHOT_SUFFIX
             out.append({"name": f"{pk_table}_PIPE", "target": f"{raw}.{pk_table}", "folder": pk_folder(t)})
-    for source in env.postgres_sources:
+    for source in [*env.postgres_sources, *env.api_sources]:
         out.append(
             {
                 "name": f"{source.upper()}__MANIFESTS_PIPE",
@@ -145,13 +145,13 @@ def table_spec(table: Table) -> dict[str, Any]:
 def migration_vars(env: Environment) -> dict[str, Any]:
     """The variables every schemachange script is rendered with (see migrations/)."""
     tables = []
-    for t in env.tables():
+    for t in env.warehouse_tables():
         tables.append(
             {
                 "raw": t.raw_name,
                 "curated": t.curated_name,
                 # typographic apostrophe: fakesnow 0.11 mis-parses an escaped '' inside COMMENT
-                "comment": f"{t.qualified}: {env.postgres_sources[t.source].description}".replace("'", "\u2019"),
+                "comment": f"{t.qualified}: {env.source(t.source).description}".replace("'", "\u2019"),
                 "primary_key": [c.upper() for c in t.primary_key],
                 "pk_snapshot": t.deletes.value == "pk_snapshot",
                 "columns": [
