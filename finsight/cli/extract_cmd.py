@@ -45,7 +45,9 @@ def _tables(env: Environment, source: str, requested: list[str]) -> list[str] | 
 
 def extract(
     env: str = EnvOption,
-    source: str = typer.Option(..., "--source", "-s", help="A source of the environment: PostgreSQL (e.g. payments) or API (e.g. stripe)."),
+    source: str = typer.Option(
+        ..., "--source", "-s", help="A source of the environment: PostgreSQL (e.g. payments) or API (e.g. stripe)."
+    ),
     mode: str = typer.Option("incremental", "--mode", "-m", help="incremental (watermarked), full, or backfill."),
     start: str | None = typer.Option(None, "--start", help="Backfill window start, ISO date/datetime (UTC)."),
     end: str | None = typer.Option(None, "--end", help="Backfill window end, ISO date/datetime (UTC)."),
