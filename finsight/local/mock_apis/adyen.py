@@ -103,4 +103,11 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
     bp = Blueprint(f"mock_{name}", __name__)
     bp.add_url_rule(api.path, "reports", api.list_reports, methods=["GET"])
     bp.add_url_rule(f"{api.path.rstrip('/')}/<filename>", "report", api.download, methods=["GET"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=error, mutate=api.publish)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=error,
+        mutate=api.publish,
+        counts=lambda: {"settlement_details": sum(r.rows for r in api.reports.values())},
+    )

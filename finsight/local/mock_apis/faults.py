@@ -35,6 +35,8 @@ class Provider:
     expire_tokens: Callable[[], None] | None = None
     # simulate provider activity (new records, late corrections); returns what changed
     mutate: Callable[[], dict[str, Any]] | None = None
+    # stream name -> how many records the provider holds now (what a complete extraction must land)
+    counts: Callable[[], dict[str, int]] | None = None
 
 
 # -- auth helpers -----------------------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class Fault:
     remaining: int
     status: int = 503
     delay_seconds: float = 2.0
+    after: int = 0  # let this many requests through first (a failure in the middle of a run)
 
 
 PAGINATION_PARAMS = frozenset({"starting_after", "ending_before", "page"})
@@ -136,6 +139,9 @@ class FaultInjector:
             fault = self._faults.get(source)
             if fault is None:
                 return None
+            if fault.after > 0:
+                fault.after -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
                 del self._faults[source]
@@ -164,7 +170,10 @@ def parse_fault(body: Any, sources: set[str]) -> tuple[str, Fault]:
         raise ValueError("status must be an HTTP error status (400..599)")
     if not isinstance(delay, int | float) or not 0 <= delay <= 60:
         raise ValueError("delay_seconds must be a number in 0..60")
-    return source, Fault(mode=mode, remaining=count, status=status, delay_seconds=float(delay))
+    after = body.get("after", 0)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValueError("after must be an integer >= 0")
+    return source, Fault(mode=mode, remaining=count, status=status, delay_seconds=float(delay), after=after)
 
 
 # -- wiring -----------------------------------------------------------------------------------------------------
@@ -244,6 +253,13 @@ def admin_blueprint(
         source = request.args.get("source")
         injector.clear(source)
         return jsonify(faults=injector.snapshot())
+
+    @bp.get("/records")
+    def records() -> tuple[Response, int]:
+        provider = (providers or {}).get(request.args.get("source", ""))
+        if provider is None or provider.counts is None:
+            return jsonify(error=f"source must be one of {sorted(providers or {})}"), 400
+        return jsonify(provider.counts()), 200
 
     @bp.post("/mutate")
     def mutate() -> tuple[Response, int]:

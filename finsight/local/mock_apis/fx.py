@@ -107,4 +107,11 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
     api = FxApi(source, credential, build_fx(seed, scale, clock.start), clock)
     bp = Blueprint(f"mock_{name}", __name__)
     bp.add_url_rule(api.path, "rates", api.rates, methods=["GET"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=error, mutate=api.correct)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=error,
+        mutate=api.correct,
+        counts=lambda: {"daily_rates": len(api.rows)},
+    )

@@ -203,4 +203,5 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
         error=error,
         expire_tokens=api.expire_tokens,
         mutate=api.mutate,
+        counts=lambda: {"transactions": len(api.transactions)},
     )

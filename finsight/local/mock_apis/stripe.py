@@ -229,7 +229,14 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
         bp.add_url_rule(spec.path, f"list_{stream}", lambda s=stream: api.list_objects(s), methods=["GET"])
     if "refunds" in source.streams:
         bp.add_url_rule(source.streams["refunds"].path, "create_refund", api.create_refund, methods=["POST"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=provider_error, mutate=api.mutate)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=provider_error,
+        mutate=api.mutate,
+        counts=lambda: {s: len(v) for s, v in api.data.streams.items()},
+    )
 
 
 def provider_error(status: int, message: str) -> Response:
