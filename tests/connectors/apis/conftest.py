@@ -68,9 +68,7 @@ class MockApi:
 
 
 def _point_at(env: Environment, url: str) -> Environment:
-    apis = {
-        name: api.model_copy(update={"base_url": f"{url}/{name}"}) for name, api in env.api_sources.items()
-    }
+    apis = {name: api.model_copy(update={"base_url": f"{url}/{name}"}) for name, api in env.api_sources.items()}
     connectors = env.connectors.model_copy(update=FAST_HTTP)
     return env.model_copy(update={"api_sources": apis, "connectors": connectors})
 

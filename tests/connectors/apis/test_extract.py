@@ -120,9 +120,7 @@ def test_stripe_late_update_reaches_curated(mock_api: MockApi) -> None:
         "(SELECT MAX(created) FROM CURATED.STRIPE__CHARGES))",
     )
     charge = candidates[0]
-    secret = __import__("finsight.secrets", fromlist=["read_secret"]).read_secret(
-        env, env.api_sources["stripe"].secret
-    )
+    secret = __import__("finsight.secrets", fromlist=["read_secret"]).read_secret(env, env.api_sources["stripe"].secret)
     resp = requests.post(
         f"{env.api_sources['stripe'].base_url}/v1/refunds",
         data={"charge": charge["id"], "amount": 100},
@@ -147,9 +145,7 @@ def test_planted_pan_in_nested_json_never_lands(mock_api: MockApi) -> None:
     no object the run wrote to S3 contains it, in raw bytes or decoded."""
     assert luhn_valid(PAN) and luhn_valid(PAN_SPACED.replace(" ", ""))
     env = mock_api.env
-    secret = __import__("finsight.secrets", fromlist=["read_secret"]).read_secret(
-        env, env.api_sources["stripe"].secret
-    )
+    secret = __import__("finsight.secrets", fromlist=["read_secret"]).read_secret(env, env.api_sources["stripe"].secret)
     charges = requests.get(
         f"{env.api_sources['stripe'].base_url}/v1/charges",
         params={"limit": 1},
