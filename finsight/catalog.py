@@ -181,3 +181,14 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "run_log_table": RUN_LOG_TABLE,
         "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
     }
+
+
+def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
+    """API source -> the hosts its connector may reach (base_url host + configured extra hosts): the egress
+    allow-list (see docs/egress.md). Derived from the config so a new provider cannot be forgotten there."""
+    from urllib.parse import urlsplit
+
+    return {
+        name: sorted({urlsplit(api.base_url).hostname or "", *api.hosts} - {""})
+        for name, api in env.api_sources.items()
+    }

@@ -271,7 +271,7 @@ def extract_api_source(
             landing.error = landing.error or f"{type(exc).__name__}: {exc}"
             landing.committed = None
         if landing.error:
-            kept = "resumes from its last committed window" if landing.committed else "state unchanged"
+            kept = "watermark at its last committed window" if landing.committed else "watermark unchanged"
             failures.append(
                 f"{landing.stream.qualified}: {landing.error} (read {landing.read} records before failing; {kept})"
             )
