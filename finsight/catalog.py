@@ -89,6 +89,11 @@ def state_key(table: Table) -> str:
     return f"{STATE_PREFIX}/{table.source}/{table.name}.json"
 
 
+def backfill_state_prefix(source: str) -> str:
+    """Where a source's backfill plans and per-chunk checkpoints live: beside its watermarks, below state/<source>/."""
+    return f"{STATE_PREFIX}/{source}/backfills/"
+
+
 def s3_key(env: Environment, relative: str) -> str:
     return f"{env.aws.s3.raw_prefix}/{relative}"
 

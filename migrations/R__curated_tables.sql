@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.curated }}.{{ t.curated }} 
     _MERGED_AT TIMESTAMP_NTZ
 )
 COMMENT = '{{ t.comment }}';
+{%- for m in meta_columns %}
+ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} ADD COLUMN IF NOT EXISTS {{ m.name }} {{ m.type }};
+{%- endfor %}
 {%- for c in t.columns %}
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- if c.pii %}

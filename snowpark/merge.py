@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from snowpark.schema_evolution import evolve_curated
 from snowpark.sql_text import literal, literal_list
 
 MANIFESTS = "OPS.LANDED_BATCHES"
@@ -108,6 +109,8 @@ def merge_table(session: Any, spec_json: str, run_id: str, replay_batch: str | N
     ids = literal_list([b["BATCH_ID"] for b in ready])
     with_data = [b for b in ready if b["ROW_COUNT"]]
     if with_data:
+        # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
+        spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
         session.sql(_merge_sql(spec, literal_list([b["BATCH_ID"] for b in with_data]))).collect()
     merged = _count(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})") if with_data else 0
     deleted = 0

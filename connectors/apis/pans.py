@@ -1,45 +1,22 @@
 """Defense in depth: a card number anywhere in an API payload is tokenized before anything lands.
 
-APIs should never send a PAN; if one does (a free-text description, a metadata field, a number), every
-Luhn-valid run of 13-19 digits (single spaces or dashes between digit groups allowed) is replaced by its token.
+APIs should never send a PAN; if one does (a free-text description, a metadata field, a bare number), every
+Luhn-valid run of 13-19 digits is replaced by its PAN token (`connectors.pci.scrub_pans`). This module walks the
+decoded JSON so strings, numbers and keys at any depth are covered.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from connectors.pci import PanTokenizer
+from connectors.pci import PanTokenizer, luhn_valid, scrub_pans
 
-# 13..19 digits, optionally grouped by single spaces or dashes ("4111 1111 1111 1111"), not inside a longer number
-_CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _pan_digits(candidate: str) -> str | None:
-    digits = candidate.replace(" ", "").replace("-", "")
-    return digits if 13 <= len(digits) <= 19 and luhn_valid(digits) else None
+__all__ = ["luhn_valid", "scrub_json", "scrub_text"]
 
 
 def scrub_text(text: str, tokenizer: PanTokenizer) -> str:
     """`text` with every Luhn-valid 13-19 digit run replaced by its PAN token."""
-    if len(text) < 13:
-        return text
-
-    def replace(match: re.Match[str]) -> str:
-        digits = _pan_digits(match.group(0))
-        return match.group(0) if digits is None else str(tokenizer.token(digits))
-
-    return _CANDIDATE.sub(replace, text)
+    return text if len(text) < 13 else scrub_pans(text, tokenizer)
 
 
 def scrub_json(value: Any, tokenizer: PanTokenizer) -> Any:

@@ -52,7 +52,7 @@ def utc_now() -> datetime:
 
 
 def tokenizer_for(env: Environment) -> PanTokenizer:
-    return PanTokenizer(read_secret(env, env.secrets.pan_tokenization_key)["hmac_key"])
+    return PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
 
 
 def check_transport(env: Environment, name: str, api: ApiSource) -> None:
@@ -179,8 +179,7 @@ class StreamLanding:
             return self.result
         self.flush()
         writer = self._writer()
-        if writer.result.rows:
-            writer.write_manifest()
+        writer.finish()  # closes the last part, writes the manifest when rows landed
         if self.mode == "incremental" and self.committed is not None:
             save_state(self.env, self.stream, self.committed)
         self.result = writer.result
@@ -188,11 +187,8 @@ class StreamLanding:
 
 
 def land(writer: LandingWriter, batch: Any) -> None:
-    """Hand an Arrow batch to the landing writer (Arrow-native `write` when the writer has it)."""
-    if hasattr(writer, "write"):
-        writer.write(batch)
-    else:
-        writer.write_rows(batch.to_pylist())
+    """Hand an Arrow batch to the landing writer (bounded Parquet parts, KMS, meta columns)."""
+    writer.write(batch)
 
 
 def _trace_error(message: AirbyteMessage) -> tuple[str | None, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import finsight.cli.backfill_cmd as backfill_cmd
 from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, run_cmd, sql_cmd
 
 # show_locals=False: a traceback must never print a variable holding a credential
@@ -15,6 +16,7 @@ app = typer.Typer(
 
 for module in (config_cmd, local_cmd, run_cmd, extract_cmd, infra_cmd, cost_cmd, sql_cmd, dag_cmd):
     module.register(app)
+backfill_cmd.register(app)
 
 
 if __name__ == "__main__":

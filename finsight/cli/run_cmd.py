@@ -29,6 +29,10 @@ def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None
         typer.echo(f"  rows merged        : {dag.merged_rows()} (deleted {dag.deleted_rows()})")
         typer.echo(f"  tasks              : {len(dag.tasks)} run, {len(failed)} failed {' '.join(failed)}")
     typer.echo("  seconds            : " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    for source in summary.sources:
+        for batch in source.batches:
+            for change in batch.schema_changes:
+                typer.secho(f"  schema drift: {batch.table}: {change}", fg="yellow", err=True)
     for err in summary.extract_errors:
         typer.secho(f"  extract error: {err}", fg="red", err=True)
     for err in pipe.errors if pipe else []:

@@ -60,13 +60,17 @@ class Column(Strict):
 
 class DeleteDetection(StrEnum):
     NONE = "none"  # append-only or soft-deleted tables
-    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing the source primary keys
+    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing all source primary keys (small tables)
+    RANGE_HASH = "range_hash"  # per-key-range fingerprints; keys fetched only where a range changed (any size)
 
 
 class Table(Strict):
     primary_key: list[Identifier] = Field(min_length=1)
     cursor: Identifier = Field(description="monotonic column used for incremental extraction")
     deletes: DeleteDetection = DeleteDetection.NONE
+    delete_check_every_minutes: int | None = Field(
+        default=None, ge=0, le=10080, description="cadence of range_hash delete checks (default: connectors')"
+    )
     columns: dict[Identifier, Column] = Field(min_length=1)
 
     # filled in by the parent source so a table knows its own fully qualified names
@@ -258,6 +262,21 @@ class ConnectorRuntime(Strict):
         default=10, ge=0, description="re-read this much before the watermark: late-committing transactions"
     )
     minutes_per_hourly_run: float = Field(ge=0, description="expected task runtime per source per hour (cost)")
+    max_file_mb: int = Field(
+        default=128, ge=1, le=1024, description="a landed Parquet part is closed at this size (Snowpipe: 100-250 MB)"
+    )
+    chunks_per_table: int = Field(
+        default=1, ge=1, le=64, description="parallel key-range reads of one large table (one snapshot)"
+    )
+    chunk_min_rows: int = Field(
+        default=2_000_000, ge=1, description="tables estimated smaller than this are read in one chunk"
+    )
+    delete_check_every_minutes: int = Field(
+        default=60, ge=0, le=10080, description="default cadence of range_hash delete checks (0: every run)"
+    )
+    delete_check_ranges: int = Field(
+        default=64, ge=1, description="key ranges compared by count+hash between source and CURATED per delete check"
+    )
     # HTTP policy of the API connectors: retries (5xx, timeouts, non-JSON bodies) back off exponentially with jitter
     api_read_timeout_seconds: float = Field(default=30, gt=0)
     api_max_retries: int = Field(default=5, ge=0, le=10)

@@ -16,6 +16,7 @@ from finsight import catalog
 from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
+from finsight.local.raw_evolution import evolve_raw_for_file
 
 
 @dataclass
@@ -61,6 +62,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                     continue
                 pipe, file = found
                 try:
+                    evolve_raw_for_file(env, cursor, pipe["target"], key)  # Snowflake: ENABLE_SCHEMA_EVOLUTION
                     cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
                     for row in cursor.fetchall():
                         if row[1] == "LOADED":

@@ -17,7 +17,7 @@ from finsight import catalog
 from finsight.config import Environment, load_environment
 from tasks.dag import build_dag
 
-TOKENIZER = PanTokenizer(SecretStr("00" * 32))
+TOKENIZER = PanTokenizer({"1": SecretStr("00" * 32)}, "1")
 
 
 @pytest.mark.parametrize("env_name", ["local", "dev", "staging", "prod"])
