@@ -164,9 +164,9 @@ class StreamLanding:
             return
         batch = to_arrow(self.stream, self.records, self.tokenizer)
         self.records = []
-        land(self._writer(), batch)
+        land(self.writer_for_batch(), batch)
 
-    def _writer(self) -> LandingWriter:
+    def writer_for_batch(self) -> LandingWriter:
         if self.writer is None:
             self.writer = LandingWriter(
                 self.env, self.stream, new_batch_id(self.read_at), self.read_at, self.tokenizer, self.mode
@@ -178,7 +178,7 @@ class StreamLanding:
         if self.result is not None:
             return self.result
         self.flush()
-        writer = self._writer()
+        writer = self.writer_for_batch()
         writer.finish()  # closes the last part, writes the manifest when rows landed
         if self.mode == "incremental" and self.committed is not None:
             save_state(self.env, self.stream, self.committed)
@@ -251,13 +251,17 @@ def extract_api_source(
     api = env.api_sources[source]
     check_transport(env, source, api)
     streams = [s for s in api.streams.values() if tables is None or s.name in tables]
-    tokenizer = tokenizer_for(env)
-    if api.kind == "adyen":
-        from connectors.apis.adyen.reports import extract_reports
+    try:
+        tokenizer = tokenizer_for(env)
+        if api.kind == "adyen":
+            from connectors.apis.adyen.reports import extract_reports
 
-        landings = extract_reports(env, source, api, streams, mode, window, tokenizer)
-    else:
-        landings = extract_declarative(env, source, api, streams, mode, window, tokenizer)
+            landings = extract_reports(env, source, api, streams, mode, window, tokenizer)
+        else:
+            landings = extract_declarative(env, source, api, streams, mode, window, tokenizer)
+    except Exception as exc:  # secrets, KMS, S3 state: nothing landed or moved; one failed source, not a crash
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ExtractionError(f"source {source!r}: {type(exc).__name__}: {first_line}; watermarks kept") from exc
     results: list[BatchResult] = []
     failures: list[str] = []
     for landing in landings:

@@ -19,7 +19,8 @@ from typing import Any
 import requests
 
 from connectors.apis.manifest import build_manifest
-from connectors.apis.run import StreamLanding, cdk_config, http_numbers, read_messages, utc_now
+from connectors.apis.records import to_arrow
+from connectors.apis.run import StreamLanding, cdk_config, http_numbers, land, read_messages, utc_now
 from connectors.landing.state import load_state
 from connectors.pci import PanTokenizer
 from finsight.config import ApiSource, ApiStream, Environment
@@ -106,11 +107,7 @@ def extract_reports(
             text = download(env, config["base_url"] + report["downloadPath"], config["api_key"], report)
             rows, extra = parse(text, report)
             landing.read = len(rows)
-            from connectors.apis.records import to_arrow
-            from connectors.apis.run import land
-
-            landing.writer = landing._writer()
-            land(landing.writer, to_arrow(stream, rows, tokenizer, extra))
+            land(landing.writer_for_batch(), to_arrow(stream, rows, tokenizer, extra))
             landing.committed = {"batch_number": report["batchNumber"], "report": report["name"]}
             landing.finish()
     except Exception as exc:
