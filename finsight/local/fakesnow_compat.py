@@ -27,7 +27,7 @@ _COMMENTS = r"(?s)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*"
 NOP_REGEXES = [
     _COMMENTS + r"ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*",  # schemachange tags every session
     # Pipes, tasks and procedures are services in Snowflake; locally our runner plays them from the same definitions
-    _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE)\b.*",
+    _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE|STREAM)\b.*",
     _COMMENTS + r"EXECUTE\s+TASK\b.*",
     _COMMENTS + r"SELECT\s+SYSTEM\$CANCEL_ALL_QUERIES\b.*",  # Snowpark's Session.close()
     # masking policies are enforced by Snowflake only; DuckDB has no column-level security

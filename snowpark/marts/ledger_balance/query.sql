@@ -1,0 +1,47 @@
+-- Ledger balance check: debits and credits per account and day (see metadata.yaml).
+WITH per_account AS (
+    SELECT
+        CAST(e.created_at AS DATE) AS entry_date,
+        e.account_id,
+        a.merchant_id,
+        a.currency,
+        a.account_type,
+        COUNT(*) AS entry_count,
+        SUM(IFF(e.direction = 'debit', e.amount, 0)) AS debit_total,
+        SUM(IFF(e.direction = 'credit', e.amount, 0)) AS credit_total
+    FROM {{ curated('ledger.ledger_entries') }} AS e
+    LEFT JOIN {{ curated('ledger.accounts') }} AS a ON e.account_id = a.account_id
+    WHERE e.account_id IS NOT NULL
+    GROUP BY CAST(e.created_at AS DATE), e.account_id, a.merchant_id, a.currency, a.account_type
+),
+
+per_owner AS (
+    SELECT
+        entry_date,
+        merchant_id,
+        currency,
+        SUM(debit_total) AS owner_debits,
+        SUM(credit_total) AS owner_credits
+    FROM per_account
+    GROUP BY entry_date, merchant_id, currency
+)
+
+SELECT
+    a.entry_date,
+    a.account_id,
+    a.merchant_id,
+    a.currency,
+    a.account_type,
+    a.entry_count,
+    a.debit_total,
+    a.credit_total,
+    o.owner_debits,
+    o.owner_credits,
+    a.debit_total - a.credit_total AS account_net,
+    o.owner_debits = o.owner_credits AS balanced
+FROM per_account AS a
+INNER JOIN per_owner AS o
+    ON
+        a.entry_date = o.entry_date
+        AND EQUAL_NULL(a.merchant_id, o.merchant_id)
+        AND EQUAL_NULL(a.currency, o.currency)
