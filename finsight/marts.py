@@ -168,3 +168,21 @@ def date_columns(env: Environment) -> dict[str, list[str]]:
         for up in mart.upstreams:
             out.setdefault(up.raw_name, set()).update(c.upper() for c in up.date_columns)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def merge_spec(env: Environment, table: object) -> dict:
+    """MERGE_TABLE's argument: the catalog's table spec plus the date columns marts partition by."""
+    from finsight import catalog
+
+    spec = catalog.table_spec(table)  # type: ignore[arg-type]
+    spec["date_columns"] = date_columns(env).get(spec["raw"], [])
+    return spec
+
+
+def pipeline_catalog(env: Environment) -> list[tuple[str, str, str]]:
+    """(kind, name, spec JSON) rows of OPS.PIPELINE_CATALOG: what BACKFILL, BUILD_MART and retention read."""
+    import json
+
+    rows = [("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.tables()]
+    rows += [("mart", m.name, json.dumps(mart_spec(m, env), separators=(",", ":"))) for m in marts()]
+    return rows

@@ -19,11 +19,10 @@ per_owner AS (
     SELECT
         entry_date,
         merchant_id,
-        currency,
         SUM(debit_total) AS owner_debits,
         SUM(credit_total) AS owner_credits
     FROM per_account
-    GROUP BY entry_date, merchant_id, currency
+    GROUP BY entry_date, merchant_id
 )
 
 SELECT
@@ -44,4 +43,3 @@ INNER JOIN per_owner AS o
     ON
         a.entry_date = o.entry_date
         AND EQUAL_NULL(a.merchant_id, o.merchant_id)
-        AND EQUAL_NULL(a.currency, o.currency)
