@@ -9,6 +9,7 @@ day. The first build, a `full_refresh` config, or an optional upstream appearing
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, timedelta
 from typing import Any
@@ -56,8 +57,9 @@ def build_mart(session: Any, mart: str, run_id: str, config_json: str | None = N
     spec = pipeline_catalog.spec(session, "mart", mart)
     config = _config(config_json)
     present = _present(session, spec)
-    variant = ",".join(present)
-    sql = spec["variants"][variant]
+    sql = spec["variants"][",".join(present)]
+    # which optional upstreams + which query text: a changed definition rebuilds the whole mart
+    variant = ",".join(present) + "#" + hashlib.sha256(sql.encode()).hexdigest()[:12]
     started = session.sql("SELECT CAST(CURRENT_TIMESTAMP() AS TIMESTAMP_NTZ)").collect()[0][0]
     last = session.sql(
         f"SELECT CHANGES_UPTO, VARIANT FROM {BUILDS} WHERE MART = {literal(mart)} ORDER BY PUBLISHED_AT DESC LIMIT 1"

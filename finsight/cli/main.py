@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from finsight.cli import config_cmd, cost_cmd, dag_cmd, extract_cmd, infra_cmd, local_cmd, run_cmd, sql_cmd
+from finsight.cli import (
+    config_cmd,
+    cost_cmd,
+    dag_cmd,
+    extract_cmd,
+    infra_cmd,
+    local_cmd,
+    run_cmd,
+    sql_cmd,
+    warehouse_cmd,
+)
 
 # show_locals=False: a traceback must never print a variable holding a credential
 app = typer.Typer(
@@ -15,6 +25,7 @@ app = typer.Typer(
 
 for module in (config_cmd, local_cmd, run_cmd, extract_cmd, infra_cmd, cost_cmd, sql_cmd, dag_cmd):
     module.register(app)
+warehouse_cmd.register(app)  # load, batches, quarantine, reconcile (issue 8)
 
 
 if __name__ == "__main__":
