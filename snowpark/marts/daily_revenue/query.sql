@@ -104,11 +104,12 @@ totals AS (
         merchant_id,
         currency,
         card_brand,
+        -- sums typed as the amounts: exact decimals on every engine (DuckDB would widen them to a double)
+        CAST(SUM(gross_amount) AS NUMBER(18, 2)) AS gross_amount,
+        CAST(SUM(refunded_amount) AS NUMBER(18, 2)) AS refunded_amount,
+        CAST(SUM(fee_amount) AS NUMBER(18, 2)) AS fee_amount,
         SUM(payment_count) AS payment_count,
-        SUM(refund_count) AS refund_count,
-        SUM(gross_amount) AS gross_amount,
-        SUM(refunded_amount) AS refunded_amount,
-        SUM(fee_amount) AS fee_amount
+        SUM(refund_count) AS refund_count
     FROM events
     GROUP BY business_date, merchant_id, currency, card_brand
 )

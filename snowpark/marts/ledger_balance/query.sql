@@ -6,9 +6,10 @@ WITH per_account AS (
         a.merchant_id,
         a.currency,
         a.account_type,
-        COUNT(*) AS entry_count,
-        SUM(IFF(e.direction = 'debit', e.amount, 0)) AS debit_total,
-        SUM(IFF(e.direction = 'credit', e.amount, 0)) AS credit_total
+        -- sums typed as the amounts: exact decimals on every engine (DuckDB would widen them to a double)
+        CAST(SUM(IFF(e.direction = 'debit', e.amount, 0)) AS NUMBER(18, 2)) AS debit_total,
+        CAST(SUM(IFF(e.direction = 'credit', e.amount, 0)) AS NUMBER(18, 2)) AS credit_total,
+        COUNT(*) AS entry_count
     FROM {{ curated('ledger.ledger_entries') }} AS e
     LEFT JOIN {{ curated('ledger.accounts') }} AS a ON e.account_id = a.account_id
     WHERE e.account_id IS NOT NULL
@@ -19,8 +20,8 @@ per_owner AS (
     SELECT
         entry_date,
         merchant_id,
-        SUM(debit_total) AS owner_debits,
-        SUM(credit_total) AS owner_credits
+        CAST(SUM(debit_total) AS NUMBER(18, 2)) AS owner_debits,
+        CAST(SUM(credit_total) AS NUMBER(18, 2)) AS owner_credits
     FROM per_account
     GROUP BY entry_date, merchant_id
 )

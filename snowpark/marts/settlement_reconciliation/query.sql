@@ -4,10 +4,10 @@ WITH internal AS (
         merchant_id,
         currency,
         CAST(settled_at AS DATE) AS settlement_date,
-        COUNT(*) AS internal_batches,
-        SUM(gross_amount) AS internal_gross,
-        SUM(fee_amount) AS internal_fees,
-        SUM(net_amount) AS internal_net
+        CAST(SUM(gross_amount) AS NUMBER(18, 2)) AS internal_gross,
+        CAST(SUM(fee_amount) AS NUMBER(18, 2)) AS internal_fees,
+        CAST(SUM(net_amount) AS NUMBER(18, 2)) AS internal_net,
+        COUNT(*) AS internal_batches
     FROM {{ curated('settlements.settlement_batches') }}
     WHERE settled_at IS NOT NULL AND merchant_id IS NOT NULL
     GROUP BY merchant_id, currency, CAST(settled_at AS DATE)
@@ -18,8 +18,8 @@ paid AS (
         merchant_id,
         currency,
         arrival_date AS settlement_date,
-        COUNT(*) AS payout_count,
-        SUM(amount) AS payout_amount
+        CAST(SUM(amount) AS NUMBER(18, 2)) AS payout_amount,
+        COUNT(*) AS payout_count
     FROM {{ curated('payouts.payouts') }}
     WHERE status IN ('paid', 'in_transit') AND arrival_date IS NOT NULL AND merchant_id IS NOT NULL
     GROUP BY merchant_id, currency, arrival_date
@@ -32,9 +32,9 @@ acquirer AS (
     SELECT
         net_currency AS currency,
         CAST(creation_date AS DATE) AS settlement_date,
+        CAST(SUM(COALESCE(net_credit_nc, 0) - COALESCE(net_debit_nc, 0)) AS NUMBER(18, 2)) AS acquirer_net,
         TRY_CAST(SPLIT_PART(SPLIT_PART(merchant_reference, '-', 1), 'M', 2) AS NUMBER(38, 0)) AS merchant_id,
-        COUNT(*) AS acquirer_lines,
-        SUM(COALESCE(net_credit_nc, 0) - COALESCE(net_debit_nc, 0)) AS acquirer_net
+        COUNT(*) AS acquirer_lines
     FROM {{ curated('adyen.settlement_details') }}
     WHERE record_type IN ('Settled', 'Refunded', 'Chargeback') AND merchant_reference LIKE 'M%-%'
     GROUP BY
@@ -102,7 +102,7 @@ windowed AS (
         j.settlement_date,
         j.merchant_id,
         j.currency,
-        SUM(w.payout_difference) AS window_difference
+        CAST(SUM(w.payout_difference) AS NUMBER(18, 2)) AS window_difference
     FROM joined AS j
     INNER JOIN joined AS w
         ON
