@@ -119,9 +119,11 @@ def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
     cols = spec["columns"]
     every = cols + META
     on = _key_match(spec, "tgt", "src")
+    # strictly newer: the version CURATED already holds (same read time, same batch) is not rewritten, so a replay
+    # reports the rows it really changed
     newer = (
         "(src._EXTRACTED_AT > tgt._EXTRACTED_AT OR (src._EXTRACTED_AT = tgt._EXTRACTED_AT "
-        "AND src._BATCH_ID >= tgt._BATCH_ID))"
+        "AND src._BATCH_ID > tgt._BATCH_ID))"
     )
     return (
         f"MERGE INTO CURATED.{spec['curated']} AS tgt USING ({_source_sql(spec, batch_ids)}) AS src ON {on} "
