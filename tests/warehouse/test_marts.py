@@ -7,6 +7,7 @@ recomputed here in Python from the sources and compared exactly.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -133,14 +134,15 @@ def test_a_full_rebuild_writes_the_same_rows(incremental_run, local_env: Environ
         return out
 
     before = snapshot()
+    run_id = f"test-full-refresh-{uuid.uuid4().hex[:8]}"
     session = warehouse.snowpark_session(local_env)
     try:
-        run = run_dag(local_env, session, "test-full-refresh", config={"full_refresh": True})
+        run = run_dag(local_env, session, run_id, config={"full_refresh": True})
         assert run.state == "SUCCEEDED", [t for t in run.tasks if t.state != "SUCCEEDED"]
         again = build_mart(session, "daily_revenue", "test-rerun")  # nothing changed since: nothing rebuilt
         assert '"mode": "unchanged"' in again
     finally:
         session.close()
-    modes = sf(local_env, "SELECT DISTINCT MODE FROM OPS.MART_BUILDS WHERE RUN_ID = 'test-full-refresh'")
+    modes = sf(local_env, f"SELECT DISTINCT MODE FROM OPS.MART_BUILDS WHERE RUN_ID = '{run_id}'")
     assert modes == [("full",)]
     assert snapshot() == before
