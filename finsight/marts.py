@@ -66,6 +66,7 @@ class MartMetadata(Strict):
 
     # filled in by the loader
     name: str = ""
+    folder: str = ""
 
     @property
     def table_name(self) -> str:
@@ -95,6 +96,7 @@ def _load(folder: Path) -> tuple[MartMetadata, ...]:
         if missing:
             raise ConfigError(f"{meta_path}: keys/partition_column {missing} are not among `columns`")
         object.__setattr__(mart, "name", name)
+        object.__setattr__(mart, "folder", str(meta_path.parent))
         out.append(mart)
     return tuple(out)
 
@@ -117,14 +119,14 @@ def render_query(mart: MartMetadata, env: Environment, present: frozenset[str] =
     """query.sql with schema names from the config and `present.<raw name lower>` for optional upstreams."""
     # SQL, not HTML: nothing to escape (autoescape would mangle quotes)
     jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
-    template = jinja.from_string((marts_dir() / mart.name / "query.sql").read_text())
+    template = jinja.from_string((Path(mart.folder) / "query.sql").read_text())
     flags = {up.raw_name.lower(): up.raw_name in present for up in mart.upstreams if up.optional}
     declared = {up.table: up for up in mart.upstreams}
 
     def curated(table: str) -> str:
         # a query may only read what its metadata declares: the DAG and the rebuild-by-date logic rely on it
         if table not in declared:
-            raise ConfigError(f"snowpark/marts/{mart.name}/query.sql reads {table!r}, not among metadata upstreams")
+            raise ConfigError(f"{mart.folder}/query.sql reads {table!r}, which metadata.yaml does not list as upstream")
         return f"{env.snowflake.schemas['curated']}.{declared[table].raw_name}"
 
     text = template.render(present=flags, curated=curated, meta=mart, schemas=env.snowflake.schemas)
@@ -186,3 +188,46 @@ def pipeline_catalog(env: Environment) -> list[tuple[str, str, str]]:
     rows = [("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.tables()]
     rows += [("mart", m.name, json.dumps(mart_spec(m, env), separators=(",", ":"))) for m in marts()]
     return rows
+
+
+def render_docs(env: Environment) -> str:
+    """docs/marts.md, generated from the metadata (a test keeps the committed file equal to this)."""
+    lines = [
+        "# Marts",
+        "",
+        "Generated from `snowpark/marts/<mart>/metadata.yaml` by `finsight marts docs --write`: do not edit by hand.",
+        "Each mart is rebuilt by its `MART_<NAME>` task for the business dates its upstream tables changed, then",
+        "checked by `VALIDATE_<NAME>` (see docs/warehouse.md).",
+        "",
+        "| mart | grain | owner | freshness SLA | upstreams |",
+        "|---|---|---|---|---|",
+    ]
+    for m in marts():
+        ups = ", ".join(f"`{u.table}`" + (" (optional)" if u.optional else "") for u in m.upstreams)
+        lines.append(f"| [{m.name}](#{m.name}) | {m.grain} | `{m.owner}` | {m.freshness_sla_minutes} min | {ups} |")
+    for m in marts():
+        lines += [
+            "",
+            f"## {m.name}",
+            "",
+            f"**{m.friendly_name}** - table `{env.snowflake.schemas['marts']}.{m.table_name}`, "
+            f"task `MART_{m.table_name}`, owner `{m.owner}`.",
+            "",
+            m.description,
+            "",
+            f"- Grain: {m.grain}; keys: {', '.join(f'`{k}`' for k in m.keys)}.",
+            f"- Rebuilt by `{m.partition_column}` ({m.partition_grain})"
+            + (f", with {m.neighbour_days} neighbour days either side" if m.neighbour_days else "")
+            + "; changes come from: "
+            + "; ".join(
+                f"`{u.table}`." + (", ".join(f"`{c}`" for c in u.date_columns) or "(no date: read only)")
+                for u in m.upstreams
+            )
+            + ".",
+            "- Checks: " + ", ".join(f"`{c.name}` ({c.kind}, {c.severity})" for c in m.checks) + ".",
+            "",
+            "| column | type | description |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{c.name}` | {c.type} | {c.description} |" for c in m.columns]
+    return "\n".join(lines) + "\n"

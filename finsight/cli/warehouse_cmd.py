@@ -11,10 +11,43 @@ import json
 import typer
 
 from finsight import warehouse
-from finsight.cli.common import EnvOption, environment, fail, platform_errors, require_local_stack
+from finsight.cli.common import EnvOption, environment, exits_cleanly, fail, platform_errors, require_local_stack
 
 batches_app = typer.Typer(help="Landed batches: landed / loaded / merged / waiting, and why.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Files a pipe could not load (OPS.LOAD_ERRORS).", no_args_is_help=True)
+marts_app = typer.Typer(help="The marts catalog (snowpark/marts/<mart>/).", no_args_is_help=True)
+
+
+@marts_app.command("list")
+def marts_list(env: str = EnvOption) -> None:
+    """Every mart: grain, owner, SLA, upstreams (checks that required upstreams are catalog tables)."""
+    from finsight import marts
+
+    cfg = environment(env)
+    with exits_cleanly():
+        marts.check_upstreams(cfg)
+        for m in marts.marts():
+            ups = ", ".join(u.table + ("?" if u.optional else "") for u in m.upstreams)
+            typer.echo(f"{m.name:<28} {m.grain:<52} {m.owner:<30} {m.freshness_sla_minutes:>3} min  {ups}")
+
+
+@marts_app.command("docs")
+def marts_docs(
+    env: str = EnvOption,
+    write: bool = typer.Option(False, "--write", help="Write docs/marts.md instead of printing it."),
+) -> None:
+    """docs/marts.md generated from the marts' metadata."""
+    from finsight import marts
+    from finsight.config import repo_root
+
+    cfg = environment(env)
+    with exits_cleanly():
+        text = marts.render_docs(cfg)
+    if write:
+        (repo_root() / "docs" / "marts.md").write_text(text)
+        typer.echo("wrote docs/marts.md")
+    else:
+        typer.echo(text, nl=False)
 
 
 def load(
@@ -161,3 +194,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(batches_app, name="batches")
     app.add_typer(quarantine_app, name="quarantine")
     app.command("reconcile")(reconcile)
+    app.add_typer(marts_app, name="marts")
