@@ -13,8 +13,9 @@ skipped tasks of the last failed graph run as a new attempt in the same graph ru
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ from snowpark import pipeline_catalog
 from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
 from snowpark.sql_text import literal
 from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, TaskNode, build_dag, build_retention_dag
+
+log = logging.getLogger("finsight.tasks")
 
 
 @dataclass
@@ -135,7 +138,9 @@ def _run_node(session: Any, node: TaskNode, run_id: str, config_json: str) -> tu
         output, state = {}, "FAILED"
         error = f"{type(exc).__name__}: {exc}"
         code = str(getattr(exc, "errno", None) or type(exc).__name__)
-        traceback.print_exc()
+        # one line for the operator (the history keeps the error); the traceback only in debug logs
+        print(f"task {node.name} FAILED: {error.splitlines()[0]}", file=sys.stderr)
+        log.debug("task %s failed", node.name, exc_info=True)
     if node.name not in (ROOT, FINALIZER):
         record_task(session, run_id, node.name, state, error or json.dumps(output))
     return TaskResult(node.name, state, round(time.monotonic() - started, 3), output, error), code
