@@ -152,6 +152,7 @@ def _duckdb_merge(base: pa.Table, batch: pa.Table) -> dict[str, Any]:
     """The same rows, a hand-written MERGE (newest read wins), in a DuckDB file of its own."""
     with tempfile.TemporaryDirectory(prefix="finsight-bench-") as tmp:
         con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
+        con.execute("SET enable_progress_bar = false")
         con.register("base_arrow", base)
         con.register("batch_arrow", batch)
         con.execute("CREATE TABLE curated AS SELECT *, CAST(NULL AS TIMESTAMP) AS _MERGED_AT FROM base_arrow")
