@@ -34,8 +34,9 @@ def build_app(envs: tuple[str, ...] = INFRA_ENVIRONMENTS, outdir: Path = DEFAULT
     app = App(outdir=str(outdir), context={"targetVersions": TARGET_VERSIONS})
     for env in envs:
         names = Names(load_environment(env))
-        snowflake = SnowflakeStack(app, names)
-        AwsStack(app, names, snowflake.account)
+        # Independent stacks: no cross-stack references, so each plans on its own (see aws_stack.py).
+        SnowflakeStack(app, names)
+        AwsStack(app, names)
     return app
 
 

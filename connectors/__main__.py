@@ -7,6 +7,10 @@
   FINSIGHT_BACKFILL_START/_END   backfill window, ISO dates or datetimes in UTC (both or neither)
   FINSIGHT_BACKFILL_CHUNK_DAYS   without START/END, a backfill re-reads the last N whole days up to today 00:00 UTC
                                  (default: schedule.backfill_chunk_days of the environment)
+  FINSIGHT_TABLES                optional comma list of tables of the source (default: every table)
+  FINSIGHT_BACKFILL_ID           with START/END: this window is a chunk of that backfill (`finsight backfill
+                                 --print-ecs-overrides` prints it). Each table's chunk is checkpointed under
+                                 state/<source>/backfills/<id>/ once landed, and a relaunch skips finished chunks.
 
 Credentials are read by the connector itself through finsight.secrets (Secrets Manager under the ECS task role).
 The values ECS injects as FINSIGHT_SOURCE_SECRET / FINSIGHT_PAN_TOKENIZATION_KEY are therefore not used, and are
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.backfill import BackfillError, check_backfill_id, run_window
 from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -56,6 +61,8 @@ class Invocation:
     start: datetime | None = None
     end: datetime | None = None
     chunk_days: int | None = None
+    tables: tuple[str, ...] | None = None  # None: every table of the source
+    backfill_id: str | None = None  # a chunk of this backfill: checkpointed, resume-safe
 
 
 # -- parsing (pure: unit-tested without AWS or a database) --------------------------------------------------------
@@ -122,19 +129,47 @@ def read_invocation(environ: Mapping[str, str]) -> Invocation:
     if not _SOURCE_NAME.match(source):
         raise UsageError("FINSIGHT_SOURCE", f"{source!r} is not a source name (lower_snake_case)")
     mode = parse_mode(_optional(environ, "FINSIGHT_MODE") or "incremental")
-    names = ("FINSIGHT_BACKFILL_START", "FINSIGHT_BACKFILL_END")
-    raw_start, raw_end = (_optional(environ, n) for n in names)
+    tables = parse_tables(_optional(environ, "FINSIGHT_TABLES"))
+    names = ("FINSIGHT_BACKFILL_START", "FINSIGHT_BACKFILL_END", "FINSIGHT_BACKFILL_ID")
+    raw_start, raw_end, backfill_id = (_optional(environ, n) for n in names)
     if mode != "backfill":
-        for name, raw in zip(names, (raw_start, raw_end), strict=True):
+        for name, raw in zip(names, (raw_start, raw_end, backfill_id), strict=True):
             if raw is not None:  # silently ignoring a window would run an incremental read the caller did not want
                 raise UsageError(name, f"only applies with FINSIGHT_MODE=backfill (mode is {mode})")
-        return Invocation(env, source, mode)
+        return Invocation(env, source, mode, tables=tables)
     start = parse_when(raw_start, names[0]) if raw_start else None
     end = parse_when(raw_end, names[1]) if raw_end else None
-    check_window(start, end, names)
+    check_window(start, end, names[:2])
+    if backfill_id is not None:
+        if start is None:  # a derived window would checkpoint a different chunk every day
+            raise UsageError(names[2], "needs FINSIGHT_BACKFILL_START and FINSIGHT_BACKFILL_END (the chunk's window)")
+        try:
+            check_backfill_id(backfill_id)
+        except BackfillError as exc:
+            raise UsageError(names[2], str(exc).removeprefix(f"{names[2]}: ")) from None
     raw_chunk = _optional(environ, "FINSIGHT_BACKFILL_CHUNK_DAYS")
     chunk_days = parse_chunk_days(raw_chunk) if raw_chunk else None
-    return Invocation(env, source, mode, start, end, chunk_days)
+    return Invocation(env, source, mode, start, end, chunk_days, tables, backfill_id)
+
+
+def parse_tables(text: str | None, variable: str = "FINSIGHT_TABLES") -> tuple[str, ...] | None:
+    """`payments, refunds` -> ("payments", "refunds"); names are checked against the source once config loads."""
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if not _SOURCE_NAME.match(n)]
+    if not names or bad:
+        raise UsageError(variable, f"{text!r} is not a comma list of table names (e.g. payments,refunds)")
+    return names
+
+
+def check_tables(
+    env: Environment, source: str, tables: tuple[str, ...] | None, variable: str = "FINSIGHT_TABLES"
+) -> None:
+    known = env.postgres_sources[source].tables
+    unknown = [t for t in tables or () if t not in known]
+    if unknown:
+        raise UsageError(variable, f"{', '.join(unknown)} not table(s) of {source}; tables: {', '.join(known)}")
 
 
 def resolve_window(inv: Invocation, default_chunk_days: int, now: datetime) -> tuple[datetime, datetime] | None:
@@ -211,8 +246,12 @@ def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime]
     if window:
         fields |= {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
     event(logging.INFO, "extraction_started", **fields)
+    if inv.backfill_id and window:
+        return extract_chunks(env, inv, window, fields, started)
     try:
-        result = extract_source(env, inv.source, inv.mode, window=window)
+        result = extract_source(
+            env, inv.source, inv.mode, tables=list(inv.tables) if inv.tables else None, window=window
+        )
     except ExtractionError as exc:
         seconds = round(time.monotonic() - started, 1)
         event(logging.ERROR, "extraction_failed", **fields, error=str(exc), seconds=seconds)
@@ -247,6 +286,39 @@ def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime]
     return EXIT_OK
 
 
+def extract_chunks(
+    env: Environment, inv: Invocation, window: tuple[datetime, datetime], fields: dict[str, Any], started: float
+) -> int:
+    """A window of a backfill: one checkpointed chunk per table; chunks finished by an earlier launch are skipped."""
+    assert inv.backfill_id is not None
+    fields = {**fields, "backfill_id": inv.backfill_id}
+    tables = inv.tables or tuple(env.postgres_sources[inv.source].tables)
+    try:
+        outcomes = run_window(env, inv.source, inv.backfill_id, tables, window)
+    except Exception as exc:  # the checkpoint store itself (S3, KMS): nothing was marked done past the failure
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        error = f"{type(exc).__name__}: {first_line}"
+        seconds = round(time.monotonic() - started, 1)
+        event(logging.ERROR, "extraction_failed", exc_info=True, **fields, error=error, seconds=seconds)
+        return EXIT_FAILED
+    for o in outcomes:
+        level = logging.ERROR if o.status == "failed" else logging.INFO
+        event(level, f"chunk_{o.status}", **fields, table=f"{inv.source}.{o.chunk.table}", rows=o.rows,
+              batch_ids=o.batch_ids, seconds=round(o.seconds, 1), error=o.error)  # fmt: skip
+    failed = [o for o in outcomes if o.status == "failed"]
+    event(
+        logging.ERROR if failed else logging.INFO,
+        "extraction_failed" if failed else "extraction_finished",
+        **fields,
+        tables=len(outcomes),
+        chunks_skipped=sum(o.status == "skipped" for o in outcomes),
+        chunks_failed=len(failed),
+        rows=sum(o.rows for o in outcomes),
+        seconds=round(time.monotonic() - started, 1),
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
@@ -263,6 +335,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         inv = read_invocation(environ)
         env = load_env(inv.env)
         check_source(env, inv.source)
+        check_tables(env, inv.source, inv.tables)
         window = resolve_window(inv, env.schedule.backfill_chunk_days, datetime.now(UTC))
     except UsageError as exc:
         event(logging.ERROR, "usage_error", variable=exc.variable, error=str(exc))

@@ -79,6 +79,34 @@ def error_integration(env: Environment) -> str:
     return f"{env.snowflake.database}_ALERTS_SNS_INTEGRATION"
 
 
+def access_roles(env: Environment) -> dict[str, str]:
+    """Snowflake roles by purpose (cdktf creates them; migrations/R__governance.sql grants to them)."""
+    db = env.snowflake.database
+    return {
+        "pipeline": env.snowflake.role,
+        "loader": f"{db}_LOADER",
+        "analyst": f"{db}_ANALYST",
+        "pii_reader": f"{db}_PII_READER",
+        "governance": f"{db}_GOVERNANCE",
+    }
+
+
+GOVERNANCE_SCHEMA = "GOVERNANCE"  # policies and entitlements, owned by the governance role
+
+
+def governance_vars(env: Environment) -> dict[str, Any]:
+    """What R__governance.sql needs: roles, the policy schema, row-access tables and the password rules."""
+    gov = env.governance
+    column = gov.row_access_column.upper() if gov and gov.row_access_column else None
+    return {
+        "roles": access_roles(env),
+        "governance_schema": GOVERNANCE_SCHEMA,
+        "row_access_column": column,
+        "row_access_tables": [t.curated_name for t in env.tables() if column and column.lower() in t.landed_columns()],
+        "password_policy": gov.password_policy.model_dump() if gov else None,
+    }
+
+
 def source_folder(source: str) -> str:
     """A source's folder below the stage root (= below s3://<bucket>/<raw_prefix>/)."""
     return f"{source}/"
@@ -98,6 +126,11 @@ def manifest_folder(source: str) -> str:
 
 def state_key(table: Table) -> str:
     return f"{STATE_PREFIX}/{table.source}/{table.name}.json"
+
+
+def backfill_state_prefix(source: str) -> str:
+    """Where a source's backfill plans and per-chunk checkpoints live: beside its watermarks, below state/<source>/."""
+    return f"{STATE_PREFIX}/{source}/backfills/"
 
 
 def s3_key(env: Environment, relative: str) -> str:
@@ -201,6 +234,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "landed_stream": LANDED_STREAM,
         "tombstone_suffix": TOMBSTONE_SUFFIX,
         "marts": mart_vars(),
+        "governance": governance_vars(env),
     }
 
 

@@ -29,4 +29,5 @@ def read_secret(env: Environment, name: str) -> dict[str, SecretStr]:
         data: dict[str, Any] = json.loads(raw)
     except json.JSONDecodeError:
         raise SecretNotFound(f"secret {name!r} is not a JSON object") from None
-    return {k: SecretStr(str(v)) for k, v in data.items()}
+    # nested objects (e.g. versioned keys) stay JSON text inside the SecretStr
+    return {k: SecretStr(json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in data.items()}

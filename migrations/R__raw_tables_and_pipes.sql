@@ -17,9 +17,13 @@ CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }
     {{ m.name }} {{ m.type }}{{ "," if not loop.last }}
     {%- endfor %}
 );
-{%- for c in t.columns %}
+{%- for c in t.columns + meta_columns %}
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
+{%- if not is_local %}
+-- Snowpipe adds a column a source gained before loading it (the local pipe player does the same)
+ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} SET ENABLE_SCHEMA_EVOLUTION = TRUE;
+{%- endif %}
 {%- if t.pk_snapshot %}
 
 CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (

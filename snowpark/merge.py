@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from snowpark.schema_evolution import evolve_curated
 from snowpark.sql_text import literal, literal_list
 
 MANIFESTS = "OPS.LANDED_BATCHES"
@@ -229,6 +230,8 @@ def merge_batches(
     deleted = 0
     if with_data:
         ids = literal_list([b["BATCH_ID"] for b in with_data])
+        # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
+        spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
         _record_changed_dates(session, spec, run_id, ids)
         out["rows_merged"] = _count(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
         out["rows_skipped_deleted"] = _count(

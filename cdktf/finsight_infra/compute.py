@@ -1,5 +1,10 @@
-"""Connector runtime: one ECR repository, one Fargate cluster, and per source (names from config) a log group,
-task + execution role, task definition, an hourly schedule and a daily backfill schedule.
+"""Connector runtime: one Fargate cluster, and per source (names from config) a log group, task + execution role,
+task definition, an hourly schedule and a daily backfill schedule.
+
+The image is the `connector_image` variable: the digest the build job pushed to the shared release repository
+(config `release:`), promoted unchanged from dev to prod. No environment builds or stores its own image.
+Task definitions carry no secrets: the connector reads its credentials and the PAN key itself from Secrets Manager
+under its task role, so nothing secret sits in the container environment or in the task definition.
 """
 
 from __future__ import annotations
@@ -7,13 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktn import TerraformVariable
-from cdktn_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
-from cdktn_provider_aws.ecr_repository import (
-    EcrRepository,
-    EcrRepositoryEncryptionConfiguration,
-    EcrRepositoryImageScanningConfiguration,
-)
+from cdktn import TerraformVariable, TerraformVariableValidationConfig
 from cdktn_provider_aws.ecs_cluster import (
     EcsCluster,
     EcsClusterConfiguration,
@@ -39,17 +38,16 @@ from cdktn_provider_aws.scheduler_schedule_group import SchedulerScheduleGroup
 from cdktn_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
+from finsight import tfvars
 from finsight_infra.iam import ConnectorRoles, connector_roles, scheduler_role
 from finsight_infra.kms import Keys
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names, Source
 from finsight_infra.network import Network
-from finsight_infra.secrets import Secrets
 
 CONTAINER_USER = "10001:10001"  # non-root uid:gid baked into the connector image
 SCRATCH_VOLUME = "scratch"  # the only writable path: Parquet staging before upload (root FS is read-only)
 SCRATCH_PATH = "/tmp"  # noqa: S108 - a task-private ephemeral volume, not a shared host /tmp
-IMAGES_KEPT = 30
 SCHEDULE_RETRIES = 2
 RUN_TASK_UNIVERSAL_TARGET = "arn:aws:scheduler:::aws-sdk:ecs:runTask"
 
@@ -57,31 +55,31 @@ RUN_TASK_UNIVERSAL_TARGET = "arn:aws:scheduler:::aws-sdk:ecs:runTask"
 @dataclass(frozen=True)
 class Compute:
     cluster: EcsCluster
-    repository: EcrRepository
+    image: TerraformVariable
     task_definitions: dict[str, EcsTaskDefinition]
     roles: dict[str, ConnectorRoles]
     schedules: dict[str, SchedulerSchedule]
     scheduler_dlq: SqsQueue
 
 
-def _repository(scope: Construct, names: Names, keys: Keys) -> EcrRepository:
-    repo = EcrRepository(
+def _image(scope: Construct, names: Names) -> TerraformVariable:
+    var = tfvars.variable("connector_image")
+    pattern = tfvars.image_pattern(names.env).replace("\\", "\\\\")  # a backslash is an escape in HCL strings
+    return TerraformVariable(
         scope,
-        "ecr",
-        name=names.ecr_repository,
-        image_tag_mutability="IMMUTABLE",  # a tag names one image forever: task definitions are reproducible
-        image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
-        encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=keys.ops.arn)],
-        tags=names.tags,
+        var.name,
+        type="string",
+        description=var.description,
+        nullable=False,
+        # a tag could be re-pointed; only a digest of the shared release repository is accepted
+        validation=[
+            TerraformVariableValidationConfig(
+                condition=f'${{can(regex("{pattern}", var.{var.name}))}}',
+                error_message=f"{var.name} must be {names.release.registry()}/{names.release.ecr_repository}"
+                "@sha256:<digest> (the digest the build job pushed).",
+            )
+        ],
     )
-    rule = {
-        "rulePriority": 1,
-        "description": f"keep the last {IMAGES_KEPT} images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": IMAGES_KEPT},
-        "action": {"type": "expire"},
-    }
-    EcrLifecyclePolicy(scope, "ecr-lifecycle", repository=repo.name, policy=json.dumps({"rules": [rule]}))
-    return repo
 
 
 def _cluster(scope: Construct, names: Names, keys: Keys) -> EcsCluster:
@@ -105,10 +103,7 @@ def _cluster(scope: Construct, names: Names, keys: Keys) -> EcsCluster:
     )
 
 
-def _container(names: Names, src: Source, image: str, log_group_name: str, secrets: Secrets) -> list[dict[str, object]]:
-    injected = [{"name": "FINSIGHT_SOURCE_SECRET", "valueFrom": secrets.by_source[src.name].arn}]
-    if src.needs_pan_key:
-        injected.append({"name": "FINSIGHT_PAN_TOKENIZATION_KEY", "valueFrom": secrets.pan_tokenization_key.arn})
+def _container(names: Names, src: Source, image: str, log_group_name: str) -> list[dict[str, object]]:
     return [
         {
             "name": names.container_name,
@@ -118,13 +113,13 @@ def _container(names: Names, src: Source, image: str, log_group_name: str, secre
             "readonlyRootFilesystem": True,
             "privileged": False,
             "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
-            # The connector loads environments/<env>.yaml itself: only the coordinates travel here.
+            # The connector loads environments/<env>.yaml itself: only the coordinates travel here. No `secrets`:
+            # credentials are read at run time through Secrets Manager under the task role (finsight.secrets).
             "environment": [
                 {"name": "FINSIGHT_ENV", "value": names.env_name},
                 {"name": "FINSIGHT_SOURCE", "value": src.name},
                 {"name": "FINSIGHT_MODE", "value": "incremental"},
             ],
-            "secrets": injected,
             "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
             "logConfiguration": {
                 "logDriver": "awslogs",
@@ -145,7 +140,6 @@ def _task_definition(
     image: str,
     roles: ConnectorRoles,
     log_group_name: str,
-    secrets: Secrets,
 ) -> EcsTaskDefinition:
     runtime = names.env.connectors
     return EcsTaskDefinition(
@@ -160,25 +154,22 @@ def _task_definition(
         execution_role_arn=roles.execution.arn,
         task_role_arn=roles.task.arn,
         volume=[EcsTaskDefinitionVolume(name=SCRATCH_VOLUME)],
-        container_definitions=json.dumps(_container(names, src, image, log_group_name, secrets)),
+        container_definitions=json.dumps(_container(names, src, image, log_group_name)),
         tags=names.tags,
     )
 
 
-def build_compute(scope: Construct, names: Names, keys: Keys, network: Network, secrets: Secrets) -> Compute:
-    image_tag = TerraformVariable(
-        scope, "connector_image_tag", type="string", description="Immutable tag of the connector image to run"
-    )
-    repo = _repository(scope, names, keys)
+def build_compute(scope: Construct, names: Names, keys: Keys, network: Network) -> Compute:
+    image_var = _image(scope, names)
     cluster = _cluster(scope, names, keys)
-    image = f"{repo.repository_url}:{image_tag.string_value}"
+    image = image_var.string_value
 
     task_definitions: dict[str, EcsTaskDefinition] = {}
     roles: dict[str, ConnectorRoles] = {}
     for src in names.sources:
         group = log_group(scope, f"logs-{src.name}", names.log_group(src.name), keys.ops, names)
-        roles[src.name] = connector_roles(scope, names, src, keys, group, repo)
-        task_definitions[src.name] = _task_definition(scope, names, src, image, roles[src.name], group.name, secrets)
+        roles[src.name] = connector_roles(scope, names, src, keys, group)
+        task_definitions[src.name] = _task_definition(scope, names, src, image, roles[src.name], group.name)
 
     dlq = SqsQueue(scope, "scheduler-dlq", name=names.scheduler_dlq, kms_master_key_id=keys.ops.arn, tags=names.tags)
     role = scheduler_role(
@@ -277,7 +268,7 @@ def build_compute(scope: Construct, names: Names, keys: Keys, network: Network, 
         )
     return Compute(
         cluster=cluster,
-        repository=repo,
+        image=image_var,
         task_definitions=task_definitions,
         roles=roles,
         schedules=schedules,

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktn_provider_aws.ecr_repository import EcrRepository
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.kms_key import KmsKey
@@ -54,7 +53,7 @@ def _read_secrets(names: Names, src: Source, secrets_key: KmsKey) -> list[Statem
 
 
 def connector_roles(
-    scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup, repo: EcrRepository
+    scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup
 ) -> ConnectorRoles:
     prefix_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_prefix(src.name)}*"
     state_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_state_prefix(src.name)}*"
@@ -64,9 +63,17 @@ def connector_roles(
         names.task_role(src.name),
         _ecs_tasks_trust(names),
         names,
-        allow("WriteOwnRawPrefix", "s3:PutObject", prefix_objects),
+        # parts stream by multipart upload; a failed part file is aborted so nothing half-written stays
+        allow("WriteOwnRawPrefix", ["s3:PutObject", "s3:AbortMultipartUpload"], prefix_objects),
         # watermarks: read at start, written after the batch's manifest (connectors/landing/state.py)
         allow("ReadWriteOwnState", ["s3:GetObject", "s3:PutObject"], state_objects),
+        # a relaunched backfill chunk lists its checkpoints to skip finished work (connectors/backfill.py)
+        allow(
+            "ListOwnBackfillCheckpoints",
+            "s3:ListBucket",
+            f"arn:aws:s3:::{names.raw_bucket}",
+            {"StringLike": {"s3:prefix": [f"{names.source_state_prefix(src.name)}backfills/*"]}},
+        ),
         allow("EncryptWithDataKey", ["kms:GenerateDataKey", "kms:Encrypt"], keys.data.arn),
         # Completing a multipart SSE-KMS upload makes S3 decrypt the part keys on the caller's behalf.
         allow(
@@ -85,14 +92,14 @@ def connector_roles(
         _ecs_tasks_trust(names),
         names,
         allow("EcrAuth", "ecr:GetAuthorizationToken", "*"),  # AWS offers no resource-level scoping for this one
+        # The release repository lives in the build account; its repository policy lets these roles pull.
         allow(
-            "PullConnectorImage",
+            "PullReleaseImage",
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            repo.arn,
+            names.release_repository_arn,
         ),
         allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group.arn}:*"),
-        # The `secrets` of the container definition are resolved by the execution role at task start.
-        *_read_secrets(names, src, keys.secrets),
+        # No secret access: the task definition injects none (the task role reads them at run time).
     )
     return ConnectorRoles(task=task, execution=execution)
 
@@ -160,4 +167,29 @@ def snowflake_alerts_role(
         names,
         allow("PublishAlerts", "sns:Publish", topic_arn),
         allow("EncryptAlerts", ["kms:GenerateDataKey*", "kms:Decrypt"], ops_key.arn),
+    )
+
+
+def snowflake_archive_role(
+    scope: Construct, names: Names, data_key: KmsKey, archive_bucket_arn: str, snowflake_iam_user_arn: str
+) -> IamRole:
+    """Snowflake's external volume reads and writes the Iceberg archive of CURATED (nothing else)."""
+    prefix = names.archive.prefix
+    trust = assume_role(
+        aws_principal(snowflake_iam_user_arn), {"StringEquals": {"sts:ExternalId": names.sf_archive_external_id}}
+    )
+    return _role(
+        scope,
+        "snowflake-archive-role",
+        names.snowflake_archive_role,
+        trust,
+        names,
+        allow(
+            "ReadWriteArchive",
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"],
+            f"{archive_bucket_arn}/{prefix}/*",
+        ),
+        allow("LocateBucket", "s3:GetBucketLocation", archive_bucket_arn),
+        allow("ListArchive", "s3:ListBucket", archive_bucket_arn, {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}),
+        allow("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], data_key.arn),
     )

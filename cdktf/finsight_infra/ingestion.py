@@ -61,7 +61,7 @@ def encrypted_queue_with_dlq(
 
 
 def build_ingestion(
-    scope: Construct, names: Names, raw: S3Bucket, data_key: KmsKey, snowflake_iam_user_arn: str
+    scope: Construct, names: Names, raw: S3Bucket, data_key: KmsKey, snowflake_iam_user_arn: str | None
 ) -> Ingestion:
     topic = SnsTopic(scope, "raw-landed", name=names.raw_events_topic, kms_master_key_id=data_key.arn, tags=names.tags)
     topic_policy = SnsTopicPolicy(
@@ -76,8 +76,12 @@ def build_ingestion(
                 {"ArnLike": {"aws:SourceArn": raw.arn}, "StringEquals": {"aws:SourceAccount": names.account_id}},
                 service_principal("s3.amazonaws.com"),
             ),
-            # Snowpipe auto-ingest: Snowflake subscribes its own SQS queue to this topic.
-            allow("SnowpipeSubscribes", "sns:Subscribe", topic.arn, None, aws_principal(snowflake_iam_user_arn)),
+            # Snowpipe auto-ingest: Snowflake subscribes its own SQS queue to this topic (once its IAM user is known).
+            *(
+                [allow("SnowpipeSubscribes", "sns:Subscribe", topic.arn, None, aws_principal(snowflake_iam_user_arn))]
+                if snowflake_iam_user_arn
+                else []
+            ),
             deny("DenyInsecureTransport", "sns:Publish", topic.arn, DENY_INSECURE_TRANSPORT, {"AWS": "*"}),
         ),
     )

@@ -12,6 +12,7 @@ from typing import Literal
 
 from finsight import catalog
 from finsight.config import Environment, PciClass
+from finsight.config.models import CuratedArchive, Release, SnowflakeIdentities
 
 # The config has no project key yet (see the report); this is the one place it is spelled.
 PROJECT = "finsight"
@@ -96,6 +97,15 @@ class Names:
         return self.env.aws.s3.raw_prefix
 
     @property
+    def archive(self) -> CuratedArchive:
+        assert self.env.curated_archive is not None
+        return self.env.curated_archive
+
+    @property
+    def archive_location(self) -> str:
+        return f"s3://{self.archive.bucket}/{self.archive.prefix}/"
+
+    @property
     def access_log_bucket(self) -> str:
         return f"{self.raw_bucket}-access-logs"
 
@@ -156,8 +166,14 @@ class Names:
         return f"{self.prefix}-connectors"
 
     @property
-    def ecr_repository(self) -> str:
-        return f"{PROJECT}/{self.env.name}/connectors"
+    def release(self) -> Release:
+        assert self.env.release is not None  # cloud environments require it (config validation)
+        return self.env.release
+
+    @property
+    def release_repository_arn(self) -> str:
+        """The shared ECR repository the build job pushes to; every environment pulls the same digest from it."""
+        return self.release.repository_arn()
 
     def task_family(self, source: str) -> str:
         return f"{self.prefix}-connector-{source}"
@@ -202,6 +218,14 @@ class Names:
     def snowflake_alerts_role(self) -> str:
         return f"{self.prefix}-snowflake-alerts"
 
+    @property
+    def snowflake_archive_role(self) -> str:
+        return f"{self.prefix}-snowflake-archive"
+
+    @property
+    def pan_key_rotator_role(self) -> str:
+        return f"{self.prefix}-pan-key-rotator"
+
     def role_arn(self, role_name: str) -> str:
         return f"arn:aws:iam::{self.account_id}:role/{role_name}"
 
@@ -229,6 +253,40 @@ class Names:
     @property
     def sf_pii_reader_role(self) -> str:
         return self._sf("pii", "reader")
+
+    @property
+    def sf_loader_role(self) -> str:
+        return self._sf("loader")
+
+    @property
+    def sf_governance_role(self) -> str:
+        return self._sf("governance")
+
+    @property
+    def sf_account_monitor(self) -> str:
+        return self._sf("account", "rm")
+
+    @property
+    def sf_account_network_policy(self) -> str:
+        return self._sf("account", "np")
+
+    @property
+    def sf_service_network_policy(self) -> str:
+        return self._sf("service", "np")
+
+    @property
+    def sf_archive_volume(self) -> str:
+        return self._sf("curated", "archive")
+
+    @property
+    def sf_archive_external_id(self) -> str:
+        return f"{self.prefix}-snowflake-archive"
+
+    @property
+    def sf_identities(self) -> SnowflakeIdentities | None:
+        """Snowflake's IAM user + SNS external id once recorded in config; None on a fresh account."""
+        assert self.env.governance is not None
+        return self.env.governance.identities
 
     @property
     def sf_user(self) -> str:

@@ -1,10 +1,13 @@
-"""VPC for the connectors: private subnets in two AZs, VPC endpoints, and one NAT gateway.
+"""VPC for the connectors: private subnets in every configured AZ, VPC endpoints, and the NAT gateway(s).
+
+The layout (CIDR, AZ count, NAT count, interface endpoints) is `network:` of the environment config, which the cost
+model counts too (tests/cost checks the synthesized resources against it).
 
 PostgreSQL sources are reached over private networking (the VPC is attached to the database network; its CIDR is
 the `postgres_network_cidr` variable). AWS APIs go through VPC endpoints (S3 gateway; Secrets Manager, ECR, Logs
 interface endpoints), so that traffic never leaves AWS. The four payment APIs are on the public internet, which is
-why each environment has exactly one NAT gateway: a single AZ is an accepted risk for an hourly, retried batch
-(a missed run is picked up by the next cursor window), and it saves ~$33/month per extra gateway.
+why there is a NAT gateway at all: by default one, as a single AZ of egress is an accepted risk for an hourly,
+retried batch (a missed run is picked up by the next cursor window), and it saves ~$33/month per extra gateway.
 """
 
 from __future__ import annotations
@@ -32,14 +35,12 @@ from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEg
 from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from finsight import tfvars
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names
 from finsight_infra.policy import allow, assume_role, document, service_principal
 
-# Environments live in separate AWS accounts, so they can share one address plan. (Candidate for the config.)
-VPC_CIDR = "10.64.0.0/16"
-AZ_SUFFIXES = ("a", "b")
-INTERFACE_ENDPOINTS = ("secretsmanager", "ecr.api", "ecr.dkr", "logs")
+AZ_LETTERS = "abc"
 HTTPS = 443
 POSTGRES = 5432
 
@@ -52,12 +53,13 @@ class Network:
     api_connector_sg: SecurityGroup
 
 
-def _subnets(cidr: str) -> list[str]:
-    """/20 private subnets first, then a small /24 public subnet for the NAT gateway."""
+def _subnets(cidr: str, azs: int, nats: int) -> tuple[list[str], list[str]]:
+    """/20 private subnets first (one per AZ), then small /24 public subnets for the NAT gateways."""
     net = ipaddress.ip_network(cidr)
-    private = [str(s) for s in list(net.subnets(new_prefix=20))[: len(AZ_SUFFIXES)]]
-    public = str(next(iter(list(net.subnets(new_prefix=20))[-1].subnets(new_prefix=24))))
-    return [*private, public]
+    blocks = list(net.subnets(new_prefix=20))
+    private = [str(s) for s in blocks[:azs]]
+    public = [str(s) for s in list(blocks[-1].subnets(new_prefix=24))[:nats]]
+    return private, public
 
 
 def _sg(scope: Construct, cid: str, name: str, description: str, vpc: Vpc, names: Names) -> SecurityGroup:
@@ -79,23 +81,21 @@ def _egress(scope: Construct, cid: str, sg: SecurityGroup, port: int, descriptio
 
 
 def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
-    postgres_cidr = TerraformVariable(
-        scope,
-        "postgres_network_cidr",
-        type="string",
-        description="CIDR of the private network holding the PostgreSQL sources (reached over TGW/peering)",
-    )
+    cidr_var = tfvars.variable("postgres_network_cidr")
+    postgres_cidr = TerraformVariable(scope, cidr_var.name, type="string", description=cidr_var.description)
     vpc = Vpc(
         scope,
         "vpc",
-        cidr_block=VPC_CIDR,
+        cidr_block=names.env.network.vpc_cidr,
         enable_dns_support=True,
         enable_dns_hostnames=True,  # required for private DNS on interface endpoints
         tags={**names.tags, "Name": names.net("vpc")},
     )
     DefaultSecurityGroup(scope, "default-sg", vpc_id=vpc.id, tags=names.tags)  # no rules: lock the default SG
 
-    *private_cidrs, public_cidr = _subnets(VPC_CIDR)
+    layout = names.env.network
+    az_suffixes = AZ_LETTERS[: layout.availability_zones]
+    private_cidrs, public_cidrs = _subnets(layout.vpc_cidr, layout.availability_zones, layout.nat_gateways)
     private = [
         Subnet(
             scope,
@@ -106,34 +106,40 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
             map_public_ip_on_launch=False,
             tags={**names.tags, "Name": names.net(f"private-{az}")},
         )
-        for az, cidr in zip(AZ_SUFFIXES, private_cidrs, strict=True)
+        for az, cidr in zip(az_suffixes, private_cidrs, strict=True)
     ]
-    public = Subnet(
-        scope,
-        "public-nat",
-        vpc_id=vpc.id,
-        cidr_block=public_cidr,
-        availability_zone=f"{names.region}{AZ_SUFFIXES[0]}",
-        map_public_ip_on_launch=False,  # only the NAT gateway lives here, with its own Elastic IP
-        tags={**names.tags, "Name": names.net("public-nat")},
-    )
     igw = InternetGateway(scope, "igw", vpc_id=vpc.id, tags=names.tags)
     public_rt = RouteTable(scope, "public-rt", vpc_id=vpc.id, tags=names.tags)
     Route(scope, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id)
-    RouteTableAssociation(scope, "public-rta", route_table_id=public_rt.id, subnet_id=public.id)
-
-    nat_ip = Eip(scope, "nat-eip", domain="vpc", tags=names.tags)
-    nat = NatGateway(scope, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags=names.tags, depends_on=[igw])
-    private_rt = RouteTable(scope, "private-rt", vpc_id=vpc.id, tags=names.tags)
-    Route(
-        scope,
-        "private-default",
-        route_table_id=private_rt.id,
-        destination_cidr_block="0.0.0.0/0",
-        nat_gateway_id=nat.id,
-    )
-    for az, subnet in zip(AZ_SUFFIXES, private, strict=True):
-        RouteTableAssociation(scope, f"private-rta-{az}", route_table_id=private_rt.id, subnet_id=subnet.id)
+    private_rts: list[RouteTable] = []
+    for az, cidr in zip(az_suffixes, public_cidrs, strict=False):
+        suffix = "" if layout.nat_gateways == 1 else f"-{az}"  # ids of the one-NAT layout stay as they were
+        public = Subnet(
+            scope,
+            f"public-nat{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=f"{names.region}{az}",
+            map_public_ip_on_launch=False,  # only the NAT gateway lives here, with its own Elastic IP
+            tags={**names.tags, "Name": names.net(f"public-nat{suffix}")},
+        )
+        RouteTableAssociation(scope, f"public-rta{suffix}", route_table_id=public_rt.id, subnet_id=public.id)
+        nat_ip = Eip(scope, f"nat-eip{suffix}", domain="vpc", tags=names.tags)
+        nat = NatGateway(
+            scope, f"nat{suffix}", allocation_id=nat_ip.id, subnet_id=public.id, tags=names.tags, depends_on=[igw]
+        )
+        private_rt = RouteTable(scope, f"private-rt{suffix}", vpc_id=vpc.id, tags=names.tags)
+        Route(
+            scope,
+            f"private-default{suffix}",
+            route_table_id=private_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat.id,
+        )
+        private_rts.append(private_rt)
+    for i, (az, subnet) in enumerate(zip(az_suffixes, private, strict=True)):
+        rt = private_rts[min(i, len(private_rts) - 1)]  # an AZ without its own NAT uses the last one
+        RouteTableAssociation(scope, f"private-rta-{az}", route_table_id=rt.id, subnet_id=subnet.id)
 
     # -- security groups: least egress ---------------------------------------------------------
     endpoints_sg = _sg(
@@ -150,10 +156,10 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
         vpc_id=vpc.id,
         service_name=f"com.amazonaws.{names.region}.s3",
         vpc_endpoint_type="Gateway",
-        route_table_ids=[private_rt.id],
+        route_table_ids=[rt.id for rt in private_rts],
         tags={**names.tags, "Name": names.net("vpce-s3")},
     )
-    for service in INTERFACE_ENDPOINTS:
+    for service in layout.interface_endpoints:
         VpcEndpoint(
             scope,
             f"vpce-{service.replace('.', '-')}",

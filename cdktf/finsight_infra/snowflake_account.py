@@ -1,8 +1,16 @@
-"""Account-level Snowflake objects of one environment: database, warehouses with resource monitors, roles and
-grants, the storage and notification integrations, and the service user.
+"""Account-level Snowflake objects of one environment: database, warehouses with resource monitors, an account
+resource monitor, roles and account-level grants, network policies, account security parameters, the storage and
+notification integrations, the Iceberg external volume, and the service user.
 
-Schemas, tables, stages, pipes, tasks and schema-level grants (SELECT on MARTS, masking policies for the PII
-reader) belong to migrations/ (schemachange), which runs as the pipeline role once this stack is applied.
+Roles (none of the data roles roll up to SYSADMIN except the pipeline role, which owns the objects):
+  pipeline    owns RAW/CURATED/MARTS/OPS objects and runs the Task DAG; sees PII masked in CURATED
+  loader      reads/writes RAW (Snowpipe COPY); granted to the pipeline role
+  analyst     reads MARTS and CURATED (PII masked)
+  pii_reader  analyst + clear PII: the masking policies unmask for this role only (CURRENT_ROLE, no inheritance)
+  governance  owns the GOVERNANCE schema's masking, row-access and password policies and applies them
+              (APPLY ... POLICY on the account); rolls up to SECURITYADMIN, not SYSADMIN
+Schemas, tables, stages, pipes, tasks, policies and schema-level grants belong to migrations/ (schemachange;
+R__governance.sql for the access-control part), which runs once this stack is applied.
 """
 
 from __future__ import annotations
@@ -11,12 +19,15 @@ from dataclasses import dataclass
 
 from cdktn import TerraformProvider, TerraformVariable
 from cdktn_provider_snowflake.account_role import AccountRole
+from cdktn_provider_snowflake.current_account import CurrentAccount
 from cdktn_provider_snowflake.database import Database
+from cdktn_provider_snowflake.external_volume import ExternalVolume, ExternalVolumeStorageLocation
 from cdktn_provider_snowflake.grant_account_role import GrantAccountRole
 from cdktn_provider_snowflake.grant_privileges_to_account_role import (
     GrantPrivilegesToAccountRole,
     GrantPrivilegesToAccountRoleOnAccountObject,
 )
+from cdktn_provider_snowflake.network_policy import NetworkPolicy
 from cdktn_provider_snowflake.notification_integration import NotificationIntegration
 from cdktn_provider_snowflake.resource_monitor import ResourceMonitor
 from cdktn_provider_snowflake.service_user import ServiceUser
@@ -24,7 +35,8 @@ from cdktn_provider_snowflake.storage_integration_aws import StorageIntegrationA
 from cdktn_provider_snowflake.warehouse import Warehouse
 from constructs import Construct
 
-from finsight.cost.model import resource_monitor_quotas
+from finsight import tfvars
+from finsight.cost.model import account_credit_quota, resource_monitor_quotas
 from finsight_infra.naming import Names
 
 # Quotas come from the cost model: forecast monthly credits x (1 + margin from finsight/cost/volumes.yaml), rounded
@@ -32,7 +44,17 @@ from finsight_infra.naming import Names
 NOTIFY_AT_PERCENT = [75, 90]
 SUSPEND_AT_PERCENT = 100  # let running queries finish
 SUSPEND_IMMEDIATELY_AT_PERCENT = 110
+ACCOUNT_NOTIFY_AT_PERCENT = [50, 75, 90]
 SYSADMIN = "SYSADMIN"
+SECURITYADMIN = "SECURITYADMIN"
+# Data roles: which admin role each rolls up to (None: to no system role, so no admin inherits what it sees).
+ROLE_PARENTS = {
+    "pipeline": SYSADMIN,
+    "loader": None,
+    "analyst": SYSADMIN,
+    "pii_reader": None,
+    "governance": SECURITYADMIN,
+}
 
 
 @dataclass(frozen=True)
@@ -50,19 +72,7 @@ class SnowflakeAccount:
     notification_integration: NotificationIntegration
     warehouses: dict[str, Warehouse]
     resource_monitors: dict[str, ResourceMonitor]
-
-    # What the AWS stack needs to trust Snowflake (cross-stack references).
-    @property
-    def storage_iam_user_arn(self) -> str:
-        return self.storage_integration.describe_output.get(0).iam_user_arn
-
-    @property
-    def sns_iam_user_arn(self) -> str:
-        return self.notification_integration.aws_sns_iam_user_arn
-
-    @property
-    def sns_external_id(self) -> str:
-        return self.notification_integration.aws_sns_external_id
+    account_monitor: ResourceMonitor
 
 
 def _warehouses(
@@ -111,16 +121,87 @@ def _grant(
     )
 
 
+def _account_security(scope: Construct, names: Names, p: Providers, monitor: ResourceMonitor) -> NetworkPolicy:
+    """Network policies from the config allow-lists and the account parameters PCI DSS asks for."""
+    gov = names.env.governance
+    assert gov is not None
+    account_policy = NetworkPolicy(
+        scope,
+        "account-network-policy",
+        provider=p.securityadmin,
+        name=names.sf_account_network_policy,
+        allowed_ip_list=gov.account_allowed_cidrs,
+        comment=f"{names.prefix}: corporate VPN egress and CI deploy runners only",
+    )
+    service_policy = NetworkPolicy(
+        scope,
+        "service-network-policy",
+        provider=p.securityadmin,
+        name=names.sf_service_network_policy,
+        allowed_ip_list=gov.service_user_allowed_cidrs,
+        comment=f"{names.prefix}: the service user connects from the CI deploy runners only",
+    )
+    CurrentAccount(
+        scope,
+        "account",
+        provider=p.accountadmin,
+        network_policy=account_policy.name,
+        resource_monitor=monitor.name,  # the account-wide credit ceiling, on top of the per-warehouse monitors
+        allow_client_mfa_caching=False,  # every human login into the CDE answers MFA (PCI DSS 8.4)
+        periodic_data_rekeying=True,  # Business Critical: yearly re-encryption of data older than a year
+        prevent_unload_to_inline_url=True,  # no COPY INTO 's3://...' with inline credentials: no exfiltration path
+        require_storage_integration_for_stage_creation=True,
+        require_storage_integration_for_stage_operation=True,
+    )
+    return service_policy
+
+
+def _external_volume(scope: Construct, names: Names, p: Providers) -> ExternalVolume:
+    """Where CURATED history older than curated_archive.hot_months lives, as Iceberg tables (AWS stack: bucket)."""
+    return ExternalVolume(
+        scope,
+        "curated-archive-volume",
+        provider=p.accountadmin,
+        name=names.sf_archive_volume,
+        allow_writes="true",
+        storage_location=[
+            ExternalVolumeStorageLocation(
+                storage_location_name="primary",
+                storage_provider="S3",
+                storage_base_url=names.archive_location,
+                storage_aws_role_arn=names.role_arn(names.snowflake_archive_role),
+                storage_aws_external_id=names.sf_archive_external_id,
+                encryption_type="AWS_SSE_KMS",
+                encryption_kms_key_id=f"arn:aws:kms:{names.region}:{names.account_id}:{names.data_key_alias}",
+            )
+        ],
+        comment=f"{names.prefix}: CURATED history as Iceberg (S3 lifecycle tiering)",
+    )
+
+
 def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> SnowflakeAccount:
+    key_var = tfvars.variable("snowflake_service_user_public_key")
     public_key = TerraformVariable(
         scope,
-        "snowflake_service_user_public_key",
+        key_var.name,
         type="string",
-        description="RSA public key (one line, no PEM header) of the service user; the private half is in "
-        f"Secrets Manager as {names.env.secrets.snowflake_service_user}",
+        nullable=False,
+        description=f"{key_var.description}; the private half is in Secrets Manager as "
+        f"{names.env.secrets.snowflake_service_user}",
     )
     database = Database(scope, "database", provider=p.sysadmin, name=names.sf_database, comment=names.prefix)
     warehouses, monitors = _warehouses(scope, names, p)
+    account_monitor = ResourceMonitor(
+        scope,
+        "rm-account",
+        provider=p.accountadmin,
+        name=names.sf_account_monitor,
+        credit_quota=account_credit_quota(names.env),
+        notify_triggers=ACCOUNT_NOTIFY_AT_PERCENT,
+        suspend_trigger=SUSPEND_AT_PERCENT,
+        suspend_immediate_trigger=SUSPEND_IMMEDIATELY_AT_PERCENT,
+    )
+    service_policy = _account_security(scope, names, p, account_monitor)
 
     storage = StorageIntegrationAws(
         scope,
@@ -144,28 +225,37 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         aws_sns_topic_arn=names.sns_arn(names.alert_topics["data_engineering"]),
         aws_sns_role_arn=names.role_arn(names.snowflake_alerts_role),
     )
+    volume = _external_volume(scope, names, p)
 
     roles = {
         "pipeline": names.sf_pipeline_role,
+        "loader": names.sf_loader_role,
         "analyst": names.sf_analyst_role,
         "pii_reader": names.sf_pii_reader_role,
+        "governance": names.sf_governance_role,
     }
     account_roles = {
         key: AccountRole(scope, f"role-{key}", provider=p.securityadmin, name=name, comment=f"{names.prefix} {key}")
         for key, name in roles.items()
     }
-    # Every custom role rolls up to SYSADMIN (Snowflake's recommended hierarchy); PII readers see what analysts see.
-    for key, role in account_roles.items():
+    for key, parent in ROLE_PARENTS.items():
+        if parent is not None:
+            GrantAccountRole(
+                scope,
+                f"{key}-to-{parent.lower()}",
+                provider=p.securityadmin,
+                role_name=account_roles[key].name,
+                parent_role_name=parent,
+            )
+    # PII readers see what analysts see (and, through the masking policies, clear PII); the pipeline loads as loader.
+    for child, parent in (("analyst", "pii_reader"), ("loader", "pipeline")):
         GrantAccountRole(
-            scope, f"{key}-to-sysadmin", provider=p.securityadmin, role_name=role.name, parent_role_name=SYSADMIN
+            scope,
+            f"{child}-to-{parent.replace('_', '-')}",
+            provider=p.securityadmin,
+            role_name=account_roles[child].name,
+            parent_role_name=account_roles[parent].name,
         )
-    GrantAccountRole(
-        scope,
-        "analyst-to-pii-reader",
-        provider=p.securityadmin,
-        role_name=account_roles["analyst"].name,
-        parent_role_name=account_roles["pii_reader"].name,
-    )
 
     pipeline = account_roles["pipeline"].name
     _grant(scope, "pipeline-database", p, pipeline, ["USAGE", "MONITOR", "CREATE SCHEMA"], "DATABASE", database.name)
@@ -173,6 +263,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         _grant(scope, f"pipeline-wh-{logical}", p, pipeline, ["USAGE", "OPERATE", "MONITOR"], "WAREHOUSE", wh.name)
     for cid, integration in (("storage", storage.name), ("notification", notification.name)):
         _grant(scope, f"pipeline-{cid}-integration", p, pipeline, ["USAGE"], "INTEGRATION", integration)
+    _grant(scope, "pipeline-archive-volume", p, pipeline, ["USAGE"], "EXTERNAL VOLUME", volume.name)
     GrantPrivilegesToAccountRole(
         scope,
         "pipeline-tasks",
@@ -181,8 +272,23 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         privileges=["EXECUTE TASK", "EXECUTE MANAGED TASK"],
         on_account=True,
     )
-    for key in ("analyst", "pii_reader"):
+    _grant(scope, "loader-wh-load", p, account_roles["loader"].name, ["USAGE"], "WAREHOUSE", warehouses["load"].name)
+    for key in ("analyst", "pii_reader", "loader"):
         _grant(scope, f"{key}-database", p, account_roles[key].name, ["USAGE"], "DATABASE", database.name)
+
+    governance = account_roles["governance"].name
+    # The governance role creates its own GOVERNANCE schema (migrations/R__governance.sql) and applies its
+    # policies to tables it does not own: that needs the account-level APPLY privileges, which nobody else holds.
+    _grant(scope, "governance-database", p, governance, ["USAGE", "CREATE SCHEMA"], "DATABASE", database.name)
+    _grant(scope, "governance-wh", p, governance, ["USAGE"], "WAREHOUSE", warehouses["transform"].name)
+    GrantPrivilegesToAccountRole(
+        scope,
+        "governance-apply-policies",
+        provider=p.accountadmin,
+        account_role_name=governance,
+        privileges=["APPLY MASKING POLICY", "APPLY ROW ACCESS POLICY", "APPLY PASSWORD POLICY"],
+        on_account=True,
+    )
 
     user = ServiceUser(
         scope,
@@ -192,13 +298,18 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         comment=f"{names.prefix} pipeline service user (key-pair auth only)",
         default_role=pipeline,
         default_warehouse=warehouses["load"].name,
-        default_secondary_roles_option="NONE",
+        default_secondary_roles_option="NONE",  # a session holds exactly one role: the one it USEs
         rsa_public_key=public_key.string_value,
+        network_policy=service_policy.name,
     )
     GrantAccountRole(scope, "pipeline-to-user", provider=p.securityadmin, role_name=pipeline, user_name=user.name)
+    # schemachange runs as this user; R__governance.sql switches to the governance role for its policies (tasks run
+    # as their owner, the pipeline role, which can neither alter nor unset a policy).
+    GrantAccountRole(scope, "governance-to-user", provider=p.securityadmin, role_name=governance, user_name=user.name)
     return SnowflakeAccount(
         storage_integration=storage,
         notification_integration=notification,
         warehouses=warehouses,
         resource_monitors=monitors,
+        account_monitor=account_monitor,
     )

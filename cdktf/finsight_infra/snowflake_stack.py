@@ -19,8 +19,9 @@ class SnowflakeStack(TerraformStack):
     def __init__(self, scope: Construct, names: Names) -> None:
         super().__init__(scope, names.stack_id("snowflake"))
         use_remote_state(self, names, "snowflake")
-        # config.snowflake.account is the `<organization>-<account>` identifier. Credentials (user, private key)
-        # come from SNOWFLAKE_USER / SNOWFLAKE_PRIVATE_KEY in the deploy job's environment, never from code.
+        # config.snowflake.account is the `<organization>-<account>` identifier. Key-pair (JWT) auth: the Terraform
+        # deploy user and its private key come from SNOWFLAKE_USER / SNOWFLAKE_PRIVATE_KEY in the deploy job's
+        # environment (GitHub environment variable + secret), never from code or state.
         organization, _, account = names.env.snowflake.account.partition("-")
 
         def provider(role: str) -> SnowflakeProvider:
@@ -43,3 +44,10 @@ class SnowflakeStack(TerraformStack):
         self.account = build_snowflake_account(self, names, providers)
         for logical, wh in self.account.warehouses.items():
             TerraformOutput(self, f"warehouse_{logical}", value=wh.name)
+        # What governance.identities in config records after the first apply (the AWS stack then trusts them).
+        TerraformOutput(
+            self,
+            "storage_aws_iam_user_arn",
+            value=self.account.storage_integration.describe_output.get(0).iam_user_arn,
+        )
+        TerraformOutput(self, "sns_aws_external_id", value=self.account.notification_integration.aws_sns_external_id)

@@ -42,6 +42,7 @@ ABORT_MULTIPART_DAYS = 2
 class Storage:
     raw: S3Bucket
     access_logs: S3Bucket
+    archive: S3Bucket
 
 
 def _locked_bucket(scope: Construct, cid: str, name: str, names: Names) -> S3Bucket:
@@ -198,7 +199,9 @@ def _access_log_bucket(scope: Construct, names: Names) -> S3Bucket:
                 "s3:PutObject",
                 f"{logs.arn}/*",
                 {
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{names.raw_bucket}"},
+                    "ArnLike": {
+                        "aws:SourceArn": [f"arn:aws:s3:::{names.raw_bucket}", f"arn:aws:s3:::{names.archive.bucket}"]
+                    },
                     "StringEquals": {"aws:SourceAccount": names.account_id},
                 },
                 service_principal("logging.s3.amazonaws.com"),
@@ -211,6 +214,52 @@ def _access_log_bucket(scope: Construct, names: Names) -> S3Bucket:
     return logs
 
 
+def _archive_lifecycle(scope: Construct, names: Names, bucket: S3Bucket) -> None:
+    """Iceberg data files are immutable once written: tier them by age; old snapshots' files expire after the
+    noncurrent window. Glacier Instant Retrieval stays readable in milliseconds, so Snowflake queries still work."""
+    archive = names.archive
+    S3BucketLifecycleConfiguration(
+        scope,
+        "archive-lifecycle",
+        bucket=bucket.id,
+        rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="archive-tiering",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=f"{archive.prefix}/")],
+                transition=[
+                    S3BucketLifecycleConfigurationRuleTransition(
+                        days=archive.infrequent_access_after_days, storage_class="STANDARD_IA"
+                    ),
+                    S3BucketLifecycleConfigurationRuleTransition(
+                        days=archive.glacier_ir_after_days, storage_class="GLACIER_IR"
+                    ),
+                ],
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                        noncurrent_days=NONCURRENT_VERSION_DAYS
+                    )
+                ],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=ABORT_MULTIPART_DAYS
+                    )
+                ],
+            ),
+            S3BucketLifecycleConfigurationRule(
+                id="bucket-housekeeping",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=ABORT_MULTIPART_DAYS
+                    )
+                ],
+            ),
+        ],
+    )
+
+
 def build_storage(scope: Construct, names: Names, data_key: KmsKey) -> Storage:
     logs = _access_log_bucket(scope, names)
     raw = _locked_bucket(scope, "raw", names.raw_bucket, names)
@@ -220,4 +269,18 @@ def build_storage(scope: Construct, names: Names, data_key: KmsKey) -> Storage:
         scope, "raw-access-logging", bucket=raw.id, target_bucket=logs.id, target_prefix=f"{names.raw_bucket}/"
     )
     S3BucketPolicy(scope, "raw-policy", bucket=raw.id, policy=_raw_policy(raw, data_key))
-    return Storage(raw=raw, access_logs=logs)
+    # CURATED history older than curated_archive.hot_months: Iceberg tables written by Snowflake (external volume).
+    archive = _locked_bucket(scope, "archive", names.archive.bucket, names)
+    _encryption(scope, "archive", archive, data_key)
+    _archive_lifecycle(scope, names, archive)
+    S3BucketLoggingA(
+        scope,
+        "archive-access-logging",
+        bucket=archive.id,
+        target_bucket=logs.id,
+        target_prefix=f"{names.archive.bucket}/",
+    )
+    S3BucketPolicy(scope, "archive-policy", bucket=archive.id, policy=_raw_policy(archive, data_key))
+    # Object events to EventBridge (no rules yet): security tooling can watch writes outside Snowflake's role.
+    S3BucketNotification(scope, "archive-events", bucket=archive.id, eventbridge=True)
+    return Storage(raw=raw, access_logs=logs, archive=archive)

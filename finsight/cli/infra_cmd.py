@@ -18,6 +18,7 @@ from typing import Any
 import typer
 import yaml
 
+from finsight import tfvars
 from finsight.cli.common import environment
 from finsight.config import ENVIRONMENTS, repo_root
 
@@ -147,6 +148,32 @@ def scan_cmd(env: str | None = InfraEnvOption, outdir: Path | None = OutdirOptio
     typer.echo(f"skipped everywhere: {', '.join(s.id for s in skips)} (reasons in {skips_file()})")
     if not ok:
         raise typer.Exit(1)
+
+
+@infra_app.command("tfvars")
+def tfvars_cmd(
+    env: str = typer.Option(..., "--env", "-e", help="dev, staging or prod."),
+    image: str | None = typer.Option(None, "--image", help="Connector image by digest (the build job's output)."),
+    outdir: Path | None = OutdirOption,
+) -> None:
+    """Write terraform.tfvars.json into the env's synthesized stacks: config values + the promoted image digest.
+
+    Variables sourced from the GitHub environment (TF_VAR_*) are listed, not written: the job provides them.
+    """
+    (name,) = _envs(env)
+    cfg = environment(name)
+    stacks = (outdir or cdktf_dir() / "cdktf.out") / "stacks"
+    dirs: dict[tfvars.StackKind, Path] = {kind: stacks / f"finsight-{name}-{kind}" for kind in ("aws", "snowflake")}
+    try:
+        written = tfvars.write(cfg, dirs, image)
+    except tfvars.TfvarsError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+    for var in tfvars.VARIABLES:
+        if var.source == "github":
+            typer.echo(f"from the job environment: {var.env_var} ({var.stack} stack)")
 
 
 def register(app: typer.Typer) -> None:

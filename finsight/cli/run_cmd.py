@@ -25,6 +25,10 @@ def print_summary(summary: CycleSummary) -> None:
         typer.echo(f"  state              : {dag.state}" + ("" if latency is None else f" (source snapshot -> marts "
                    f"published in {latency:.0f}s)"))  # fmt: skip
     typer.echo("  seconds            : " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    for source in summary.sources:
+        for batch in source.batches:
+            for change in batch.schema_changes:
+                typer.secho(f"  schema drift: {batch.table}: {change}", fg="yellow", err=True)
     for err in summary.extract_errors:
         typer.secho(f"  extract error: {err}", fg="red", err=True)
     for err in pipe.errors if pipe else []:

@@ -60,13 +60,17 @@ class Column(Strict):
 
 class DeleteDetection(StrEnum):
     NONE = "none"  # append-only or soft-deleted tables
-    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing the source primary keys
+    PK_SNAPSHOT = "pk_snapshot"  # hard deletes found by diffing all source primary keys (small tables)
+    RANGE_HASH = "range_hash"  # per-key-range fingerprints; keys fetched only where a range changed (any size)
 
 
 class Table(Strict):
     primary_key: list[Identifier] = Field(min_length=1)
     cursor: Identifier = Field(description="monotonic column used for incremental extraction")
     deletes: DeleteDetection = DeleteDetection.NONE
+    delete_check_every_minutes: int | None = Field(
+        default=None, ge=0, le=10080, description="cadence of range_hash delete checks (default: connectors')"
+    )
     columns: dict[Identifier, Column] = Field(min_length=1)
 
     # filled in by the parent source so a table knows its own fully qualified names
@@ -233,6 +237,21 @@ class ConnectorRuntime(Strict):
         default=10, ge=0, description="re-read this much before the watermark: late-committing transactions"
     )
     minutes_per_hourly_run: float = Field(ge=0, description="expected task runtime per source per hour (cost)")
+    max_file_mb: int = Field(
+        default=128, ge=1, le=1024, description="a landed Parquet part is closed at this size (Snowpipe: 100-250 MB)"
+    )
+    chunks_per_table: int = Field(
+        default=1, ge=1, le=64, description="parallel key-range reads of one large table (one snapshot)"
+    )
+    chunk_min_rows: int = Field(
+        default=2_000_000, ge=1, description="tables estimated smaller than this are read in one chunk"
+    )
+    delete_check_every_minutes: int = Field(
+        default=60, ge=0, le=10080, description="default cadence of range_hash delete checks (0: every run)"
+    )
+    delete_check_ranges: int = Field(
+        default=64, ge=1, description="key ranges compared by count+hash between source and CURATED per delete check"
+    )
 
 
 class Local(Strict):
@@ -255,8 +274,130 @@ class Secrets(Strict):
 
 
 class Budget(Strict):
-    monthly_usd: float = Field(gt=0)
+    monthly_usd: float = Field(gt=0, description="this environment's allocation of the platform cap")
     required_headroom: float = Field(ge=0, lt=1)
+    platform_monthly_usd: float = Field(
+        default=18000, gt=0, description="the cap for dev + staging + prod together (`finsight cost --env all`)"
+    )
+
+
+class Release(Strict):
+    """The one connector image: built once into a shared ECR repository, promoted by digest to every environment."""
+
+    ecr_account_id: str = Field(pattern=r"^\d{12}$", description="AWS account holding the shared repository")
+    ecr_region: str
+    ecr_repository: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+
+    def registry(self) -> str:
+        return f"{self.ecr_account_id}.dkr.ecr.{self.ecr_region}.amazonaws.com"
+
+    def repository_arn(self) -> str:
+        return f"arn:aws:ecr:{self.ecr_region}:{self.ecr_account_id}:repository/{self.ecr_repository}"
+
+
+class SourceNetwork(Strict):
+    """How the connectors reach the PostgreSQL sources (private routing) and what it costs per GB."""
+
+    postgres_cidr: str = Field(description="CIDR of the private network holding the PostgreSQL sources")
+    transit: Literal["transit_gateway", "vpc_peering_same_az", "vpc_peering_cross_az"] = "transit_gateway"
+    rotation_lambda_arn: str = Field(
+        pattern=r"^arn:aws:lambda:", description="Secrets Manager rotation Lambda for PostgreSQL credentials"
+    )
+
+    @field_validator("postgres_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_network(v)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a CIDR block: {exc}") from None
+        return v
+
+
+class PasswordPolicy(Strict):
+    """PCI DSS 8.3 for human Snowflake users (service users authenticate by key pair and have no password)."""
+
+    min_length: int = Field(default=14, ge=12)
+    max_age_days: int = Field(default=90, ge=1, le=90)
+    max_retries: int = Field(default=6, ge=1, le=10)
+    lockout_time_mins: int = Field(default=30, ge=30)
+    history: int = Field(default=4, ge=4)
+
+
+class SnowflakeIdentities(Strict):
+    """Identities Snowflake generates for the account's integrations (`DESC INTEGRATION`), recorded after the first
+    apply of the Snowflake stack. Until they are here, the AWS stack creates no role that trusts Snowflake, so both
+    stacks plan and apply independently on a fresh account (no cross-stack state)."""
+
+    aws_iam_user_arn: str = Field(pattern=r"^arn:aws:iam::\d{12}:user/", description="STORAGE_AWS_IAM_USER_ARN")
+    sns_external_id: str = Field(min_length=1, description="SF_AWS_EXTERNAL_ID of the notification integration")
+
+
+class Governance(Strict):
+    """Snowflake access control: who may connect from where, who sees PII, and the password rules for humans."""
+
+    account_allowed_cidrs: list[str] = Field(
+        min_length=1, description="account network policy: corporate VPN egress + CI deploy runners"
+    )
+    service_user_allowed_cidrs: list[str] = Field(
+        min_length=1, description="the service user's network policy: CI deploy runners only"
+    )
+    row_access_column: Identifier | None = Field(
+        default=None, description="CURATED tables with this column get the entitlement row-access policy"
+    )
+    password_policy: PasswordPolicy = PasswordPolicy()
+    identities: SnowflakeIdentities | None = None
+    pan_key_rotators: list[Annotated[str, Field(pattern=r"^arn:aws:iam::\d{12}:role/")]] = Field(
+        min_length=1, description="IAM roles (the security team's) that may assume the PAN-key rotator role, with MFA"
+    )
+
+    @field_validator("account_allowed_cidrs", "service_user_allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in v:
+            net = ipaddress.ip_network(cidr, strict=True)
+            if net.prefixlen == 0:
+                raise ValueError(f"{cidr!r} allows the whole internet; list the egress ranges")
+        return v
+
+
+class CuratedArchive(Strict):
+    """CURATED history older than `hot_months` lives as Apache Iceberg tables on S3 (Snowflake external volume),
+    tiered by S3 lifecycle; recent months stay in native Snowflake storage."""
+
+    hot_months: int = Field(ge=1, description="months of CURATED kept in native Snowflake storage")
+    bucket: str
+    prefix: str = "curated-archive"
+    infrequent_access_after_days: int = Field(default=30, ge=30)
+    glacier_ir_after_days: int = Field(default=90, ge=90)
+
+    @model_validator(mode="after")
+    def _tiers(self) -> CuratedArchive:
+        if self.glacier_ir_after_days <= self.infrequent_access_after_days:
+            raise ValueError("glacier_ir_after_days must come after infrequent_access_after_days")
+        return self
+
+
+class NetworkLayout(Strict):
+    """The connectors' VPC: what the IaC builds and the cost model counts (tests keep the two equal)."""
+
+    vpc_cidr: str = "10.64.0.0/16"  # environments live in separate AWS accounts, so they share one address plan
+    availability_zones: int = Field(default=2, ge=1, le=3)
+    # One NAT gateway: only the payment-API connectors use it, for an hourly batch a missed run is picked up by the
+    # next cursor window, so a single-AZ egress is an accepted risk (the private subnets still span every AZ).
+    nat_gateways: int = Field(default=1, ge=1, le=3)
+    # AWS APIs the tasks call, reached privately (S3 has a free gateway endpoint besides these).
+    interface_endpoints: list[str] = ["secretsmanager", "ecr.api", "ecr.dkr", "logs"]
+
+    @model_validator(mode="after")
+    def _nats_fit(self) -> NetworkLayout:
+        if self.nat_gateways > self.availability_zones:
+            raise ValueError("nat_gateways: at most one per availability zone")
+        return self
 
 
 class Environment(Strict):
@@ -271,6 +412,11 @@ class Environment(Strict):
     api_sources: dict[Identifier, ApiSource] = Field(min_length=1)
     secrets: Secrets
     local: Local | None = None
+    release: Release | None = None
+    source_network: SourceNetwork | None = None
+    governance: Governance | None = None
+    curated_archive: CuratedArchive | None = None
+    network: NetworkLayout = NetworkLayout()
 
     @model_validator(mode="after")
     def _check(self) -> Environment:
@@ -288,6 +434,12 @@ class Environment(Strict):
                 # the moto port is written once, in `local:`
                 object.__setattr__(self.aws, "endpoint_url", f"http://127.0.0.1:{self.local.moto_port}")
         if self.name != "local":
+            for section in ("release", "source_network", "governance", "curated_archive"):
+                if getattr(self, section) is None:
+                    raise ValueError(f"`{section}:` is required outside the local environment")
+            assert self.curated_archive is not None
+            if self.curated_archive.hot_months >= self.retention.curated_years * 12:
+                raise ValueError("curated_archive.hot_months must be shorter than retention.curated_years")
             if self.local is not None:
                 raise ValueError("`local:` is only allowed in the local environment")
             if self.aws.endpoint_url is not None:

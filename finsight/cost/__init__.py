@@ -1,5 +1,23 @@
-"""Monthly cost model of one environment: pure functions over the config plus an editable price table."""
+"""Monthly cost model of the platform: pure functions over the config plus an editable price table."""
 
-from finsight.cost.model import CostReport, LineItem, estimate, monthly_snowflake_credits, resource_monitor_quotas
+from finsight.cost.model import (
+    CostReport,
+    Curve,
+    LineItem,
+    account_credit_quota,
+    curve,
+    estimate,
+    monthly_snowflake_credits,
+    resource_monitor_quotas,
+)
 
-__all__ = ["CostReport", "LineItem", "estimate", "monthly_snowflake_credits", "resource_monitor_quotas"]
+__all__ = [
+    "CostReport",
+    "Curve",
+    "LineItem",
+    "account_credit_quota",
+    "curve",
+    "estimate",
+    "monthly_snowflake_credits",
+    "resource_monitor_quotas",
+]

@@ -5,7 +5,10 @@ Pure functions, no prices: what runs, how long, and how many bytes/files/request
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from finsight.config.models import Environment, Warehouse
 from finsight.cost.tables import Volumes, per_env
@@ -37,15 +40,57 @@ def stream_count(env: Environment) -> int:
     return len(env.tables()) + sum(len(src.streams) for src in env.api_sources.values())
 
 
-def workload(env: Environment, vol: Volumes) -> Workload:
+BENCH_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results.json"
+BENCH_RESULTS_VARIABLE = "FINSIGHT_BENCH_RESULTS"  # another results file; empty: ignore measurements (config only)
+# bench/results.json (written by `make bench`, tests/bench/run.py): our connector's extraction rows/s for one
+# database on the bench machine (2 cores: conservative for a 4-vCPU task).
+BENCH_EXTRACT_KEYS = ("extract.ours_rows_per_s",)
+
+
+def bench_results_path() -> Path | None:
+    override = os.environ.get(BENCH_RESULTS_VARIABLE)
+    if override is None:
+        return BENCH_RESULTS
+    return Path(override) if override.strip() else None
+
+
+def measured_extract_rows_per_second(path: Path | None = None) -> float | None:
+    """The benchmark's measured extraction rate, when a benchmark has been run; None otherwise."""
+    path = path or bench_results_path()
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    for key in BENCH_EXTRACT_KEYS:
+        node: object = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, int | float) and node > 0:
+            return float(node)
+    return None
+
+
+def connector_minutes_per_run(env: Environment, vol: Volumes, measured_rate: float | None) -> float:
+    """Minutes one source's hourly task runs: from the measured rate when there is one, else the config's figure."""
+    if measured_rate is None:
+        return env.connectors.minutes_per_hourly_run
+    rows = per_env(vol.workload.rows_per_day, env.name, "workload.rows_per_day")
+    rows_per_run = rows / HOURS_PER_DAY / max(len(env.postgres_sources), 1)
+    return rows_per_run / measured_rate / 60 + vol.runtime.task_overhead_minutes
+
+
+def workload(env: Environment, vol: Volumes, measured_rate: float | None = None) -> Workload:
     days = vol.calendar.days_per_month
     backfill = vol.workload.backfill_fraction_of_daily
     sources, streams = source_count(env), stream_count(env)
     hourly_runs = sources * HOURS_PER_DAY * days
     backfill_runs = sources * days  # one backfill task per source per day
+    per_run = connector_minutes_per_run(env, vol, measured_rate)
     # a backfill task works ~`backfill` of a day's hourly effort
-    backfill_minutes = env.connectors.minutes_per_hourly_run * HOURS_PER_DAY * backfill
-    task_minutes = hourly_runs * env.connectors.minutes_per_hourly_run + backfill_runs * backfill_minutes
+    backfill_minutes = per_run * HOURS_PER_DAY * backfill
+    task_minutes = hourly_runs * per_run + backfill_runs * backfill_minutes
     raw = per_env(vol.workload.raw_gb_per_day, env.name, "workload.raw_gb_per_day")
     rows = per_env(vol.workload.rows_per_day, env.name, "workload.rows_per_day")
     full_files = rows * (1 + backfill) / env.connectors.rows_per_file
@@ -82,11 +127,11 @@ def warehouse_hours(wh: Warehouse, vol: Volumes, min_billed_seconds: float) -> f
 
 @dataclass(frozen=True)
 class SnowflakeStorage:
-    """Compressed TB held in Snowflake after `months` of operation."""
+    """Compressed TB held in Snowflake's own storage after `months` of operation."""
 
     raw_tb: float
-    curated_tb: float
-    churn_tb: float  # Time Travel + Fail-safe copies of rewritten partitions
+    curated_tb: float  # the hot months only; older history is in the Iceberg archive (S3)
+    churn_tb: float  # Time Travel + Fail-safe copies of rewritten (MERGE) and archived-away partitions
     marts_tb: float
 
     @property
@@ -94,23 +139,88 @@ class SnowflakeStorage:
         return self.raw_tb + self.curated_tb + self.churn_tb + self.marts_tb
 
 
+def loaded_tb_per_day(env: Environment, vol: Volumes) -> float:
+    return workload(env, vol).parquet_gb_per_day * vol.storage.snowflake_vs_parquet / GB_PER_TB
+
+
+def curated_growth_tb_per_day(env: Environment, vol: Volumes) -> float:
+    return loaded_tb_per_day(env, vol) * vol.storage.curated_growth_fraction
+
+
+def retention_days(env: Environment, vol: Volumes) -> int:
+    return env.retention.curated_years * 12 * vol.calendar.days_per_month
+
+
+def hot_days(env: Environment, vol: Volumes) -> int:
+    """Days of CURATED kept in native storage: all of it without an archive (local), else the hot months."""
+    if env.curated_archive is None:
+        return retention_days(env, vol)
+    return env.curated_archive.hot_months * vol.calendar.days_per_month
+
+
 def snowflake_storage(env: Environment, vol: Volumes, months: float) -> SnowflakeStorage:
-    """Curated grows every day and is kept `retention.curated_years`, so it only stops growing at that age."""
+    """Curated grows daily up to the hot window; what is older moves to the Iceberg archive every month."""
     st = vol.storage
-    loaded_tb_per_day = workload(env, vol).parquet_gb_per_day * st.snowflake_vs_parquet / GB_PER_TB
-    days_kept = min(months, env.retention.curated_years * 12) * vol.calendar.days_per_month
-    curated = loaded_tb_per_day * st.curated_growth_fraction * days_kept
+    loaded = loaded_tb_per_day(env, vol)
+    growth = curated_growth_tb_per_day(env, vol)
+    days = months * vol.calendar.days_per_month
+    kept = min(days, retention_days(env, vol))
+    hot = min(kept, hot_days(env, vol))
+    archiving = kept > hot  # each month a month of partitions is deleted: Fail-safe keeps them curated_churn_days
     return SnowflakeStorage(
-        raw_tb=loaded_tb_per_day * st.snowflake_raw_days,
-        curated_tb=curated,
-        churn_tb=loaded_tb_per_day * st.curated_churn_days,
-        marts_tb=curated * st.marts_fraction_of_curated,
+        raw_tb=loaded * min(days, env.retention.raw_table_days),
+        curated_tb=growth * hot,
+        churn_tb=loaded * st.curated_churn_days + (growth * st.curated_churn_days if archiving else 0.0),
+        marts_tb=growth * hot * st.marts_fraction_of_curated,  # MARTS history is archived like CURATED's
     )
 
 
-def s3_raw_gb(env: Environment, vol: Volumes) -> tuple[float, float]:
-    """(Standard GB, Standard-IA GB) held in steady state by the raw lifecycle rule."""
+@dataclass(frozen=True)
+class ArchiveStorage:
+    """GB of the Iceberg archive on S3 by lifecycle tier after `months` (objects age from when they were moved)."""
+
+    standard_gb: float
+    ia_gb: float
+    glacier_ir_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.standard_gb + self.ia_gb + self.glacier_ir_gb
+
+
+def archive_storage(env: Environment, vol: Volumes, months: float) -> ArchiveStorage:
+    if env.curated_archive is None:
+        return ArchiveStorage(0.0, 0.0, 0.0)
+    a = env.curated_archive
+    days = months * vol.calendar.days_per_month
+    kept = min(days, retention_days(env, vol))
+    age = max(kept - hot_days(env, vol), 0.0)  # days of history in the archive = oldest object's S3 age
+    # CURATED history plus the MARTS aggregates of the same months
+    per_day_gb = (
+        curated_growth_tb_per_day(env, vol)
+        * (1 + vol.storage.marts_fraction_of_curated)
+        * GB_PER_TB
+        * vol.storage.iceberg_vs_snowflake
+    )
+    standard = min(age, a.infrequent_access_after_days)
+    ia = min(max(age - a.infrequent_access_after_days, 0.0), a.glacier_ir_after_days - a.infrequent_access_after_days)
+    glacier = max(age - a.glacier_ir_after_days, 0.0)
+    return ArchiveStorage(per_day_gb * standard, per_day_gb * ia, per_day_gb * glacier)
+
+
+@dataclass(frozen=True)
+class RawS3:
+    standard_gb: float
+    ia_gb: float
+    noncurrent_gb: float  # expired versions kept raw_noncurrent_days (Standard-IA)
+
+
+def s3_raw_gb(env: Environment, vol: Volumes, months: float | None = None) -> RawS3:
+    """GB held by the raw lifecycle rule after `months` (None: steady state, every tier full)."""
     daily = workload(env, vol).parquet_gb_per_day
     r = env.retention
-    standard_days = min(r.raw_infrequent_access_after_days, r.raw_days)
-    return daily * standard_days, daily * max(r.raw_days - standard_days, 0)
+    days = float("inf") if months is None else months * vol.calendar.days_per_month
+    standard_days = min(r.raw_infrequent_access_after_days, r.raw_days, days)
+    ia_days = min(max(days - r.raw_infrequent_access_after_days, 0.0), max(r.raw_days - standard_days, 0))
+    noncurrent_days = min(max(days - r.raw_days, 0.0), vol.storage.raw_noncurrent_days)
+    return RawS3(daily * standard_days, daily * ia_days, daily * noncurrent_days)

@@ -72,12 +72,14 @@ class StorageAssumptions(_Strict):
     parquet_ratio: float = Field(gt=0, le=1)
     snowflake_vs_parquet: float = Field(gt=0)
     curated_growth_fraction: float = Field(ge=0, le=1)
-    snowflake_raw_days: int = Field(ge=0)
     curated_churn_days: int = Field(ge=0)
     marts_fraction_of_curated: float = Field(ge=0)
     snowflake_storage_plan: str = Field(pattern=r"^(on_demand|capacity)$")
     multipart_part_mb: float = Field(gt=0)
     gets_per_file: float = Field(ge=0)
+    iceberg_vs_snowflake: float = Field(gt=0)
+    raw_noncurrent_days: int = Field(ge=0)
+    archive_files_per_tb: float = Field(ge=0)
 
 
 class Runtime(_Strict):
@@ -92,10 +94,13 @@ class Runtime(_Strict):
     ecr_image_gb: float = Field(ge=0)
     ecr_images_kept: int = Field(ge=0)
     sns_publishes: int = Field(ge=0)
-    availability_zones: PerEnv
-    nat_gateways: PerEnv
-    interface_endpoints: list[str]
     endpoint_other_gb: PerEnv
+    flow_log_gb_per_month: PerEnv
+    task_overhead_minutes: float = Field(ge=0)
+
+
+class Archive(_Strict):
+    move_minutes_per_month: PerEnv
 
 
 class ResourceMonitor(_Strict):
@@ -107,6 +112,7 @@ class Volumes(_Strict):
     workload: Workload
     storage: StorageAssumptions
     runtime: Runtime
+    archive: Archive
     resource_monitor: ResourceMonitor
 
 

@@ -134,7 +134,7 @@ def ensure_secrets(env: Environment) -> dict[str, dict[str, str]]:
         lambda: {"user": env.snowflake.user, "password": pysecrets.token_urlsafe(24)},
     )
     out[env.secrets.pan_tokenization_key] = _ensure_secret(
-        env, env.secrets.pan_tokenization_key, lambda: {"hmac_key": pysecrets.token_hex(32)}
+        env, env.secrets.pan_tokenization_key, lambda: {"current_version": "1", "keys": {"1": pysecrets.token_hex(32)}}
     )
     return out
 

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+import pyarrow as pa
 import snowflake.connector.errors
+from botocore.exceptions import ClientError
 
 from finsight import catalog
 from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
+from finsight.local.raw_evolution import evolve_raw_for_file
 
 
 @dataclass
@@ -92,8 +95,13 @@ def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -
 
 
 def _is_file_error(exc: Exception) -> bool:
-    """The statement ran and the file was the problem (as opposed to an unreachable warehouse)."""
-    return isinstance(exc, snowflake.connector.errors.ProgrammingError)
+    """The file was the problem (COPY refused it, or it is not readable Parquet), not an unreachable warehouse."""
+    return isinstance(exc, snowflake.connector.errors.ProgrammingError | pa.ArrowException)
+
+
+def _gone(exc: Exception) -> bool:
+    """The notified object no longer exists (removed or already quarantined): nothing to load."""
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
 def drain(env: Environment, cursor: Any) -> PipeRun:
@@ -113,6 +121,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                     continue
                 pipe, file = found
                 try:
+                    evolve_raw_for_file(env, cursor, pipe["target"], key)  # Snowflake: ENABLE_SCHEMA_EVOLUTION
                     cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
                     for row in cursor.fetchall():
                         if row[1] == "LOADED":
@@ -122,6 +131,9 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                         else:
                             run.files_skipped += 1
                 except Exception as exc:
+                    if _gone(exc):
+                        run.files_skipped += 1
+                        continue
                     error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     run.errors.append(f"{pipe['name']}: {key}: {error}")
                     if _is_file_error(exc):

@@ -1,6 +1,6 @@
 """One simulated hour of source activity: inserts, updates that move the cursor, and hard deletes.
 
-The pipeline extracts `cursor <= now` incrementally and finds hard deletes only on `pk_snapshot` tables, so:
+The pipeline extracts `cursor <= now` incrementally and finds hard deletes only on tables with delete detection, so:
 every inserted or updated row carries cursor == now (never later), and rows vanish only where deletes are
 detectable. Deletes never orphan a reference, in the same database or across databases.
 """
@@ -81,7 +81,7 @@ def mutate_sources(
         pools = {t.qualified: make_pool(t, load_rows(conns[t.source], t)) for t in order}
         deleted: dict[str, int] = defaultdict(int)
         for table in reversed(order):  # children first: a parent is judged against its children's final state
-            if table.deletes is DeleteDetection.PK_SNAPSHOT:
+            if table.deletes is not DeleteDetection.NONE:  # the tables whose hard deletes the pipeline finds
                 rng = v.derive_rng(seed, "mutate", step, table.qualified, "delete")
                 deleted[table.qualified] = _delete(env, table, pools, conns[table.source], rng)
         changes: dict[str, TableChanges] = {}

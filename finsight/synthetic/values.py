@@ -217,7 +217,7 @@ class TableProfile:
     amount_range: tuple[float, float] = (10.0, 5_000.0)
     bounded_fraction: tuple[float, float] = (1.0, 1.0)  # child amount / parent amount when both name it alike
     corrections: tuple[str, ...] = ()  # columns an update may re-draw ("amount corrections", rescoring...)
-    deletable: frozenset[str] = frozenset()  # statuses a hard delete may purge (pk_snapshot tables only)
+    deletable: frozenset[str] = frozenset()  # statuses a hard delete may purge (delete-detected tables only)
     double_entry: DoubleEntry | None = None
     date_offset_days: tuple[int, int] = (1, 30)  # non-key date columns: days after the row's birth
 

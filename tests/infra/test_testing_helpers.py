@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import cdktn
 import pytest
-from cdktn_provider_aws.ecr_repository import EcrRepository
 from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.s3_bucket import S3Bucket
 from cdktn_provider_snowflake.warehouse import Warehouse
@@ -25,7 +24,7 @@ def dev() -> tuple[Environment, str, str]:
     names = Names(env)
     app = cdktn.Testing.app(context={"targetVersions": TARGET_VERSIONS})
     snowflake = SnowflakeStack(app, names)
-    aws = AwsStack(app, names, snowflake.account)
+    aws = AwsStack(app, names)
     return env, cdktn.Testing.synth(aws, run_validations=True), cdktn.Testing.synth(snowflake, run_validations=True)
 
 
@@ -34,9 +33,6 @@ def test_aws_resources_with_properties(dev: tuple[Environment, str, str]) -> Non
     assert cdktn.Testing.to_have_resource_with_properties(aws, S3Bucket.TF_RESOURCE_TYPE, {"bucket": env.aws.s3.bucket})
     assert cdktn.Testing.to_have_resource_with_properties(
         aws, KmsAlias.TF_RESOURCE_TYPE, {"name": env.aws.s3.kms_key_alias}
-    )
-    assert cdktn.Testing.to_have_resource_with_properties(
-        aws, EcrRepository.TF_RESOURCE_TYPE, {"image_scanning_configuration": {"scan_on_push": True}}
     )
     assert not cdktn.Testing.to_have_resource_with_properties(
         aws, S3Bucket.TF_RESOURCE_TYPE, {"bucket": "not-configured"}

@@ -1,0 +1,89 @@
+"""Warehouse side of source schema evolution: RAW and CURATED follow what the connectors land, never lose a column.
+
+- a column a batch lands that the table lacks is added (RAW: Snowflake's ENABLE_SCHEMA_EVOLUTION does this for
+  Snowpipe; the local pipe player calls `evolve_statements` before its COPY; CURATED: MERGE_TABLE calls
+  `evolve_curated` first);
+- a NUMBER that a batch lands wider (precision or scale) is widened in place; precision only grows, so no stored
+  value changes;
+- nothing is ever dropped: a column gone at the source keeps its history and receives NULLs.
+Every change is recorded in OPS.SCHEMA_VERSIONS (table, column, change, batch/run).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from snowpark.sql_text import literal
+
+SCHEMA_VERSIONS = "OPS.SCHEMA_VERSIONS"
+META = ("_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP", "_MERGED_AT")
+_NUMBER = re.compile(r"^NUMBER\((\d+),\s*(\d+)\)$")
+_COLUMNS_SQL = (
+    "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+    "WHERE table_schema = {schema} AND table_name = {table} ORDER BY ordinal_position"
+)
+
+
+def snowflake_type(data_type: str, precision: int | None, scale: int | None) -> str:
+    """information_schema's description -> the type text our DDL uses (NUMBER(p, s), VARCHAR, ...)."""
+    if data_type in ("NUMBER", "DECIMAL", "NUMERIC") and precision is not None:
+        return f"NUMBER({precision}, {scale or 0})"
+    return {"TEXT": "VARCHAR", "STRING": "VARCHAR"}.get(data_type, data_type)
+
+
+def widened(current: str, landed: str) -> str | None:
+    """The NUMBER that holds both, when `landed` does not fit `current`; None when nothing needs to change."""
+    a, b = _NUMBER.match(current), _NUMBER.match(landed)
+    if not (a and b):
+        return None
+    (p1, s1), (p2, s2) = (int(a[1]), int(a[2])), (int(b[1]), int(b[2]))
+    if s2 <= s1 and p2 - s2 <= p1 - s1:
+        return None
+    scale = max(s1, s2)
+    return f"NUMBER({min(38, max(p1 - s1, p2 - s2) + scale)}, {scale})"
+
+
+def evolve_statements(table: str, current: dict[str, str], landed: dict[str, str]) -> list[tuple[str, str, str]]:
+    """[(column, change, DDL)] that make `table` (SCHEMA.TABLE) hold what landed (pure: local and Snowflake)."""
+    out = []
+    for column, landed_type in landed.items():
+        if column not in current:
+            out.append(
+                (column, f"added {landed_type}", f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {landed_type}")
+            )
+            continue
+        wider = widened(current[column], landed_type)
+        if wider:
+            change = f"widened {current[column]} -> {wider}"
+            out.append((column, change, f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {wider}"))
+    return out
+
+
+def table_columns(session: Any, schema: str, table: str) -> dict[str, str]:
+    rows = session.sql(_COLUMNS_SQL.format(schema=literal(schema), table=literal(table))).collect()
+    return {r[0]: snowflake_type(r[1], r[2], r[3]) for r in rows}
+
+
+def record(session: Any, table: str, changes: list[tuple[str, str, str]], context: str) -> None:
+    if not changes:
+        return
+    values = ", ".join(
+        f"({literal(table)}, {literal(col)}, {literal(change)}, {literal(context)}, CURRENT_TIMESTAMP())"
+        for col, change, _ in changes
+    )
+    session.sql(
+        f"INSERT INTO {SCHEMA_VERSIONS} (TABLE_NAME, COLUMN_NAME, CHANGE, CONTEXT, CHANGED_AT) VALUES {values}"
+    ).collect()
+
+
+def evolve_curated(session: Any, spec: dict[str, Any], run_id: str) -> list[str]:
+    """Bring CURATED up to RAW's columns; return the data columns MERGE carries (catalog's plus evolved ones)."""
+    raw_cols = table_columns(session, "RAW", spec["raw"])
+    curated = f"CURATED.{spec['curated']}"
+    landed = {c: t for c, t in raw_cols.items() if c not in META}
+    changes = evolve_statements(curated, table_columns(session, "CURATED", spec["curated"]), landed)
+    for _, _, ddl in changes:
+        session.sql(ddl).collect()
+    record(session, curated, changes, f"run {run_id}")
+    return [*spec["columns"], *(c for c in landed if c not in spec["columns"])]

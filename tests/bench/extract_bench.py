@@ -1,0 +1,225 @@
+"""Extraction side by side on one >= 5 M-row, 11-column copy of payments.payments, in one run.
+
+Peers: PostgreSQL's binary COPY to /dev/null (the limit), connectorx -> Arrow, dlt `sql_table` -> Parquet with the
+connectorx and pyarrow backends; ours -> Parquet in S3 (moto, KMS) at 1, 2 and 4 chunks, PAN tokenization included;
+peak RSS of ours (a child process) on a table larger than its 1 GiB memory budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from finsight.config import Environment, Table
+from finsight.local.stack import LocalStack
+from finsight.secrets import read_secret
+
+SOURCE = "payments"
+TABLE = "payments"
+BENCH_TABLE = "bench_payments"
+BIG_TABLE = "bench_payments_big"
+
+
+def _create(stack: LocalStack, name: str, rows: int) -> None:
+    """A payments-shaped table: card numbers repeat (as real ones do), cursors spread over a month."""
+    with stack.admin_connect(SOURCE) as conn:
+        have = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        if have and have[0] and conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == rows:
+            return
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.execute(
+            f"""CREATE TABLE {name} AS SELECT g::bigint AS payment_id, (g % 50000)::bigint AS invoice_id,
+                (g % 300)::bigint AS merchant_id, (g % 20000)::bigint AS customer_id,
+                round((random() * 1000)::numeric, 2)::numeric(18, 2) AS amount,
+                (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3] AS currency,
+                (ARRAY['succeeded', 'failed', 'pending'])[1 + g % 3] AS status,
+                '4111111111' || lpad((g % 100000)::text, 6, '0') AS card_number,
+                (ARRAY['visa', 'mastercard'])[1 + g % 2] AS card_brand,
+                now() - ((g % 2592000) || ' seconds')::interval AS created_at,
+                now() - ((g % 2592000) || ' seconds')::interval AS updated_at
+            FROM generate_series(1, {rows}) g"""
+        )
+        conn.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (payment_id)")
+        conn.execute(f"ANALYZE {name}")
+        conn.commit()
+
+
+def bench_table(env: Environment, name: str) -> Table:
+    """The catalog's payments table under the bench table's name: same columns, PAN column, landing path."""
+    table = env.table(f"{SOURCE}.{TABLE}")
+    copy = table.model_copy()
+    object.__setattr__(copy, "name", name)
+    return copy
+
+
+def _uri(env: Environment) -> str:
+    conn = env.postgres_sources[SOURCE].connection
+    assert conn is not None
+    s = read_secret(env, conn.secret)
+    user, password = s["username"].get_secret_value(), quote(s["password"].get_secret_value(), safe="")
+    return f"postgresql://{user}:{password}@{conn.host}:{conn.port}/{conn.database}"
+
+
+def _select(table: str) -> str:
+    cols = "payment_id, invoice_id, merchant_id, customer_id, amount, currency, status, card_number, card_brand"
+    return f"SELECT {cols}, (created_at AT TIME ZONE 'UTC') AS created_at, (updated_at AT TIME ZONE 'UTC') AS updated_at FROM {table}"  # noqa: E501
+
+
+def _timed(fn: Callable[[], int]) -> tuple[float, int]:
+    started = time.monotonic()
+    rows = fn()
+    return time.monotonic() - started, rows
+
+
+def copy_limit(uri: str, table: str) -> int:
+    import psycopg
+
+    with (
+        psycopg.connect(uri) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY ({_select(table)}) TO STDOUT (FORMAT binary)") as cp,
+    ):
+        for _ in cp:
+            pass
+    with psycopg.connect(uri) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+
+
+def connectorx_arrow(uri: str, table: str) -> int:
+    import connectorx as cx
+
+    return sum(b.num_rows for b in cx.read_sql(uri, _select(table), return_type="arrow_stream", batch_size=100_000))
+
+
+def dlt_parquet(uri: str, table: str, backend: str, out: str) -> int:
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    source = sql_table(
+        credentials=uri.replace("postgresql://", "postgresql+psycopg://"),  # SQLAlchemy reflects the table
+        table=table,
+        backend=backend,
+        backend_kwargs={"conn": uri} if backend == "connectorx" else {},  # connectorx reads over its own driver
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{backend}",
+        destination=dlt.destinations.filesystem(bucket_url=f"file://{out}"),
+        dataset_name="bench",
+        pipelines_dir=os.path.join(out, ".dlt"),
+    )
+    info = pipeline.run(source, loader_file_format="parquet")
+    info.raise_on_failed_jobs()
+    return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))  # type: ignore[union-attr]
+
+
+def ours(env: Environment, table: str, chunks: int) -> int:
+    from connectors.landing.writer import LandingWriter
+    from connectors.pci import PanTokenizer
+    from connectors.postgres.bulk import Window, key_ranges, open_snapshot, pipelined, select_sql, stream_chunk
+    from connectors.postgres.connection import credentials
+    from connectors.postgres.schema import live_columns
+    from connectors.run import new_batch_id
+
+    runtime = env.connectors.model_copy(update={"chunks_per_table": chunks, "chunk_min_rows": 1})
+    env = env.model_copy(update={"connectors": runtime})
+    t = bench_table(env, table)
+    creds = credentials(env, SOURCE)
+    tokenizer = PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
+    with open_snapshot(env, SOURCE, creds) as (snap, conn):
+        live = live_columns(conn, table)
+        writer = LandingWriter(env, t, new_batch_id(snap.read_at), snap.read_at, tokenizer, "full")
+        ranges = key_ranges(conn, env, t)
+
+        def run(i: int) -> None:
+            part = writer.part_writer(i)
+            query = select_sql(t, live, Window(None, snap.upper), ranges[i])
+            pipelined(stream_chunk(env, SOURCE, creds, snap.snapshot_id, query), part.write)
+            part.close()
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            list(pool.map(run, range(len(ranges))))
+        result = writer.finish()
+    return result.rows
+
+
+def _clean_landing(env: Environment, table: str) -> None:
+    from finsight.aws import client
+
+    s3 = client(env, "s3")
+    for prefix in (f"{env.aws.s3.raw_prefix}/{SOURCE}/{table}/", f"{env.aws.s3.raw_prefix}/{SOURCE}/_manifests/"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env.aws.s3.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if table in obj["Key"] or "_manifests" not in prefix:
+                    s3.delete_object(Bucket=env.aws.s3.bucket, Key=obj["Key"])
+
+
+def peak_rss_mib(table: str) -> float:
+    """Ours on the big table in a child process (fresh interpreter): its peak resident set, MiB."""
+    code = f"from tests.bench.extract_bench import _child; _child({table!r})"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _child(table: str) -> None:
+    from finsight.config import load_environment
+
+    env = load_environment("local")
+    ours(env, table, 1)
+    _clean_landing(env, table)
+
+
+def run_extract_bench(env: Environment, stack: LocalStack, rows: int, big_rows: int) -> dict[str, Any]:
+    _create(stack, BENCH_TABLE, rows)
+    uri = _uri(env)
+    out: dict[str, Any] = {"table_rows": rows, "columns": 11}
+    seconds, n = _timed(lambda: copy_limit(uri, BENCH_TABLE))
+    out["copy_limit_rows_per_s"] = round(n / seconds)
+    seconds, n = _timed(lambda: connectorx_arrow(uri, BENCH_TABLE))
+    out["connectorx_arrow_rows_per_s"] = round(n / seconds)
+    for backend in ("connectorx", "pyarrow"):
+        tmp = tempfile.mkdtemp(prefix=f"bench-dlt-{backend}-")
+        try:
+            seconds, n = _timed(lambda b=backend, d=tmp: dlt_parquet(uri, BENCH_TABLE, b, d))
+            out[f"dlt_{backend}_rows_per_s"] = round(n / seconds)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for chunks in (1, 2, 4):
+        seconds, n = _timed(lambda c=chunks: ours(env, BENCH_TABLE, c))
+        assert n == rows, f"ours landed {n} rows of {rows}"
+        out[f"ours_{chunks}_chunks_rows_per_s"] = round(n / seconds)
+        _clean_landing(env, BENCH_TABLE)
+    out["ours_rows_per_s"] = out["ours_1_chunks_rows_per_s"]
+    _create(stack, BIG_TABLE, big_rows)
+    with stack.admin_connect(SOURCE) as conn:
+        size = conn.execute("SELECT pg_total_relation_size(%s)", (BIG_TABLE,)).fetchone()[0]  # type: ignore[index]
+    out["rss_table_rows"] = big_rows
+    out["rss_table_mib"] = round(size / 2**20)
+    out["ours_peak_rss_mib"] = round(peak_rss_mib(BIG_TABLE))
+    limit = out["copy_limit_rows_per_s"]
+    out["ratios"] = {
+        "ours_vs_copy": round(out["ours_rows_per_s"] / limit, 2),
+        "ours_vs_dlt_connectorx": round(out["ours_rows_per_s"] / out["dlt_connectorx_rows_per_s"], 2),
+        "ours_4_chunks_vs_1": round(out["ours_4_chunks_rows_per_s"] / out["ours_rows_per_s"], 2),
+        "connectorx_vs_copy": round(out["connectorx_arrow_rows_per_s"] / limit, 2),
+    }
+    return out
+
+
+if __name__ == "__main__":  # a quick look without the rest of make bench
+    from finsight.config import load_environment
+
+    env = load_environment("local")
+    stack = LocalStack(env)
+    stack.up(seed_sources=False)
+    print(json.dumps(run_extract_bench(env, stack, int(os.environ.get("BENCH_ROWS", 5_000_000)), 10_000_000), indent=2))

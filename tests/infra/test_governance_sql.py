@@ -1,0 +1,144 @@
+"""migrations/R__governance.sql rendered for every cloud environment: who owns the policies, who sees PII, who reads
+which schema, and the password rules, checked against the config (the rendered text is what schemachange runs)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from finsight import catalog
+from finsight.config import load_environment
+from finsight.migrate import render_all
+
+ENVS = ("dev", "staging", "prod")
+
+
+def _statements(sql: str) -> list[str]:
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [" ".join(s.split()) for s in body.split(";") if s.strip()]
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def rendered(request: pytest.FixtureRequest) -> tuple:
+    env = load_environment(request.param)
+    scripts = render_all(env)
+    return env, _statements(scripts["R__governance.sql"]), scripts
+
+
+def _role_at(stmts: list[str], index: int) -> str:
+    """The role a statement runs as: the last USE ROLE before it."""
+    uses = [s.split()[-1] for s in stmts[:index] if s.startswith("USE ROLE ")]
+    assert uses, f"statement {index} runs before any USE ROLE"
+    return uses[-1]
+
+
+def test_policies_are_created_and_applied_by_the_governance_role(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    roles = catalog.access_roles(env)
+    policy_stmts = [i for i, s in enumerate(stmts) if "POLICY" in s and not s.startswith("ALTER ACCOUNT")]
+    assert policy_stmts
+    for i in policy_stmts:
+        assert _role_at(stmts, i) == roles["governance"], stmts[i]
+    assert stmts[-1].startswith("GRANT") or stmts[-1].startswith("REVOKE")
+    assert _role_at(stmts, len(stmts)) == roles["pipeline"]  # schemachange records history as the pipeline role
+
+
+def test_pii_unmasks_for_the_pii_reader_only(rendered: tuple) -> None:
+    env, stmts, scripts = rendered
+    roles = catalog.access_roles(env)
+    (create,) = [s for s in stmts if s.startswith("CREATE MASKING POLICY")]
+    assert f"{env.snowflake.database}.{catalog.GOVERNANCE_SCHEMA}.PII_MASK" in create
+    assert f"CASE WHEN CURRENT_ROLE() = '{roles['pii_reader']}' THEN val ELSE '***MASKED***' END" in create
+    assert "IS_ROLE_IN_SESSION" not in create  # no unmasking through a role hierarchy (SYSADMIN, pipeline)
+    assert roles["pipeline"] not in create
+    assert "MASKING" not in scripts["R__curated_tables.sql"]  # the pipeline no longer owns or sets a mask
+
+
+def test_every_pii_column_gets_the_governance_mask(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    curated, gov = env.snowflake.schemas["curated"], catalog.GOVERNANCE_SCHEMA
+    pattern = rf"ALTER TABLE \S+\.{curated}\.(\w+) MODIFY COLUMN (\w+) SET MASKING POLICY \S+\.{gov}\.PII_MASK FORCE"
+    masked = {(m.group(1), m.group(2)) for s in stmts if (m := re.match(pattern, s))}
+    expected = {
+        (t.curated_name, c.upper()) for t in env.tables() for c, col in t.columns.items() if col.pci.value == "pii"
+    }
+    assert expected and masked == expected
+
+
+def test_raw_is_readable_only_by_pipeline_and_loader(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    roles = catalog.access_roles(env)
+    raw = f"{env.snowflake.database}.{env.snowflake.schemas['raw']}"
+    grants = [s for s in stmts if s.startswith("GRANT") and f"SCHEMA {raw} " in s + " "]
+    assert grants and {s.split("TO ROLE ")[1] for s in grants} == {roles["loader"]}
+    revoked = {s.split("FROM ROLE ")[1] for s in stmts if s.startswith("REVOKE") and f"SCHEMA {raw}" in s}
+    assert revoked == {roles["analyst"], roles["pii_reader"]}
+
+
+def test_analysts_read_curated_and_marts(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    roles = catalog.access_roles(env)
+    for layer in ("curated", "marts"):
+        schema = f"{env.snowflake.database}.{env.snowflake.schemas[layer]}"
+        for role in (roles["analyst"], roles["pii_reader"]):
+            for what in ("USAGE ON SCHEMA", "SELECT ON ALL TABLES IN SCHEMA", "SELECT ON FUTURE TABLES IN SCHEMA"):
+                assert f"GRANT {what} {schema} TO ROLE {role}" in stmts, (what, schema, role)
+
+
+def test_schemas_are_managed_access(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    for layer in ("raw", "curated", "marts", "ops"):
+        assert f"ALTER SCHEMA {env.snowflake.database}.{env.snowflake.schemas[layer]} ENABLE MANAGED ACCESS" in stmts
+
+
+def test_password_policy_follows_the_config(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    pw = env.governance.password_policy
+    (alter,) = [s for s in stmts if s.startswith("ALTER PASSWORD POLICY")]
+    for key, value in (("MIN_LENGTH", pw.min_length), ("MAX_AGE_DAYS", pw.max_age_days),
+                       ("MAX_RETRIES", pw.max_retries), ("LOCKOUT_TIME_MINS", pw.lockout_time_mins),
+                       ("HISTORY", pw.history)):  # fmt: skip
+        assert f"PASSWORD_{key} = {value}" in alter
+    assert any(s.startswith("ALTER ACCOUNT SET PASSWORD POLICY") and "HUMAN_PASSWORDS" in s for s in stmts)
+
+
+def test_row_access_policy_on_every_table_with_the_entitlement_column(rendered: tuple) -> None:
+    env, stmts, _ = rendered
+    column = env.governance.row_access_column
+    expected = {t.curated_name for t in env.tables() if column in t.landed_columns()}
+    applied = {m.group(1) for s in stmts if (m := re.match(r"ALTER TABLE \S+\.(\w+) ADD ROW ACCESS POLICY", s))}
+    assert expected and applied == expected
+    (policy,) = [s for s in stmts if s.startswith("CREATE ROW ACCESS POLICY")]
+    assert "ROW_ENTITLEMENTS" in policy and "CURRENT_ROLE()" in policy
+
+
+def test_local_renders_no_access_control() -> None:
+    sql = render_all(load_environment("local"))["R__governance.sql"]
+    assert _statements(sql) == ["SELECT 'access control is enforced by Snowflake only' AS governance"]
+
+
+def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
+    from finsight_infra.naming import Names
+
+    for name in ENVS:
+        env = load_environment(name)
+        n = Names(env)
+        assert catalog.access_roles(env) == {
+            "pipeline": n.sf_pipeline_role,
+            "loader": n.sf_loader_role,
+            "analyst": n.sf_analyst_role,
+            "pii_reader": n.sf_pii_reader_role,
+            "governance": n.sf_governance_role,
+        }
+
+
+def test_governance_role_can_reach_curated_before_it_applies_policies(rendered: tuple) -> None:
+    """On a fresh account the script runs top to bottom once: the USAGE grant must precede the first policy."""
+    env, stmts, _ = rendered
+    roles = catalog.access_roles(env)
+    curated = f"{env.snowflake.database}.{env.snowflake.schemas['curated']}"
+    grant = stmts.index(f"GRANT USAGE ON SCHEMA {curated} TO ROLE {roles['governance']}")
+    first_policy = next(i for i, s in enumerate(stmts) if "MASKING POLICY" in s)
+    assert grant < first_policy
+    assert _role_at(stmts, grant) == roles["pipeline"]  # the schema owner grants (managed access)
