@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.landing.state import load_state
-from finsight import catalog, warehouse
+from finsight import marts, warehouse
 from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
@@ -46,7 +46,8 @@ def first_cycle(local_env: Environment, local_stack: LocalStack):
 
 def test_first_cycle_lands_everything(first_cycle, local_env: Environment, local_stack: LocalStack) -> None:
     assert first_cycle.ok, first_cycle
-    assert set(first_cycle.seconds) == {"migrate", "extract", "load", "merge"}
+    assert set(first_cycle.seconds) == {"migrate", "extract", "load", "graph", "merge", "transform", "validate"}
+    assert first_cycle.dag.state == "SUCCEEDED" and first_cycle.dag.latency_seconds() is not None
     assert all(t.state == "SUCCEEDED" for t in first_cycle.dag.tasks)
     _assert_caught_up(local_env, local_stack)
     for table in local_env.tables():
@@ -77,7 +78,7 @@ def test_replaying_an_old_batch_changes_nothing(local_env: Environment, local_st
     first_batch = next(b for s in first_cycle.sources for b in s.batches if b.table == table.qualified)
     session = warehouse.snowpark_session(local_env)
     try:
-        spec = catalog.table_spec(table)
+        spec = marts.merge_spec(local_env, table)
         import json
 
         out = json.loads(merge_table(session, json.dumps(spec), "test-replay", replay_batch=first_batch.batch_id))
