@@ -185,7 +185,9 @@ def pipeline_catalog(env: Environment) -> list[tuple[str, str, str]]:
     """(kind, name, spec JSON) rows of OPS.PIPELINE_CATALOG: what BACKFILL, BUILD_MART and retention read."""
     import json
 
-    rows = [("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.warehouse_tables()]
+    rows = [
+        ("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.warehouse_tables()
+    ]
     rows += [("mart", m.name, json.dumps(mart_spec(m, env), separators=(",", ":"))) for m in marts()]
     return rows
 
