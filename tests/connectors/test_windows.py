@@ -128,6 +128,7 @@ def test_an_explicit_lower_bound_ignores_the_watermark(
     assert stream.window(upper) == Window(lower, upper, True)
 
 
+@settings(deadline=None)
 @given(read_at=moments, horizon=st.none() | moments)
 def test_snapshot_upper_never_passes_an_open_transaction(read_at: datetime, horizon: datetime | None) -> None:
     upper = Snapshot("snap", read_at, horizon).upper
