@@ -1,7 +1,7 @@
 """ECS entrypoint: `python -m connectors` extracts one source, configured only by environment variables.
 
   FINSIGHT_ENV                   local | dev | staging | prod (loads environments/<env>.yaml)
-  FINSIGHT_SOURCE                a PostgreSQL source of that environment (postgres_sources.<name>)
+  FINSIGHT_SOURCE                a source of that environment: postgres_sources.<name> or api_sources.<name>
   FINSIGHT_MODE                  incremental (default),
                                  full, or backfill
   FINSIGHT_BACKFILL_START/_END   backfill window, ISO dates or datetimes in UTC (both or neither)
@@ -166,7 +166,7 @@ def parse_tables(text: str | None, variable: str = "FINSIGHT_TABLES") -> tuple[s
 def check_tables(
     env: Environment, source: str, tables: tuple[str, ...] | None, variable: str = "FINSIGHT_TABLES"
 ) -> None:
-    known = env.postgres_sources[source].tables
+    known = env.api_sources[source].streams if source in env.api_sources else env.postgres_sources[source].tables
     unknown = [t for t in tables or () if t not in known]
     if unknown:
         raise UsageError(variable, f"{', '.join(unknown)} not table(s) of {source}; tables: {', '.join(known)}")
@@ -182,15 +182,30 @@ def resolve_window(inv: Invocation, default_chunk_days: int, now: datetime) -> t
 
 
 def check_source(env: Environment, source: str, variable: str = "FINSIGHT_SOURCE") -> None:
-    if source in env.postgres_sources:
+    if source in env.postgres_sources or source in env.api_sources:
         return
-    if source in env.api_sources:
-        # the config and the ECS task definitions already know the API sources; this image has no API connector yet
-        raise UsageError(
-            variable, f"{source!r} is an API source; this connector image extracts PostgreSQL sources only"
-        )
     known = ", ".join(env.postgres_sources)
-    raise UsageError(variable, f"unknown source {source!r} in {env.name}; PostgreSQL sources: {known}")
+    apis = ", ".join(env.api_sources)
+    raise UsageError(
+        variable, f"unknown source {source!r} in {env.name}; PostgreSQL sources: {known}; API sources: {apis}"
+    )
+
+
+def extract_any_source(
+    env: Environment,
+    source: str,
+    mode: str = "incremental",
+    tables: list[str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> Any:
+    """A PostgreSQL or an API source, by name: both return a connectors.run.SourceRun."""
+    if source in env.api_sources:
+        from connectors.apis.run import extract_api_source
+
+        return extract_api_source(env, source, mode, tables=tables, window=window)
+    from connectors.run import extract_source
+
+    return extract_source(env, source, mode, tables=tables, window=window)
 
 
 def load_env(name: str, variable: str = "FINSIGHT_ENV") -> Environment:
@@ -238,7 +253,7 @@ def drop_injected_secrets(environ: MutableMapping[str, str]) -> None:
 
 # -- run -----------------------------------------------------------------------------------------------------------
 def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime] | None) -> int:
-    from connectors.run import ExtractionError, extract_source  # airbyte-cdk import is slow: not needed for --help
+    from connectors.run import ExtractionError  # airbyte-cdk import is slow: not needed for --help
 
     configure_logging()  # importing airbyte-cdk installs its own root handler (Airbyte protocol JSON): ours wins
     started = time.monotonic()
@@ -249,7 +264,7 @@ def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime]
     if inv.backfill_id and window:
         return extract_chunks(env, inv, window, fields, started)
     try:
-        result = extract_source(
+        result = extract_any_source(
             env, inv.source, inv.mode, tables=list(inv.tables) if inv.tables else None, window=window
         )
     except ExtractionError as exc:
@@ -336,6 +351,11 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         env = load_env(inv.env)
         check_source(env, inv.source)
         check_tables(env, inv.source, inv.tables)
+        if inv.backfill_id and inv.source in env.api_sources:
+            raise UsageError(
+                "FINSIGHT_BACKFILL_ID",
+                f"{inv.source!r} is an API source: backfill it with FINSIGHT_MODE=backfill and a window, no chunk id",
+            )
         window = resolve_window(inv, env.schedule.backfill_chunk_days, datetime.now(UTC))
     except UsageError as exc:
         event(logging.ERROR, "usage_error", variable=exc.variable, error=str(exc))

@@ -144,12 +144,12 @@ def pipes(env: Environment) -> list[dict[str, str]]:
     """Every pipe: data per table, primary-key snapshots for delete detection, and the batch manifests."""
     raw, ops = env.snowflake.schemas["raw"], env.snowflake.schemas["ops"]
     out = []
-    for t in env.tables():
+    for t in env.warehouse_tables():
         out.append({"name": f"{t.raw_name}_PIPE", "target": f"{raw}.{t.raw_name}", "folder": table_folder(t)})
         if t.deletes.value == "pk_snapshot":
             pk_table = t.raw_name + PK_SNAPSHOT_SUFFIX
             out.append({"name": f"{pk_table}_PIPE", "target": f"{raw}.{pk_table}", "folder": pk_folder(t)})
-    for source in env.postgres_sources:
+    for source in [*env.postgres_sources, *env.api_sources]:
         out.append(
             {
                 "name": f"{source.upper()}__MANIFESTS_PIPE",
@@ -178,13 +178,13 @@ def table_spec(table: Table) -> dict[str, Any]:
 def migration_vars(env: Environment) -> dict[str, Any]:
     """The variables every schemachange script is rendered with (see migrations/)."""
     tables = []
-    for t in env.tables():
+    for t in env.warehouse_tables():
         tables.append(
             {
                 "raw": t.raw_name,
                 "curated": t.curated_name,
                 # typographic apostrophe: fakesnow 0.11 mis-parses an escaped '' inside COMMENT
-                "comment": f"{t.qualified}: {env.postgres_sources[t.source].description}".replace("'", "\u2019"),
+                "comment": f"{t.qualified}: {env.source(t.source).description}".replace("'", "\u2019"),
                 "primary_key": [c.upper() for c in t.primary_key],
                 "pk_snapshot": t.deletes.value == "pk_snapshot",
                 "columns": [
@@ -214,4 +214,15 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "run_log_table": RUN_LOG_TABLE,
         "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
         "governance": governance_vars(env),
+    }
+
+
+def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
+    """API source -> the hosts its connector may reach (base_url host + configured extra hosts): the egress
+    allow-list (see docs/egress.md). Derived from the config so a new provider cannot be forgotten there."""
+    from urllib.parse import urlsplit
+
+    return {
+        name: sorted({urlsplit(api.base_url).hostname or "", *api.hosts} - {""})
+        for name, api in env.api_sources.items()
     }

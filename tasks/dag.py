@@ -60,9 +60,9 @@ def build_dag(env: Environment) -> list[TaskNode]:
         TaskNode(ROOT, procedures.START_RUN, (), (), "transform", "@finsight/data-engineering @finsight/devops",
                  "Hourly root: opens the run in OPS.PIPELINE_RUNS"),
     ]  # fmt: skip
-    for table in env.tables():
+    for table in env.warehouse_tables():
         spec = json.dumps(catalog.table_spec(table), separators=(",", ":"))
-        owner = env.postgres_sources[table.source].owner
+        owner = env.source(table.source).owner
         nodes.append(
             TaskNode(
                 f"MERGE_{table.raw_name}",

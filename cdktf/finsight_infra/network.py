@@ -36,6 +36,7 @@ from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupI
 from constructs import Construct
 
 from finsight import tfvars
+from finsight_infra.egress import build_dns_firewall
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names
 from finsight_infra.policy import allow, assume_role, document, service_principal
@@ -189,6 +190,8 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
     _egress(scope, "pg-to-s3", pg_sg, HTTPS, "S3 gateway endpoint", prefix_list_id=s3_endpoint.prefix_list_id)
     # API connectors: HTTPS to the payment APIs on the internet (via NAT); endpoints and S3 are HTTPS too.
     _egress(scope, "api-to-https", api_sg, HTTPS, "Payment APIs (NAT), AWS endpoints", cidr_ipv4="0.0.0.0/0")
+    # ... and by name: only the configured provider hosts (and AWS, PostgreSQL hosts) resolve (egress.py)
+    build_dns_firewall(scope, names, vpc.id)
 
     _flow_logs(scope, names, vpc, ops_key)
     return Network(

@@ -33,7 +33,7 @@ def _tables(env: Environment, source: str, requested: list[str]) -> list[str] | 
     """`payments` or `payments.payments` -> table names of the source; None = every table."""
     if not requested:
         return None
-    known = env.postgres_sources[source].tables
+    known = env.api_sources[source].streams if source in env.api_sources else env.postgres_sources[source].tables
     names = []
     for item in requested:
         name = item.split(".", 1)[1] if item.startswith(f"{source}.") else item
@@ -45,11 +45,13 @@ def _tables(env: Environment, source: str, requested: list[str]) -> list[str] | 
 
 def extract(
     env: str = EnvOption,
-    source: str = typer.Option(..., "--source", "-s", help="A PostgreSQL source of the environment, e.g. payments."),
+    source: str = typer.Option(
+        ..., "--source", "-s", help="A source of the environment: PostgreSQL (e.g. payments) or API (e.g. stripe)."
+    ),
     mode: str = typer.Option("incremental", "--mode", "-m", help="incremental (watermarked), full, or backfill."),
     start: str | None = typer.Option(None, "--start", help="Backfill window start, ISO date/datetime (UTC)."),
     end: str | None = typer.Option(None, "--end", help="Backfill window end, ISO date/datetime (UTC)."),
-    table: list[str] | None = typer.Option(None, "--table", "-t", help="Only this table (repeatable)."),
+    table: list[str] | None = typer.Option(None, "--table", "-t", help="Only this table / API stream (repeatable)."),
 ) -> None:
     """Extract one source into the landing zone; print batch id, rows and files per table.
 
@@ -68,14 +70,15 @@ def extract(
         tables = _tables(cfg, source, table or [])
     except UsageError as exc:
         raise _usage(exc) from None
-    from connectors.run import ExtractionError, extract_source  # airbyte-cdk import is slow: after the checks
+    from connectors.__main__ import extract_any_source
+    from connectors.run import ExtractionError  # airbyte-cdk import is slow: after the checks
 
     inv = Invocation(cfg.name, source, chosen, begin, finish)
     window = resolve_window(inv, cfg.schedule.backfill_chunk_days, datetime.now(UTC))
     if window:
         typer.echo(f"{source} {chosen} window {window[0].isoformat()} .. {window[1].isoformat()} (UTC)")
     try:
-        result = extract_source(cfg, source, chosen, tables=tables, window=window)
+        result = extract_any_source(cfg, source, chosen, tables=tables, window=window)
     except (ExtractionError, SecretNotFound) as exc:
         typer.secho(f"extraction failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -64,11 +64,11 @@ def mutate(steps: int = typer.Option(1, min=1, help="Simulated hours of source a
 
 @local_app.command("verify")
 def verify() -> None:
-    """Reconcile CURATED with the source databases (keys and cursor values); exit 1 on any difference."""
-    from finsight.local.verify import reconcile
+    """Reconcile CURATED with the source databases (keys, cursors) and the mock APIs (records, no duplicate keys)."""
+    from finsight.local.verify import reconcile, reconcile_apis
 
     st = stack()
-    diffs = reconcile(st.env, st)
+    diffs = reconcile(st.env, st) + reconcile_apis(st.env)
     for d in diffs:
         mark = "ok " if d.equal else "DIFF"
         typer.echo(f"{mark} {d.table:<36} source={d.source_rows:<7} curated={d.curated_rows:<7} "

@@ -5,15 +5,22 @@ from __future__ import annotations
 import typer
 
 from finsight.cli.common import EnvOption, environment
+from finsight.config import Environment
 from finsight.local.cycle import CycleSummary, hourly_cycle
 from finsight.local.stack import LocalStack
 
 
-def print_summary(summary: CycleSummary) -> None:
+def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None:
     pipe, dag = summary.pipe, summary.dag
     typer.echo(f"run {summary.run_id}")
     typer.echo(f"  migrations applied : {summary.migrations_applied}")
     typer.echo(f"  rows extracted     : {summary.rows_extracted} from {len(summary.sources)} sources")
+    if cfg is not None:
+        apis = [s for s in summary.sources if s.source in cfg.api_sources]
+        typer.echo(
+            f"    of which APIs    : {sum(s.rows for s in apis)} from "
+            + (", ".join(f"{s.source} {s.rows}" for s in apis) or "none")
+        )
     if pipe:
         typer.echo(f"  rows loaded (RAW)  : {pipe.rows_loaded} in {pipe.files_loaded} files, incl. PK snapshots and "
                    f"manifests ({pipe.files_skipped} already loaded)")  # fmt: skip
@@ -48,7 +55,7 @@ def run(
     for step in range(mutate):
         stack.mutate(step)
     summary = hourly_cycle(cfg)
-    print_summary(summary)
+    print_summary(summary, cfg)
     if not summary.ok:
         raise typer.Exit(1)
 

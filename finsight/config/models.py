@@ -132,21 +132,49 @@ class PostgresSource(Strict):
     connection: Connection | None = None  # filled from `postgres_defaults` when absent
 
 
-class ApiStream(Strict):
-    primary_key: list[Identifier] = Field(min_length=1)
-    cursor: Identifier
-    path: str
+RAW_PAYLOAD = "_raw"  # every API stream lands its whole record (PANs tokenized) in this VARIANT column
+
+
+class ApiColumn(Column):
+    path: str | None = Field(
+        default=None, description="dotted path of the field in the API record (default: the column's own name)"
+    )
+
+
+class ApiStream(Table):
+    """An API stream is a table like any other (RAW, CURATED, pipe, MERGE task), keyed by flattened fields.
+
+    `columns` are the configured key fields flattened out of the record and typed; the whole record lands beside
+    them in `_raw` (VARIANT), so nothing the API sends is lost when the provider adds fields.
+    """
+
+    path: str = Field(description="endpoint path relative to the source's base_url")
+    columns: dict[Identifier, ApiColumn] = Field(min_length=1)  # type: ignore[assignment]
+
+    def path_of(self, column: str) -> str:
+        return self.columns[column].path or column
+
+    def landed_columns(self) -> dict[str, Column]:
+        return {**super().landed_columns(), RAW_PAYLOAD: Column(type="json")}
 
 
 class ApiSource(Strict):
     kind: Literal["stripe", "paypal", "adyen", "fx"]
     description: str
+    owner: str = "@finsight/data-engineering"
     base_url: str
     secret: str
     rate_limit_per_second: float = Field(gt=0)
     streams: dict[Identifier, ApiStream] = Field(min_length=1)
     enabled: bool = Field(
         default=False, description="the image ships this API connector: schedules run (created DISABLED until then)"
+    )
+    lookback_minutes: int = Field(
+        default=0, ge=0, description="re-read this much before the watermark: records the provider updates late"
+    )
+    initial_days: int = Field(default=30, gt=0, description="how far back the first run (no watermark yet) reads")
+    hosts: list[str] = Field(
+        default_factory=list, description="extra egress hosts the connector needs (OAuth, report downloads)"
     )
 
     @field_validator("base_url")
@@ -249,6 +277,11 @@ class ConnectorRuntime(Strict):
     delete_check_ranges: int = Field(
         default=64, ge=1, description="key ranges compared by count+hash between source and CURATED per delete check"
     )
+    # HTTP policy of the API connectors: retries (5xx, timeouts, non-JSON bodies) back off exponentially with jitter
+    api_read_timeout_seconds: float = Field(default=30, gt=0)
+    api_max_retries: int = Field(default=5, ge=0, le=10)
+    api_backoff_factor: float = Field(default=1.0, gt=0, description="seconds; wait factor * 2**attempt + jitter")
+    api_backoff_jitter_seconds: float = Field(default=0.5, ge=0)
 
 
 class Local(Strict):
@@ -423,6 +456,14 @@ class Environment(Strict):
             for tname, table in src.tables.items():
                 object.__setattr__(table, "name", tname)
                 object.__setattr__(table, "source", src_name)
+        for src_name, api in self.api_sources.items():
+            if src_name in self.postgres_sources:
+                raise ValueError(f"api_sources.{src_name}: the name is already a PostgreSQL source (RAW names clash)")
+            for sname, stream in api.streams.items():
+                object.__setattr__(stream, "name", sname)
+                object.__setattr__(stream, "source", src_name)
+            if self.name != "local" and not api.base_url.startswith("https://"):
+                raise ValueError(f"api_sources.{src_name}.base_url must be https:// outside local")
         self._check_references()
         if self.name == "local":
             if self.local is None:
@@ -465,13 +506,32 @@ class Environment(Strict):
     def tables(self) -> list[Table]:
         return [t for src in self.postgres_sources.values() for t in src.tables.values()]
 
+    def api_tables(self) -> list[ApiStream]:
+        """Every API stream, as a Table (RAW/CURATED names, pipe, MERGE spec come from the same catalog)."""
+        return [s for src in self.api_sources.values() for s in src.streams.values()]
+
+    def warehouse_tables(self) -> list[Table]:
+        """Everything that lands in RAW and merges into CURATED: PostgreSQL tables and API streams."""
+        return [*self.tables(), *self.api_tables()]
+
+    def source(self, name: str) -> PostgresSource | ApiSource:
+        """A source of either kind by name (owner, description)."""
+        if name in self.postgres_sources:
+            return self.postgres_sources[name]
+        if name in self.api_sources:
+            return self.api_sources[name]
+        known = ", ".join([*self.postgres_sources, *self.api_sources])
+        raise KeyError(f"unknown source {name!r}; sources: {known}")
+
     def table(self, qualified: str) -> Table:
-        """Look a table up by `<source>.<table>` and say what exists when it does not."""
+        """Look a table (or API stream) up by `<source>.<table>` and say what exists when it does not."""
         src, _, name = qualified.partition(".")
         try:
+            if src in self.api_sources:
+                return self.api_sources[src].streams[name]
             return self.postgres_sources[src].tables[name]
         except KeyError:
-            known = ", ".join(t.qualified for t in self.tables())
+            known = ", ".join(t.qualified for t in self.warehouse_tables())
             raise KeyError(f"unknown table {qualified!r}; known tables: {known}") from None
 
     @property

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from connectors.apis.run import extract_api_source
 from connectors.run import ExtractionError, SourceRun, extract_source
 from finsight import migrate, warehouse
 from finsight.config import Environment
@@ -49,6 +50,7 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(extract_source, env, source) for source in env.postgres_sources]
+        futures += [pool.submit(extract_api_source, env, source) for source in env.api_sources]
         for future in futures:
             try:
                 summary.sources.append(future.result())

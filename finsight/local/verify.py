@@ -103,3 +103,33 @@ def reconcile(env: Environment, stack: LocalStack) -> list[TableDiff]:
             s, c = _comparable(table, source, curated, tokens)
             diffs.append(TableDiff(table.qualified, len(source), len(curated), len(s - c), len(c - s)))
     return diffs
+
+
+def mock_api_records(env: Environment, source: str, base: str | None = None) -> dict[str, int]:
+    """stream -> records the mock API server holds now (its loopback-only admin endpoint)."""
+    import requests
+
+    assert env.local is not None
+    url = base or f"http://127.0.0.1:{env.local.mock_api_port}"
+    resp = requests.get(f"{url}/_admin/records", params={"source": source}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def reconcile_apis(env: Environment, base: str | None = None) -> list[TableDiff]:
+    """CURATED of every API stream against the mock server: one row per record, no duplicate keys."""
+    diffs = []
+    with warehouse.connect(env) as conn:
+        cur = conn.cursor()
+        for name, api in env.api_sources.items():
+            held = mock_api_records(env, name, base)
+            for stream in api.streams.values():
+                keys = ", ".join(c.upper() for c in stream.primary_key)
+                cur.execute(
+                    f"SELECT COUNT(*), COUNT(DISTINCT ({keys})) "
+                    f"FROM {env.snowflake.schemas['curated']}.{stream.curated_name}"
+                )
+                rows, distinct = cur.fetchone()
+                source = held.get(stream.name, 0)
+                diffs.append(TableDiff(stream.qualified, source, rows, max(0, source - distinct), rows - distinct))
+    return diffs

@@ -37,7 +37,6 @@ def _events(out: str) -> list[dict[str, Any]]:
         ({"FINSIGHT_ENV": "dev"}, "FINSIGHT_SOURCE"),
         ({**BASE, "FINSIGHT_SOURCE": "Payments!"}, "FINSIGHT_SOURCE"),
         ({**BASE, "FINSIGHT_SOURCE": "nosuchsource"}, "FINSIGHT_SOURCE"),
-        ({**BASE, "FINSIGHT_SOURCE": "stripe"}, "FINSIGHT_SOURCE"),  # API source: no API connector in this image
         ({**BASE, "FINSIGHT_MODE": "sometimes"}, "FINSIGHT_MODE"),
         ({**BASE, "FINSIGHT_BACKFILL_START": "2024-01-01"}, "FINSIGHT_BACKFILL_START"),  # window without backfill
         ({**BASE, "FINSIGHT_MODE": "backfill", "FINSIGHT_BACKFILL_START": "2024-01-01"}, "FINSIGHT_BACKFILL_END"),

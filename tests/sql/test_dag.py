@@ -82,8 +82,8 @@ def test_one_merge_task_per_table_after_root(env: Environment) -> None:
     ops = env.snowflake.schemas["ops"]
     tasks, _ = _parse(dag.render_sql(env))
     merges = {name: t for name, t in tasks.items() if name.startswith(f"{ops}.MERGE_")}
-    assert set(merges) == {f"{ops}.MERGE_{t.raw_name}" for t in env.tables()}
-    for table in env.tables():
+    assert set(merges) == {f"{ops}.MERGE_{t.raw_name}" for t in env.warehouse_tables()}
+    for table in env.warehouse_tables():
         task = merges[f"{ops}.MERGE_{table.raw_name}"]
         assert task.clauses["AFTER"] == f"{ops}.{dag.ROOT}"
         spec = re.search(r"'(\{.*\})'", task.body)
@@ -117,10 +117,10 @@ def test_warehouses_and_owners(env: Environment) -> None:
     for name in (dag.ROOT, dag.FINALIZER):
         assert tasks[f"{ops}.{name}"].clauses["WAREHOUSE"] == transform
         assert f"| owner: {DEVOPS_OWNERS}'" in tasks[f"{ops}.{name}"].clauses["COMMENT"]
-    for table in env.tables():
+    for table in env.warehouse_tables():
         task = tasks[f"{ops}.MERGE_{table.raw_name}"]
         assert task.clauses["WAREHOUSE"] == load
-        assert task.clauses["COMMENT"].endswith(f"| owner: {env.postgres_sources[table.source].owner}'")
+        assert task.clauses["COMMENT"].endswith(f"| owner: {env.source(table.source).owner}'")
 
 
 def test_rendered_calls_are_the_nodes_calls(env: Environment) -> None:

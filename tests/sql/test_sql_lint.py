@@ -71,7 +71,7 @@ def _check_every_table(cfg: Environment) -> None:
     files = rendered_files(cfg)
     sql, tasks = _migrations(files), files["tasks.sql"]
     db, s = cfg.snowflake.database, cfg.snowflake.schemas
-    for t in cfg.tables():
+    for t in cfg.warehouse_tables():
         raw, curated = f"{db}.{s['raw']}.{t.raw_name}", f"{db}.{s['curated']}.{t.curated_name}"
         assert f"CREATE TABLE IF NOT EXISTS {raw} (" in sql, t.qualified
         assert f"CREATE TABLE IF NOT EXISTS {curated} (" in sql, t.qualified

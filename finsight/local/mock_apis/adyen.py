@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import threading
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -29,17 +34,42 @@ def error(status: int, message: str, code: str = "000") -> Response:
 
 
 class AdyenApi:
-    def __init__(self, source: ApiSource, credential: str, reports: list[AdyenReport]) -> None:
+    def __init__(self, source: ApiSource, credential: str, reports: list[AdyenReport], clock: Clock) -> None:
         if set(source.streams) != {"settlement_details"}:
             raise ValueError(f"adyen mock serves exactly 'settlement_details', config has {sorted(source.streams)}")
         self.path = source.streams["settlement_details"].path
         self.credential = credential
         self.reports = {r.filename: r for r in reports}
+        self.clock = clock
+        self._lock = threading.Lock()
 
     def authenticate(self) -> Response | None:
         if not same_secret(request.headers.get("X-API-Key"), self.credential):
             return error(401, "HTTP Status Response - Unauthorized", code="000")
         return None
+
+    def publish(self) -> dict[str, Any]:
+        """Activity: the next settlement batch closes and its report is published (a copy of the last one's rows)."""
+        with self._lock:
+            last = max(self.reports.values(), key=lambda r: r.batch_number)
+            batch = last.batch_number + 1
+            rows = list(csv.DictReader(io.StringIO(last.csv_text)))
+            for i, row in enumerate(rows):
+                row["Batch Number"] = str(batch)
+                row["Psp Reference"] = f"{row['Psp Reference'][:10]}{batch:04d}{i:02d}"[:16]
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=SETTLEMENT_DETAIL_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+            report = AdyenReport(
+                batch_number=batch,
+                filename=f"settlement_detail_report_batch_{batch}.csv",
+                created_at=datetime.fromtimestamp(self.clock.ts(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                csv_text=buf.getvalue(),
+                rows=len(rows),
+            )
+            self.reports[report.filename] = report
+        return {"published": report.filename, "rows": report.rows}
 
     def list_reports(self) -> Response:
         return jsonify(
@@ -53,7 +83,7 @@ class AdyenApi:
                     "size": len(r.csv_text.encode()),
                     "downloadPath": f"{self.path.rstrip('/')}/{r.filename}",  # relative to base_url, like paths
                 }
-                for r in sorted(self.reports.values(), key=lambda r: r.batch_number)
+                for r in sorted(list(self.reports.values()), key=lambda r: r.batch_number)
             ]
         )
 
@@ -69,8 +99,15 @@ class AdyenApi:
 
 
 def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: float, clock: Clock) -> Provider:
-    api = AdyenApi(source, credential, build_adyen(seed, scale, clock.start))
+    api = AdyenApi(source, credential, build_adyen(seed, scale, clock.start), clock)
     bp = Blueprint(f"mock_{name}", __name__)
     bp.add_url_rule(api.path, "reports", api.list_reports, methods=["GET"])
     bp.add_url_rule(f"{api.path.rstrip('/')}/<filename>", "report", api.download, methods=["GET"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=error)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=error,
+        mutate=api.publish,
+        counts=lambda: {"settlement_details": sum(r.rows for r in api.reports.values())},
+    )

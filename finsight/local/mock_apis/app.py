@@ -68,7 +68,7 @@ def create_app(
         app.register_blueprint(provider.blueprint, url_prefix=f"/{name}")
         providers[name] = provider
     info = {"seed": seed, "scale": scale, "now": clock.start.isoformat()}
-    app.register_blueprint(admin_blueprint(injector, set(providers), info))
+    app.register_blueprint(admin_blueprint(injector, set(providers), info, providers))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

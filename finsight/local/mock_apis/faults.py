@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
@@ -30,6 +31,12 @@ class Provider:
     authenticate: Callable[[], Response | None]
     # (status, message) -> a response with the provider's own error body
     error: Callable[[int, str], Response]
+    # forget every access token issued so far (OAuth providers): the next call with one answers 401
+    expire_tokens: Callable[[], None] | None = None
+    # simulate provider activity (new records, late corrections); returns what changed
+    mutate: Callable[[], dict[str, Any]] | None = None
+    # stream name -> how many records the provider holds now (what a complete extraction must land)
+    counts: Callable[[], dict[str, int]] | None = None
 
 
 # -- auth helpers -----------------------------------------------------------------------------------------------
@@ -90,6 +97,9 @@ class FaultMode(StrEnum):
     ERROR_BURST = "error_burst"  # answer `status` (5xx by default) with the provider's error body
     SLOW = "slow"  # sleep `delay_seconds`, then answer normally
     TRUNCATE = "truncate"  # answer 200 but cut the body in half (client sees malformed JSON / CSV)
+    NON_JSON = "non_json"  # answer 200 with an HTML error page (a proxy or gateway in the way)
+    REPEAT_PAGE = "repeat_page"  # ignore the pagination parameter: the same page (and cursor) comes back again
+    EXPIRE_TOKEN = "expire_token"  # noqa: S105 - revoke the OAuth access tokens issued so far, then answer normally (401)
 
 
 @dataclass
@@ -98,6 +108,11 @@ class Fault:
     remaining: int
     status: int = 503
     delay_seconds: float = 2.0
+    after: int = 0  # let this many requests through first (a failure in the middle of a run)
+
+
+PAGINATION_PARAMS = frozenset({"starting_after", "ending_before", "page"})
+HTML_ERROR_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
 
 
 class FaultInjector:
@@ -123,6 +138,9 @@ class FaultInjector:
         with self._lock:
             fault = self._faults.get(source)
             if fault is None:
+                return None
+            if fault.after > 0:
+                fault.after -= 1
                 return None
             fault.remaining -= 1
             if fault.remaining <= 0:
@@ -152,7 +170,10 @@ def parse_fault(body: Any, sources: set[str]) -> tuple[str, Fault]:
         raise ValueError("status must be an HTTP error status (400..599)")
     if not isinstance(delay, int | float) or not 0 <= delay <= 60:
         raise ValueError("delay_seconds must be a number in 0..60")
-    return source, Fault(mode=mode, remaining=count, status=status, delay_seconds=float(delay))
+    after = body.get("after", 0)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValueError("after must be an integer >= 0")
+    return source, Fault(mode=mode, remaining=count, status=status, delay_seconds=float(delay), after=after)
 
 
 # -- wiring -----------------------------------------------------------------------------------------------------
@@ -167,9 +188,20 @@ def install_guards(provider: Provider, limiter: TokenBucket, injector: FaultInje
         fault = injector.take(provider.name)
         if fault is not None:
             if fault.mode is FaultMode.ERROR_BURST:
-                return provider.error(fault.status, "Injected failure: the service is temporarily unavailable.")
+                resp = provider.error(fault.status, "Injected failure: the service is temporarily unavailable.")
+                if fault.status == 429:
+                    resp.headers["Retry-After"] = str(max(1, math.ceil(fault.delay_seconds)))
+                return resp
             if fault.mode is FaultMode.SLOW:
                 time.sleep(fault.delay_seconds)
+            elif fault.mode is FaultMode.NON_JSON:
+                return Response(HTML_ERROR_PAGE, status=200, mimetype="text/html")
+            elif fault.mode is FaultMode.REPEAT_PAGE:
+                kept = [(k, v) for k, v in request.args.items(multi=True) if k not in PAGINATION_PARAMS]
+                request.args = ImmutableMultiDict(kept)  # type: ignore[misc]  # the route sees the first page
+            elif fault.mode is FaultMode.EXPIRE_TOKEN:
+                if provider.expire_tokens is not None:
+                    provider.expire_tokens()
             else:
                 g.truncate_body = True
         wait = limiter.acquire()
@@ -187,8 +219,10 @@ def install_guards(provider: Provider, limiter: TokenBucket, injector: FaultInje
         return resp
 
 
-def admin_blueprint(injector: FaultInjector, sources: set[str], info: dict[str, Any]) -> Blueprint:
-    """``/_admin``: readiness and runtime failure injection. Loopback callers only."""
+def admin_blueprint(
+    injector: FaultInjector, sources: set[str], info: dict[str, Any], providers: dict[str, Provider] | None = None
+) -> Blueprint:
+    """``/_admin``: readiness, runtime failure injection and provider activity (``/mutate``). Loopback only."""
     bp = Blueprint("mock_admin", __name__, url_prefix="/_admin")
 
     @bp.before_request
@@ -219,5 +253,21 @@ def admin_blueprint(injector: FaultInjector, sources: set[str], info: dict[str, 
         source = request.args.get("source")
         injector.clear(source)
         return jsonify(faults=injector.snapshot())
+
+    @bp.get("/records")
+    def records() -> tuple[Response, int]:
+        provider = (providers or {}).get(request.args.get("source", ""))
+        if provider is None or provider.counts is None:
+            return jsonify(error=f"source must be one of {sorted(providers or {})}"), 400
+        return jsonify(provider.counts()), 200
+
+    @bp.post("/mutate")
+    def mutate() -> tuple[Response, int]:
+        body = request.get_json(silent=True) or {}
+        provider = (providers or {}).get(body.get("source"))
+        if provider is None or provider.mutate is None:
+            known = sorted(n for n, p in (providers or {}).items() if p.mutate is not None)
+            return jsonify(error=f"source must be one of {known}"), 400
+        return jsonify(provider.mutate()), 200
 
     return bp

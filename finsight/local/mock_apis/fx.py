@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from finsight.config.models import ApiSource
-from finsight.local.mock_apis.data import FX_BASES, Clock, build_fx, published_of
+from finsight.local.mock_apis.data import FX_BASES, Clock, build_fx, fx_row, published_of
 from finsight.local.mock_apis.faults import Provider, same_secret
 
 PARAMS = {"apikey", "base", "date", "start_date", "end_date", "symbols", "published_since"}
@@ -26,13 +27,34 @@ def error(status: int, message: str, type_: str | None = None) -> Response:
 
 
 class FxApi:
-    def __init__(self, source: ApiSource, credential: str, rows: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, source: ApiSource, credential: str, rows: list[dict[str, Any]], clock: Clock | None = None
+    ) -> None:
         if set(source.streams) != {"daily_rates"}:
             raise ValueError(f"fx mock serves exactly the stream 'daily_rates', config has {sorted(source.streams)}")
         self.path = source.streams["daily_rates"].path
         self.credential = credential
         self.rows = [(published_of(r), r) for r in rows]  # sorted by (date, base, quote)
         self.latest = max(r["date"] for r in rows)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._corrections = 0
+
+    def correct(self) -> dict[str, Any]:
+        """A late correction: republish one USD rate of the day before the latest with a new revision, now."""
+        assert self.clock is not None
+        with self._lock:
+            day = sorted({r["date"] for _, r in self.rows})[-2]
+            usd = [i for i, (_, r) in enumerate(self.rows) if r["date"] == day and r["base"] == "USD"]
+            i = usd[self._corrections % len(usd)]
+            self._corrections += 1
+            _, old = self.rows[i]
+            row = fx_row(
+                date.fromisoformat(old["date"]), old["base"], old["quote"], old["rate"] * 1.01, self.clock.ts(),
+                old["revision"] + 1,
+            )  # fmt: skip
+            self.rows[i] = (published_of(row), row)
+        return {"corrected": row}
 
     def authenticate(self) -> Response | None:
         key = request.args.get("apikey") or request.headers.get("X-API-Key")
@@ -68,9 +90,11 @@ class FxApi:
             return error(400, f"A range may span at most {MAX_RANGE_DAYS} days.", "invalid_date_range")
         since_ts = (since if since.tzinfo else since.replace(tzinfo=UTC)).timestamp() if since else None
         symbols = set(args["symbols"].upper().split(",")) if args.get("symbols") else None
+        with self._lock:
+            rows = list(self.rows)
         out = [
             r
-            for ts, r in self.rows
+            for ts, r in rows
             if r["base"] == base
             and lo <= r["date"] <= hi
             and (symbols is None or r["quote"] in symbols)
@@ -80,7 +104,14 @@ class FxApi:
 
 
 def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: float, clock: Clock) -> Provider:
-    api = FxApi(source, credential, build_fx(seed, scale, clock.start))
+    api = FxApi(source, credential, build_fx(seed, scale, clock.start), clock)
     bp = Blueprint(f"mock_{name}", __name__)
     bp.add_url_rule(api.path, "rates", api.rates, methods=["GET"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=error)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=error,
+        mutate=api.correct,
+        counts=lambda: {"daily_rates": len(api.rows)},
+    )

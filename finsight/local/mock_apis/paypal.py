@@ -91,6 +91,35 @@ class PaypalApi:
             return oauth_error(401, "invalid_token", "Access Token not found in cache")
         return None
 
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def mutate(self) -> dict[str, Any]:
+        """Activity: the oldest pending transaction settles (its updated date moves to now) and a new one arrives."""
+        now = self.clock.ts()
+        with self._lock:
+            changed = next((t for t in self.transactions if t["transaction_info"]["transaction_status"] == "P"), None)
+            if changed is not None:
+                changed["transaction_info"]["transaction_status"] = "S"
+                changed["transaction_info"]["transaction_updated_date"] = paypal_time(now)
+                changed["_updated_ts"] = now
+            template = self.transactions[-1]
+            info = dict(template["transaction_info"])
+            info |= {
+                "transaction_id": f"NEW{uuid.uuid4().hex[:14].upper()}",
+                "transaction_initiation_date": paypal_time(now),
+                "transaction_updated_date": paypal_time(now),
+                "transaction_status": "S",
+            }
+            new = {"_updated_ts": now, "transaction_info": info, "payer_info": dict(template["payer_info"])}
+            self.transactions.append(new)
+            self.transactions.sort(key=lambda t: (t["_updated_ts"], t["transaction_info"]["transaction_id"]))
+        return {
+            "updated": changed["transaction_info"]["transaction_id"] if changed else None,
+            "created": info["transaction_id"],
+        }
+
     def token(self) -> Response:
         if request.form.get("grant_type") != "client_credentials":
             return oauth_error(400, "unsupported_grant_type", "Grant Type is NULL or not supported")
@@ -141,7 +170,8 @@ class PaypalApi:
         # The window applies to transaction_updated_date, half-open [start_date, end_date), so consecutive
         # windows never return the same transaction twice.
         lo, hi = start.timestamp(), end.timestamp()
-        matches = [t for t in self.transactions if lo <= t["_updated_ts"] < hi]
+        with self._lock:
+            matches = [t for t in self.transactions if lo <= t["_updated_ts"] < hi]
         total_pages = math.ceil(len(matches) / page_size)
         chunk = matches[(page - 1) * page_size : page * page_size]
         links = [{"href": request.url, "rel": "self", "method": "GET"}]
@@ -166,4 +196,12 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
     bp = Blueprint(f"mock_{name}", __name__)
     bp.add_url_rule(TOKEN_PATH, "token", api.token, methods=["POST"])
     bp.add_url_rule(api.path, "transactions", api.search, methods=["GET"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=error)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=error,
+        expire_tokens=api.expire_tokens,
+        mutate=api.mutate,
+        counts=lambda: {"transactions": len(api.transactions)},
+    )

@@ -197,6 +197,30 @@ class StripeApi:
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         return refund
 
+    def mutate(self) -> dict[str, Any]:
+        """Activity: a new succeeded charge (with its balance transaction), created now."""
+        with self.data.lock:
+            template = self.data.streams["charges"][-1]
+            charge = json.loads(json.dumps(template)) | {
+                "id": make_id(self.rng, "ch"),
+                "created": self.clock.ts(),
+                "status": "succeeded",
+                "paid": True,
+                "captured": True,
+                "amount_refunded": 0,
+                "refunded": False,
+                "disputed": False,
+                "failure_code": None,
+                "failure_message": None,
+            }
+            charge["amount_captured"] = charge["amount"]
+            txn = balance_txn(self.rng, charge, charge["amount"], 0, "charge", self.clock.ts())
+            charge["balance_transaction"] = txn["id"]
+            streams = self.data.streams
+            streams["charges"] = newest_first([charge, *streams["charges"]])
+            streams["balance_transactions"] = newest_first([txn, *streams["balance_transactions"]])
+        return {"created": {"charges": charge["id"], "balance_transactions": txn["id"]}}
+
 
 def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: float, clock: Clock) -> Provider:
     api = StripeApi(source, credential, build_stripe(seed, scale, clock.start), clock, seed)
@@ -205,7 +229,14 @@ def build(name: str, source: ApiSource, credential: str, *, seed: int, scale: fl
         bp.add_url_rule(spec.path, f"list_{stream}", lambda s=stream: api.list_objects(s), methods=["GET"])
     if "refunds" in source.streams:
         bp.add_url_rule(source.streams["refunds"].path, "create_refund", api.create_refund, methods=["POST"])
-    return Provider(name=name, blueprint=bp, authenticate=api.authenticate, error=provider_error)
+    return Provider(
+        name=name,
+        blueprint=bp,
+        authenticate=api.authenticate,
+        error=provider_error,
+        mutate=api.mutate,
+        counts=lambda: {s: len(v) for s, v in api.data.streams.items()},
+    )
 
 
 def provider_error(status: int, message: str) -> Response:
