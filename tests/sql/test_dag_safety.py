@@ -50,10 +50,8 @@ def test_each_merge_call_passes_spec_run_id_and_no_replay_batch(env: Environment
     for table in env.tables():
         task = _statement(sql, f"{ops}.MERGE_{table.raw_name}")
         spec = json.dumps(catalog.table_spec(table), separators=(",", ":"))  # compact: one literal per line
-        assert (
-            f"\n    CALL OPS.MERGE_TABLE(\n        '{spec}',{'  -- noqa: LT05' if len(spec) + 11 > dag.MAX_LINE_LENGTH else ''}\n"
-            in task
-        )
+        noqa = "  -- noqa: LT05" if len(spec) + 11 > dag.MAX_LINE_LENGTH else ""
+        assert f"\n    CALL OPS.MERGE_TABLE(\n        '{spec}',{noqa}\n" in task
         assert f"\n        {dag.RUN_ID_EXPR},\n        NULL\n    );\n" in task
         assert f"\n    AFTER {ops}.FINSIGHT_HOURLY\n" in task
         assert f"COMMENT = 'RAW -> CURATED merge of {table.qualified} | owner: " in task
