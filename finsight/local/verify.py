@@ -96,9 +96,18 @@ def reconcile(env: Environment, stack: LocalStack) -> list[TableDiff]:
     with warehouse.connect(env) as conn:
         cur = conn.cursor()
         for table in env.tables():
-            cols = ", ".join(_curated_columns(table))
-            cur.execute(f"SELECT {cols} FROM {env.snowflake.schemas['curated']}.{table.curated_name}")
-            curated = [tuple(_norm(v) for v in row) for row in cur.fetchall()]
+            cols = _curated_columns(table)
+            # fakesnow 0.11 reads a NULL TIMESTAMP_NTZ back as 1970-01-01 over the connector: ask for NULL-ness too
+            nulls = ", ".join(f"{c} IS NULL" for c in cols)
+            cur.execute(
+                f"SELECT {', '.join(cols)}, {nulls} FROM {env.snowflake.schemas['curated']}.{table.curated_name}"
+            )
+            curated = [
+                tuple(
+                    None if is_null else _norm(v) for v, is_null in zip(row[: len(cols)], row[len(cols) :], strict=True)
+                )
+                for row in cur.fetchall()
+            ]
             source = _source_rows(stack, table)
             s, c = _comparable(table, source, curated, tokens)
             diffs.append(TableDiff(table.qualified, len(source), len(curated), len(s - c), len(c - s)))
