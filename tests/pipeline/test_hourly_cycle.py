@@ -91,15 +91,18 @@ def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environm
     assert 0 < cycle.dag.deleted_rows() <= sum(c.deleted for c in changes)
     _assert_caught_up(local_env, local_stack)
 
-    # replaying the oldest batch this scenario landed cannot overwrite the newer rows
-    table = local_env.table("payments.payments")
-    landed = [b for c in (first, again, cycle) for s in c.sources for b in s.batches if b.table == table.qualified]
-    assert landed, "the scenario landed no payments batch"
+    # replaying the oldest batch this scenario landed cannot overwrite the newer rows (a read that found nothing
+    # new lands no manifest, so it is no batch to replay)
+    tables = {t.qualified for t in local_env.tables()}
+    landed = [b for c in (first, again, cycle) for s in c.sources for b in s.batches if b.manifest_key and b.table in tables]
+    assert landed, "the scenario landed no batch"
+    oldest = next((b for b in landed if b.table == "payments.payments"), landed[0])
+    table = local_env.table(oldest.table)
     session = warehouse.snowpark_session(local_env)
     try:
         spec = json.dumps(catalog.table_spec(table))
-        out = json.loads(merge_table(session, spec, "test-replay", replay_batch=landed[0].batch_id))
-        assert out["batches"] == [landed[0].batch_id]
+        out = json.loads(merge_table(session, spec, "test-replay", replay_batch=oldest.batch_id))
+        assert out["batches"] == [oldest.batch_id]
         with pytest.raises(ValueError, match="no complete manifest"):
             merge_table(session, spec, "test-replay", replay_batch="no-such-batch")
     finally:
