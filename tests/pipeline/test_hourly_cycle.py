@@ -94,7 +94,8 @@ def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environm
     # replaying the oldest batch this scenario landed cannot overwrite the newer rows (a read that found nothing
     # new lands no manifest, so it is no batch to replay)
     tables = {t.qualified for t in local_env.tables()}
-    landed = [b for c in (first, again, cycle) for s in c.sources for b in s.batches if b.manifest_key and b.table in tables]
+    batches = [b for c in (first, again, cycle) for s in c.sources for b in s.batches]
+    landed = [b for b in batches if b.manifest_key and b.table in tables]
     assert landed, "the scenario landed no batch"
     oldest = next((b for b in landed if b.table == "payments.payments"), landed[0])
     table = local_env.table(oldest.table)
