@@ -133,3 +133,11 @@ def test_an_explicit_lower_bound_ignores_the_watermark(
 def test_snapshot_upper_never_passes_an_open_transaction(read_at: datetime, horizon: datetime | None) -> None:
     upper = Snapshot("snap", read_at, horizon).upper
     assert upper == (read_at if horizon is None else min(read_at, horizon))
+
+
+@pytest.mark.parametrize("cursor_type", ["timestamp", "timestamptz"])
+def test_a_key_range_chunk_reads_its_half_open_range(env: Environment, cursor_type: str) -> None:
+    table = env.table("payments.payments")
+    rows = [(key, BASE) for key in range(10)]
+    query = select_sql(table, _live(table, cursor_type), Window(None, BASE), (3, 7))
+    assert _selected(table, cursor_type, rows, query) == {3, 4, 5, 6}
