@@ -70,7 +70,7 @@ def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
         f"MERGE INTO CURATED.{spec['curated']} AS tgt USING ("
         f"SELECT {', '.join(every)} FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({batch_ids}) "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(pk)} "
-        "ORDER BY _EXTRACTED_AT ASC, _BATCH_ID DESC, _ROW_NUMBER DESC) = 1"
+        "ORDER BY _EXTRACTED_AT DESC, _BATCH_ID DESC, _ROW_NUMBER DESC) = 1"
         f") AS src ON {on} "
         f"WHEN MATCHED AND src._OP = 'D' AND {newer} THEN DELETE "
         f"WHEN MATCHED AND {newer} THEN UPDATE SET "

@@ -129,6 +129,9 @@ def test_an_older_batch_merged_later_never_moves_curated_backwards(session: Any)
     t.land("b3", T0 + timedelta(hours=1), [(1, "same-read-later-batch", "U")])  # equal read time: later batch wins
     t.merge()
     assert t.curated()[1] == "same-read-later-batch"
+    t.land("a9", T0 + timedelta(hours=1), [(1, "same-read-earlier-batch", "U")])  # ... and an earlier one never
+    t.merge()
+    assert t.curated()[1] == "same-read-later-batch"
 
 
 def test_a_partially_landed_batch_waits_until_raw_holds_all_its_rows(session: Any) -> None:
@@ -178,6 +181,14 @@ def test_pk_snapshot_removes_keys_gone_at_the_source(session: Any) -> None:
     assert out["rows_deleted"] == 1
     rows = t.sql(f"SELECT BATCH_ID, ROWS_DELETED FROM OPS.MERGED_BATCHES WHERE RAW_TABLE = '{t.name}' ORDER BY 1")
     assert [(r[0], r[1]) for r in rows] == [("b1", 0), ("b2", 1)]
+
+
+def test_two_pending_snapshots_the_latest_decides_what_was_deleted(session: Any) -> None:
+    t = Table(session, pk_snapshot=True)
+    t.land("b1", T0, [(1, "x", "U"), (2, "y", "U"), (3, "z", "U")], pks=[1, 2, 3])
+    t.land("b2", T0 + timedelta(minutes=5), [], pks=[1, 3])  # both pending: one merge sees both snapshots
+    out = t.merge()
+    assert t.curated() == {1: "x", 3: "z"} and out["rows_deleted"] == 1
 
 
 def test_replaying_a_batch_changes_nothing_newer_and_is_not_recorded_again(session: Any) -> None:

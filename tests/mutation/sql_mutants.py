@@ -27,7 +27,7 @@ MUTANTS: list[tuple[str, str, str]] = [
         "COUNT(*) AS N FROM {raw} ",
     ),
     (
-        "older read overwrites CURATED",
+        "equal read time: an earlier batch overwrites",
         "src._EXTRACTED_AT > tgt._EXTRACTED_AT OR",
         "src._EXTRACTED_AT >= tgt._EXTRACTED_AT OR",
     ),
