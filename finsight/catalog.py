@@ -34,6 +34,17 @@ MANIFEST_FOLDER = "_manifests"
 PK_FOLDER = "_pks"
 STATE_PREFIX = "state"  # connector watermarks: outside raw/, so no Snowpipe event and no lifecycle expiry
 PK_SNAPSHOT_SUFFIX = "__PKS"
+# warehouse operations (issue 8): load faults, task history, the marts' change feed, retention
+LOAD_ERRORS_TABLE = "LOAD_ERRORS"
+TASK_HISTORY_TABLE = "TASK_HISTORY"
+CHANGED_DATES_TABLE = "CHANGED_DATES"
+MART_BUILDS_TABLE = "MART_BUILDS"
+RUN_BATCHES_TABLE = "RUN_BATCHES"
+PIPELINE_CATALOG_TABLE = "PIPELINE_CATALOG"
+RETENTION_RUNS_TABLE = "RETENTION_RUNS"
+LANDED_STREAM = "LANDED_BATCHES_STREAM"  # the hourly graph's trigger (a stream over OPS.LANDED_BATCHES)
+TOMBSTONE_SUFFIX = "__TOMBSTONES"  # OPS.<RAW>__TOMBSTONES: keys deleted at the source, with the read time
+QUARANTINE_PREFIX = "quarantine"  # s3://<bucket>/quarantine/<original key>: files a pipe could not load
 
 _SNOWFLAKE_TYPES = {
     "string": "VARCHAR",
@@ -213,6 +224,16 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "merged_table": MERGED_TABLE,
         "run_log_table": RUN_LOG_TABLE,
         "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
+        "load_errors_table": LOAD_ERRORS_TABLE,
+        "task_history_table": TASK_HISTORY_TABLE,
+        "changed_dates_table": CHANGED_DATES_TABLE,
+        "mart_builds_table": MART_BUILDS_TABLE,
+        "run_batches_table": RUN_BATCHES_TABLE,
+        "pipeline_catalog_table": PIPELINE_CATALOG_TABLE,
+        "retention_runs_table": RETENTION_RUNS_TABLE,
+        "landed_stream": LANDED_STREAM,
+        "tombstone_suffix": TOMBSTONE_SUFFIX,
+        "marts": mart_vars(),
         "governance": governance_vars(env),
     }
 
@@ -226,3 +247,22 @@ def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
         name: sorted({urlsplit(api.base_url).hostname or "", *api.hosts} - {""})
         for name, api in env.api_sources.items()
     }
+
+
+def quarantine_key(env: Environment, key: str) -> str:
+    """Where a file a pipe could not load is moved: outside raw/, so no pipe event and no RAW lifecycle."""
+    return f"{QUARANTINE_PREFIX}/{key}"
+
+
+def mart_vars() -> list[dict[str, Any]]:
+    """MARTS tables for the migration, from snowpark/marts/<mart>/metadata.yaml."""
+    from finsight import marts  # the marts catalog reads the repo's mart folders
+
+    return [
+        {
+            "table": m.table_name,
+            "comment": f"{m.friendly_name}: {m.grain} | owner: {m.owner}".replace("'", "\u2019"),
+            "columns": [{"name": c.name.upper(), "type": c.type} for c in m.columns],
+        }
+        for m in marts.marts()
+    ]

@@ -1,4 +1,5 @@
--- RAW: one landing table per source table, loaded by Snowpipe from the landing stage.
+-- RAW: one TRANSIENT landing table per source table (no fail-safe: RAW is replayable from S3), loaded by Snowpipe;
+-- rows are pruned retention.raw_table_days after their batch merged (task FINSIGHT_RETENTION).
 -- Repeatable: reruns when the catalog changes. New columns are added, never dropped (schema evolution).
 {%- if is_local %}
 CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }} URL = '{{ stage_url }}';
@@ -8,7 +9,7 @@ CREATE STAGE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ stage }}
     STORAGE_INTEGRATION = {{ storage_integration }};
 {%- endif %}
 {% for t in tables %}
-CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
+CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }} (
     {%- for c in t.columns %}
     {{ c.name }} {{ c.type }},
     {%- endfor %}
@@ -25,7 +26,7 @@ ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} SET ENABLE_SCHEMA_EVOLU
 {%- endif %}
 {%- if t.pk_snapshot %}
 
-CREATE TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (
+CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }}{{ pk_snapshot_suffix }} (
     {%- for k in t.primary_key %}
     {%- for c in t.columns if c.name == k %}
     {{ c.name }} {{ c.type }},

@@ -2,8 +2,17 @@
 
 Registered in Snowflake as a Snowpark Python procedure; called in-process by the local DAG runner.
 A batch is merged only when its manifest has landed and RAW holds all its rows. Within the pending batches the
-latest version of each key wins (cursor, then batch id, then row number), and CURATED is only overwritten by a row
-at least as new as the one it holds, so reruns and replays of old batches can never move data backwards.
+latest version of each key wins (read time `_EXTRACTED_AT`, then batch id, then row number), and CURATED is only
+overwritten by a row at least as new as the one it holds, so reruns and replays of old batches can never move data
+backwards.
+
+Deleted keys are remembered in OPS.<RAW>__TOMBSTONES with the read time at which the source no longer had them
+(a `_OP = 'D'` tombstone, or absence from a primary-key snapshot). A version read before that time is never
+inserted again: a replay, a backfill re-merge or a late batch cannot resurrect a deleted row.
+
+Before changing CURATED, MERGE records the business dates of every version it touches (old and new, deletes
+included) in OPS.CHANGED_DATES for the date columns marts partition by (spec["date_columns"]): the marts rebuild
+exactly those dates.
 """
 
 from __future__ import annotations
@@ -16,18 +25,37 @@ from snowpark.sql_text import literal, literal_list
 
 MANIFESTS = "OPS.LANDED_BATCHES"
 MERGED = "OPS.MERGED_BATCHES"
+CHANGED_DATES = "OPS.CHANGED_DATES"
+TOMBSTONE_SUFFIX = "__TOMBSTONES"  # = finsight.catalog.TOMBSTONE_SUFFIX (procedures ship without finsight/)
+META = ["_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP"]
 
 
-def _ready_batches(session: Any, spec: dict[str, Any], replay_batch: str | None) -> tuple[list[dict], list[str]]:
+def tombstones(spec: dict[str, Any]) -> str:
+    return f"OPS.{spec['raw']}{TOMBSTONE_SUFFIX}"
+
+
+def _ready_batches(
+    session: Any, spec: dict[str, Any], replay_batch: str | None = None, batch_ids: list[str] | None = None
+) -> tuple[list[dict], list[str]]:
+    """(complete batches, `<id>: why it waits`) among the pending ones, or among `replay_batch` / `batch_ids`."""
     raw = f"RAW.{spec['raw']}"
     if replay_batch:
         where = f"m.BATCH_ID = {literal(replay_batch)}"
+    elif batch_ids is not None:
+        if not batch_ids:
+            return [], []
+        where = f"m.BATCH_ID IN ({literal_list(batch_ids)})"
     else:
         where = f"m.BATCH_ID NOT IN (SELECT BATCH_ID FROM {MERGED} WHERE RAW_TABLE = {literal(spec['raw'])})"
     manifests = session.sql(
         f"SELECT m.BATCH_ID, m.ROW_COUNT, m.PK_SNAPSHOT_ROWS, m.EXTRACTED_AT FROM {MANIFESTS} m "
-        f"WHERE m.RAW_TABLE = {literal(spec['raw'])} AND {where} ORDER BY m.BATCH_ID"
+        f"WHERE m.RAW_TABLE = {literal(spec['raw'])} AND {where} ORDER BY m.EXTRACTED_AT, m.BATCH_ID"
     ).collect()
+    # one manifest per batch: a manifest loaded twice (a re-sent event) must not count its batch twice
+    unique: dict[str, Any] = {}
+    for m in manifests:
+        unique.setdefault(m["BATCH_ID"], m)
+    manifests = list(unique.values())
     if not manifests:
         return [], []
     ids = literal_list([m["BATCH_ID"] for m in manifests])
@@ -48,30 +76,58 @@ def _ready_batches(session: Any, spec: dict[str, Any], replay_batch: str | None)
         }
     ready, waiting = [], []
     for m in manifests:
-        rows_ok = landed.get(m["BATCH_ID"], 0) == m["ROW_COUNT"]
-        pks_ok = m["PK_SNAPSHOT_ROWS"] is None or pk_landed.get(m["BATCH_ID"], 0) == m["PK_SNAPSHOT_ROWS"]
-        (ready if rows_ok and pks_ok else waiting).append(m.as_dict() if rows_ok and pks_ok else m["BATCH_ID"])
+        rows, pks = landed.get(m["BATCH_ID"], 0), pk_landed.get(m["BATCH_ID"], 0)
+        rows_ok = rows == m["ROW_COUNT"]
+        pks_ok = m["PK_SNAPSHOT_ROWS"] is None or pks == m["PK_SNAPSHOT_ROWS"]
+        if rows_ok and pks_ok:
+            ready.append(m.as_dict())
+        else:
+            why = f"{rows} of {m['ROW_COUNT']} rows in RAW"
+            if m["PK_SNAPSHOT_ROWS"] is not None:
+                why += f", {pks} of {m['PK_SNAPSHOT_ROWS']} snapshot keys"
+            waiting.append(f"{m['BATCH_ID']}: {why}")
     return ready, waiting
+
+
+def _key_match(spec: dict[str, Any], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in spec["primary_key"])
+
+
+def _deleted_later(spec: dict[str, Any], alias: str) -> str:
+    """A tombstone says this key was deleted at a read time at or after this version's: the version is dead."""
+    return (
+        f"EXISTS (SELECT 1 FROM {tombstones(spec)} AS d WHERE {_key_match(spec, 'd', alias)} "
+        f"AND (d._EXTRACTED_AT > {alias}._EXTRACTED_AT "
+        f"OR (d._EXTRACTED_AT = {alias}._EXTRACTED_AT AND d._BATCH_ID >= {alias}._BATCH_ID)))"
+    )
+
+
+def _source_sql(spec: dict[str, Any], batch_ids: str) -> str:
+    """The newest live version of each key among the batches (tombstones stay: they delete)."""
+    every = spec["columns"] + META
+    return (
+        f"SELECT {', '.join('s.' + c for c in every)} FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({batch_ids}) "
+        f"AND (s._OP = 'D' OR NOT {_deleted_later(spec, 's')}) "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join('s.' + k for k in spec['primary_key'])} "
+        "ORDER BY s._EXTRACTED_AT DESC, s._BATCH_ID DESC, s._ROW_NUMBER DESC) = 1"
+    )
 
 
 def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
     """Which version wins is decided by when the source was read (_EXTRACTED_AT), never by the source's cursor value:
     every read returns a row's current committed version, so a later read is never older, whatever its cursor says.
     Tombstones (_OP = 'D') delete the key when they are the newest version."""
-    pk, cols = spec["primary_key"], spec["columns"]
-    meta = ["_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP"]
-    every = cols + meta
-    on = " AND ".join(f"tgt.{k} = src.{k}" for k in pk)
+    cols = spec["columns"]
+    every = cols + META
+    on = _key_match(spec, "tgt", "src")
+    # strictly newer: the version CURATED already holds (same read time, same batch) is not rewritten, so a replay
+    # reports the rows it really changed
     newer = (
         "(src._EXTRACTED_AT > tgt._EXTRACTED_AT OR (src._EXTRACTED_AT = tgt._EXTRACTED_AT "
-        "AND src._BATCH_ID >= tgt._BATCH_ID))"
+        "AND src._BATCH_ID > tgt._BATCH_ID))"
     )
     return (
-        f"MERGE INTO CURATED.{spec['curated']} AS tgt USING ("
-        f"SELECT {', '.join(every)} FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({batch_ids}) "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(pk)} "
-        "ORDER BY _EXTRACTED_AT DESC, _BATCH_ID DESC, _ROW_NUMBER DESC) = 1"
-        f") AS src ON {on} "
+        f"MERGE INTO CURATED.{spec['curated']} AS tgt USING ({_source_sql(spec, batch_ids)}) AS src ON {on} "
         f"WHEN MATCHED AND src._OP = 'D' AND {newer} THEN DELETE "
         f"WHEN MATCHED AND {newer} THEN UPDATE SET "
         + ", ".join(f"{c} = src.{c}" for c in every)
@@ -81,23 +137,136 @@ def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
     )
 
 
-def _delete_sql(spec: dict[str, Any], snapshot: dict[str, Any]) -> str:
-    """Rows CURATED holds that the latest primary-key snapshot no longer has were hard-deleted at the source."""
+def _record_changed_dates(session: Any, spec: dict[str, Any], run_id: str, batch_ids: str) -> None:
+    """Dates of the new versions (RAW) and of the versions they replace or delete (CURATED), per date column."""
+    columns = spec.get("date_columns") or []
+    if not columns:
+        return
+    raw, curated = f"RAW.{spec['raw']}", f"CURATED.{spec['curated']}"
+    keys = f"SELECT 1 FROM {raw} AS s WHERE s._BATCH_ID IN ({batch_ids}) AND {_key_match(spec, 's', 'c')}"
+    parts = []
+    for col in columns:
+        parts.append(
+            f"SELECT {literal(col)} AS COL, CAST(s.{col} AS DATE) AS D FROM {raw} AS s "
+            f"WHERE s._BATCH_ID IN ({batch_ids}) AND s.{col} IS NOT NULL"
+        )
+        parts.append(
+            f"SELECT {literal(col)} AS COL, CAST(c.{col} AS DATE) AS D FROM {curated} AS c "
+            f"WHERE c.{col} IS NOT NULL AND EXISTS ({keys})"
+        )
+    _insert_changed(session, spec, run_id, " UNION ALL ".join(parts))
+
+
+def _insert_changed(session: Any, spec: dict[str, Any], run_id: str, dates_sql: str) -> None:
+    session.sql(
+        f"INSERT INTO {CHANGED_DATES} (RAW_TABLE, DATE_COLUMN, BUSINESS_DATE, RUN_ID, RECORDED_AT) "
+        f"SELECT DISTINCT {literal(spec['raw'])}, x.COL, x.D, {literal(run_id)}, CURRENT_TIMESTAMP() "
+        f"FROM ({dates_sql}) AS x"
+    ).collect()
+
+
+def _remember_tombstones(session: Any, spec: dict[str, Any], batch_ids: str) -> None:
+    """Every `_OP = 'D'` row of the batches, unless a tombstone at least as new is already known."""
     pk = spec["primary_key"]
-    match = " AND ".join(f"p.{k} = c.{k}" for k in pk)
+    session.sql(
+        f"INSERT INTO {tombstones(spec)} ({', '.join(pk)}, _BATCH_ID, _EXTRACTED_AT, _DELETED_AT) "
+        f"SELECT {', '.join('s.' + k for k in pk)}, s._BATCH_ID, s._EXTRACTED_AT, CURRENT_TIMESTAMP() "
+        f"FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({batch_ids}) AND s._OP = 'D' "
+        f"AND NOT EXISTS (SELECT 1 FROM {tombstones(spec)} AS d WHERE {_key_match(spec, 'd', 's')} "
+        "AND d._EXTRACTED_AT >= s._EXTRACTED_AT)"
+    ).collect()
+
+
+def _gone(spec: dict[str, Any], snapshot: dict[str, Any]) -> str:
+    """CURATED rows read no later than the snapshot whose key the snapshot no longer has: hard-deleted at the source."""
     return (
-        f"DELETE FROM CURATED.{spec['curated']} AS c WHERE c._EXTRACTED_AT <= {literal(str(snapshot['EXTRACTED_AT']))} "
+        f"c._EXTRACTED_AT <= {literal(str(snapshot['EXTRACTED_AT']))} "
         f"AND NOT EXISTS (SELECT 1 FROM RAW.{spec['raw']}__PKS AS p "
-        f"WHERE p._BATCH_ID = {literal(snapshot['BATCH_ID'])} AND {match})"
+        f"WHERE p._BATCH_ID = {literal(snapshot['BATCH_ID'])} AND {_key_match(spec, 'p', 'c')})"
     )
+
+
+def _apply_snapshot(session: Any, spec: dict[str, Any], run_id: str, snapshot: dict[str, Any]) -> int:
+    """Delete what the snapshot no longer has; its dates go to the change feed and its keys become tombstones."""
+    curated, pk = f"CURATED.{spec['curated']}", spec["primary_key"]
+    gone = _gone(spec, snapshot)
+    count = _count(session, f"SELECT COUNT(*) FROM {curated} AS c WHERE {gone}")
+    if not count:
+        return 0
+    columns = spec.get("date_columns") or []
+    if columns:
+        _insert_changed(
+            session,
+            spec,
+            run_id,
+            " UNION ALL ".join(
+                f"SELECT {literal(col)} AS COL, CAST(c.{col} AS DATE) AS D FROM {curated} AS c "
+                f"WHERE c.{col} IS NOT NULL AND {gone}"
+                for col in columns
+            ),
+        )
+    session.sql(
+        f"INSERT INTO {tombstones(spec)} ({', '.join(pk)}, _BATCH_ID, _EXTRACTED_AT, _DELETED_AT) "
+        f"SELECT {', '.join('c.' + k for k in pk)}, {literal(snapshot['BATCH_ID'])}, "
+        f"CAST({literal(str(snapshot['EXTRACTED_AT']))} AS TIMESTAMP_NTZ), CURRENT_TIMESTAMP() "
+        f"FROM {curated} AS c WHERE {gone}"
+    ).collect()
+    session.sql(f"DELETE FROM {curated} AS c WHERE {gone}").collect()
+    return count
 
 
 def _count(session: Any, sql: str) -> int:
     return int(session.sql(sql).collect()[0][0])
 
 
+def merge_batches(
+    session: Any, spec: dict[str, Any], run_id: str, ready: list[dict], record: bool = True
+) -> dict[str, Any]:
+    """Merge complete batches (manifest rows as `_ready_batches` returns them); the counts say what happened."""
+    out = {"rows_merged": 0, "rows_inserted": 0, "rows_updated": 0, "rows_deleted": 0, "rows_skipped_deleted": 0}
+    if not ready:
+        return out
+    with_data = [b for b in ready if b["ROW_COUNT"]]
+    deleted = 0
+    if with_data:
+        ids = literal_list([b["BATCH_ID"] for b in with_data])
+        # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
+        spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
+        _record_changed_dates(session, spec, run_id, ids)
+        out["rows_merged"] = _count(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
+        out["rows_skipped_deleted"] = _count(
+            session,
+            f"SELECT COUNT(*) FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({ids}) "
+            f"AND COALESCE(s._OP, 'U') <> 'D' AND {_deleted_later(spec, 's')}",
+        )
+        inserted, updated, merged_deletes = session.sql(_merge_sql(spec, ids)).collect()[0]
+        out["rows_inserted"], out["rows_updated"] = int(inserted), int(updated)
+        deleted += int(merged_deletes)
+        _remember_tombstones(session, spec, ids)
+    snapshots = [b for b in ready if b["PK_SNAPSHOT_ROWS"] is not None]
+    snapshot_deletes = 0
+    if spec["pk_snapshot"] and snapshots:
+        snapshot_deletes = _apply_snapshot(session, spec, run_id, snapshots[-1])
+    out["rows_deleted"] = deleted + snapshot_deletes
+    if record:
+        deleting_batch = snapshots[-1]["BATCH_ID"] if snapshots else None
+        values = ", ".join(
+            f"({literal(b['BATCH_ID'])}, {literal(spec['raw'])}, {b['ROW_COUNT']}, "
+            f"{snapshot_deletes if b['BATCH_ID'] == deleting_batch else 0}, CURRENT_TIMESTAMP(), {literal(run_id)})"
+            for b in ready
+        )
+        session.sql(
+            f"INSERT INTO {MERGED} (BATCH_ID, RAW_TABLE, ROWS_MERGED, ROWS_DELETED, MERGED_AT, RUN_ID) VALUES {values}"
+        ).collect()
+    return out
+
+
 def merge_table(session: Any, spec_json: str, run_id: str, replay_batch: str | None = None) -> str:
-    """Handler of OPS.MERGE_TABLE(spec VARIANT-as-JSON, run_id, replay_batch). Returns a JSON summary."""
+    """Handler of OPS.MERGE_TABLE(spec VARIANT-as-JSON, run_id, replay_batch). Returns a JSON summary.
+
+    rows_deleted counts every row this call removed from CURATED (tombstones and primary-key snapshots);
+    rows_skipped_deleted counts versions not applied because their key was deleted at a later read time.
+    """
     spec = json.loads(spec_json)
     ready, waiting = _ready_batches(session, spec, replay_batch)
     summary: dict[str, Any] = {"table": spec["table"], "batches": [], "rows_merged": 0, "rows_deleted": 0,
@@ -106,28 +275,7 @@ def merge_table(session: Any, spec_json: str, run_id: str, replay_batch: str | N
         raise ValueError(f"{spec['table']}: batch {replay_batch!r} has no complete manifest+data in RAW to replay")
     if not ready:
         return json.dumps(summary)
-    ids = literal_list([b["BATCH_ID"] for b in ready])
-    with_data = [b for b in ready if b["ROW_COUNT"]]
-    if with_data:
-        # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
-        spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
-        session.sql(_merge_sql(spec, literal_list([b["BATCH_ID"] for b in with_data]))).collect()
-    merged = _count(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})") if with_data else 0
-    deleted = 0
-    snapshots = [b for b in ready if b["PK_SNAPSHOT_ROWS"] is not None]
-    if spec["pk_snapshot"] and snapshots:
-        before = _count(session, f"SELECT COUNT(*) FROM CURATED.{spec['curated']}")
-        session.sql(_delete_sql(spec, snapshots[-1])).collect()
-        deleted = before - _count(session, f"SELECT COUNT(*) FROM CURATED.{spec['curated']}")
-    deleting_batch = snapshots[-1]["BATCH_ID"] if snapshots else None
-    values = ", ".join(
-        f"({literal(b['BATCH_ID'])}, {literal(spec['raw'])}, {b['ROW_COUNT']}, "
-        f"{deleted if b['BATCH_ID'] == deleting_batch else 0}, CURRENT_TIMESTAMP(), {literal(run_id)})"
-        for b in ready
-    )
-    if not replay_batch:
-        session.sql(
-            f"INSERT INTO {MERGED} (BATCH_ID, RAW_TABLE, ROWS_MERGED, ROWS_DELETED, MERGED_AT, RUN_ID) VALUES {values}"
-        ).collect()
-    summary.update(batches=[b["BATCH_ID"] for b in ready], rows_merged=merged, rows_deleted=deleted)
+    # a replay is not a new merge of the batch: MERGED_BATCHES keeps the batch's first merge
+    counts = merge_batches(session, spec, run_id, ready, record=not replay_batch)
+    summary.update(batches=[b["BATCH_ID"] for b in ready], **counts)
     return json.dumps(summary)

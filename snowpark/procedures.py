@@ -29,12 +29,33 @@ class Procedure:
         )
 
 
-START_RUN = Procedure("OPS.START_RUN", "snowpark.run_log.start_run", (("RUN_ID", "VARCHAR"),))
+START_RUN = Procedure(
+    "OPS.START_RUN",
+    "snowpark.run_log.start_run",
+    (("RUN_ID", "VARCHAR"), ("CONFIG", "VARCHAR"), ("TRIGGER_SOURCE", "VARCHAR")),
+)
 MERGE_TABLE = Procedure(
     "OPS.MERGE_TABLE",
     "snowpark.merge.merge_table",
     (("SPEC_JSON", "VARCHAR"), ("RUN_ID", "VARCHAR"), ("REPLAY_BATCH", "VARCHAR")),
 )
+BUILD_MART = Procedure(
+    "OPS.BUILD_MART",
+    "snowpark.marts_build.build_mart",
+    (("MART", "VARCHAR"), ("RUN_ID", "VARCHAR"), ("CONFIG", "VARCHAR")),
+)
+VALIDATE_MART = Procedure(
+    "OPS.VALIDATE_MART", "snowpark.validate.validate_mart", (("MART", "VARCHAR"), ("RUN_ID", "VARCHAR"))
+)
 FINALIZE_RUN = Procedure("OPS.FINALIZE_RUN", "snowpark.run_log.finalize_run", (("RUN_ID", "VARCHAR"),))
+BACKFILL = Procedure(
+    "OPS.BACKFILL",
+    "snowpark.backfill.backfill",
+    (("TABLE_NAME", "VARCHAR"), ("WINDOW_START", "VARCHAR"), ("WINDOW_END", "VARCHAR")),
+)
+PRUNE_RAW = Procedure("OPS.PRUNE_RAW", "snowpark.retention.prune_raw", (("RUN_ID", "VARCHAR"), ("DAYS", "NUMBER")))
+APPLY_RETENTION = Procedure(
+    "OPS.APPLY_RETENTION", "snowpark.retention.apply_retention", (("RUN_ID", "VARCHAR"), ("YEARS", "NUMBER"))
+)
 
-ALL = (START_RUN, MERGE_TABLE, FINALIZE_RUN)
+ALL = (START_RUN, MERGE_TABLE, BUILD_MART, VALIDATE_MART, FINALIZE_RUN, BACKFILL, PRUNE_RAW, APPLY_RETENTION)

@@ -1,6 +1,22 @@
-"""The hourly Snowflake Task DAG, generated from the config (owner + docs in every task's COMMENT).
+"""The Task DAGs, generated from the config and the marts' metadata (owner + docs in every task's COMMENT).
 
-  FINSIGHT_HOURLY (root, cron) -> MERGE_<TABLE> (one per source table) -> FINSIGHT_HOURLY_FINALIZE (finalizer)
+Hourly graph, from landing to validated marts:
+
+  EXTRACT_<SOURCE> (ECS connectors) -> LOAD (Snowpipe)                 stages outside Snowflake: in the history,
+                                                                       not CREATE TASK statements
+  FINSIGHT_HOURLY (root, triggered: WHEN SYSTEM$STREAM_HAS_DATA on the stream over OPS.LANDED_BATCHES)
+    -> MERGE_<TABLE> (one per source table)
+    -> [quality checks of the merged tables: quality_nodes(), the data-quality issue fills this slot]
+    -> MART_<MART> (after the merges (and checks) of its upstream tables)
+    -> VALIDATE_<MART> (the checks of its metadata.yaml)
+  FINSIGHT_HOURLY_FINALIZE (finalizer: state FAILED / PARTIAL / SUCCEEDED, latency, alert)
+
+Why triggered: connectors finish at different minutes. A root fired at a fixed minute makes a batch that lands a
+minute late wait an hour; a triggered root starts when batches have landed (Snowflake starts at most one graph
+run at a time and coalesces what landed meanwhile), so a late batch reaches the marts in the same hour. Every run
+is incremental (merge pending batches, rebuild changed dates), so extra runs cost little.
+
+Daily retention graph: FINSIGHT_RETENTION (root, cron: PRUNE_RAW) -> APPLY_RETENTION (7 years).
 
 The same nodes render to CREATE TASK statements for Snowflake and drive the local runner.
 """
@@ -9,44 +25,94 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from finsight import catalog
+from finsight import catalog, marts
 from finsight.config import Environment
 from snowpark import procedures
 from snowpark.procedures import Procedure
+from snowpark.sql_text import literal
 
 ROOT = "FINSIGHT_HOURLY"
 ROOT_RETRY_ATTEMPTS = 2
 FINALIZER = "FINSIGHT_HOURLY_FINALIZE"
+LOAD = "LOAD"
+RETENTION_ROOT = "FINSIGHT_RETENTION"
+RETENTION_7Y = "APPLY_RETENTION"
 RUN_ID_EXPR = "SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID')"  # Snowflake's id of this graph run
+CONFIG_EXPR = "TO_JSON(SYSTEM$GET_TASK_GRAPH_CONFIG())"  # the root's CONFIG merged with EXECUTE TASK ... USING CONFIG
+DEFAULT_CONFIG = {"full_refresh": False, "backfill": []}
 MAX_LINE_LENGTH = 140  # .sqlfluff max_line_length
+PLATFORM_OWNERS = "@finsight/data-engineering @finsight/devops"
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+RUN_ID = _Marker("RUN_ID")  # the graph run id (Snowflake's graph run group id)
+CONFIG = _Marker("CONFIG")  # the graph run's CONFIG as JSON text
+
+
+@dataclass(frozen=True)
+class Expr:
+    """An argument that differs in form only: SQL text for Snowflake, a value for the local runner."""
+
+    sql: str
+    local: Any
 
 
 @dataclass(frozen=True)
 class TaskNode:
     name: str
-    procedure: Procedure
-    args: tuple[str | None, ...]  # literal arguments; the run id is appended at run time
+    procedure: Procedure | None  # None: a stage outside Snowflake (extract, load)
+    args: tuple[Any, ...]
     after: tuple[str, ...]
     warehouse: str  # logical: load | transform
     owner: str
     comment: str
+    graph: str = ROOT
+
+    @property
+    def is_stage(self) -> bool:
+        return self.procedure is None
 
     def call_values(self, run_id_sql: str) -> list[str]:
-        """The CALL's arguments as SQL text: the literal arguments with the run id expression inserted."""
-        from snowpark.sql_text import literal
-
-        values = [literal(a) for a in self.args]
-        values.insert(1 if self.procedure is procedures.MERGE_TABLE else 0, run_id_sql)
-        return values
+        """The CALL's arguments as SQL text."""
+        out = []
+        for a in self.args:
+            if a is RUN_ID:
+                out.append(run_id_sql)
+            elif a is CONFIG:
+                out.append(CONFIG_EXPR)
+            elif isinstance(a, Expr):
+                out.append(a.sql)
+            elif isinstance(a, int) and not isinstance(a, bool):
+                out.append(str(a))
+            else:
+                out.append(literal(a))
+        return out
 
     def call_sql(self, run_id_sql: str) -> str:
+        assert self.procedure is not None, f"{self.name} is a stage, not a task"
         return f"CALL {self.procedure.name}({', '.join(self.call_values(run_id_sql))})"
 
-    def local_args(self, run_id: str) -> list[str | None]:
-        values: list[str | None] = list(self.args)
-        values.insert(1 if self.procedure is procedures.MERGE_TABLE else 0, run_id)
-        return values
+    def local_args(self, run_id: str, config_json: str = "{}") -> list[Any]:
+        out: list[Any] = []
+        for a in self.args:
+            if a is RUN_ID:
+                out.append(run_id)
+            elif a is CONFIG:
+                out.append(config_json)
+            elif isinstance(a, Expr):
+                out.append(a.local)
+            else:
+                out.append(a)
+        return out
 
 
 def snowflake_cron(eventbridge_cron: str, timezone: str) -> str:
@@ -55,42 +121,88 @@ def snowflake_cron(eventbridge_cron: str, timezone: str) -> str:
     return "USING CRON " + " ".join("*" if f == "?" else f for f in fields) + f" {timezone}"
 
 
+def trigger_stream(env: Environment) -> str:
+    return f"{env.snowflake.schemas['ops']}.{catalog.LANDED_STREAM}"
+
+
+def quality_nodes(env: Environment, merges: dict[str, str]) -> dict[str, list[TaskNode]]:
+    """Slot for the data-quality issue: check tasks per table (`<source>.<table>` -> nodes after its merge).
+
+    Marts wait for the checks of their upstream tables, so a failed check keeps bad data out of MARTS.
+    """
+    return {}
+
+
 def build_dag(env: Environment) -> list[TaskNode]:
+    """The hourly graph in a topological order (stages first, finalizer last)."""
+    ops = env.snowflake.schemas["ops"]
     nodes = [
-        TaskNode(ROOT, procedures.START_RUN, (), (), "transform", "@finsight/data-engineering @finsight/devops",
-                 "Hourly root: opens the run in OPS.PIPELINE_RUNS"),
+        TaskNode(f"EXTRACT_{source.upper()}", None, (), (), "load", src.owner,
+                 f"ECS connector: {src.description} -> S3 landing")
+        for source, src in [*env.postgres_sources.items(), *env.api_sources.items()]
     ]  # fmt: skip
+    nodes.append(TaskNode(LOAD, None, (), tuple(n.name for n in nodes), "load", PLATFORM_OWNERS, "Snowpipe: S3 -> RAW"))
+    trigger = Expr(literal(trigger_stream(env)), f"{ops}.{catalog.MANIFEST_TABLE}")
+    nodes.append(
+        TaskNode(ROOT, procedures.START_RUN, (RUN_ID, CONFIG, trigger), (LOAD,), "transform", PLATFORM_OWNERS,
+                 "Hourly root, triggered when batches land: opens the run")
+    )  # fmt: skip
+    merges: dict[str, str] = {}
     for table in env.warehouse_tables():
-        spec = json.dumps(catalog.table_spec(table), separators=(",", ":"))
-        owner = env.source(table.source).owner
+        spec = json.dumps(marts.merge_spec(env, table), separators=(",", ":"))
+        name = f"MERGE_{table.raw_name}"
+        merges[table.qualified] = name
         nodes.append(
             TaskNode(
-                f"MERGE_{table.raw_name}",
+                name,
                 procedures.MERGE_TABLE,
-                (spec, None),
+                (spec, RUN_ID, None),
                 (ROOT,),
                 "load",
-                owner,
+                env.source(table.source).owner,
                 f"RAW -> CURATED merge of {table.qualified}",
             )
         )
+    checks = quality_nodes(env, merges)
+    for table_nodes in checks.values():
+        nodes.extend(table_nodes)
+    for mart in marts.marts():
+        after: list[str] = []
+        for up in mart.upstreams:
+            if up.table in merges:
+                after.append(merges[up.table])
+                after.extend(n.name for n in checks.get(up.table, []))
+        build = f"MART_{mart.table_name}"
+        nodes.append(
+            TaskNode(build, procedures.BUILD_MART, (mart.name, RUN_ID, CONFIG), tuple(after), "transform",
+                     mart.owner, f"{mart.friendly_name}: {mart.grain}")
+        )  # fmt: skip
+        nodes.append(
+            TaskNode(f"VALIDATE_{mart.table_name}", procedures.VALIDATE_MART, (mart.name, RUN_ID), (build,),
+                     "transform", mart.owner, f"Checks of {mart.name} (metadata.yaml)")
+        )  # fmt: skip
     nodes.append(
-        TaskNode(
-            FINALIZER,
-            procedures.FINALIZE_RUN,
-            (),
-            (),
-            "transform",
-            "@finsight/data-engineering @finsight/devops",
-            "Finalizer: closes the run, fails (and alerts) when any task failed",
-        )
-    )
+        TaskNode(FINALIZER, procedures.FINALIZE_RUN, (RUN_ID,), (), "transform", PLATFORM_OWNERS,
+                 "Finalizer: run state and latency; fails (alerts) unless SUCCEEDED")
+    )  # fmt: skip
     return nodes
+
+
+def build_retention_dag(env: Environment) -> list[TaskNode]:
+    return [
+        TaskNode(RETENTION_ROOT, procedures.PRUNE_RAW, (RUN_ID, env.retention.raw_table_days), (), "transform",
+                 PLATFORM_OWNERS, f"Daily: prune RAW rows {env.retention.raw_table_days} days after merge",
+                 graph=RETENTION_ROOT),
+        TaskNode(RETENTION_7Y, procedures.APPLY_RETENTION, (RUN_ID, env.retention.curated_years), (RETENTION_ROOT,),
+                 "transform", PLATFORM_OWNERS, f"Keep CURATED and MARTS {env.retention.curated_years} years",
+                 graph=RETENTION_ROOT),
+    ]  # fmt: skip
 
 
 def _call_block(node: TaskNode) -> str:
     """The task body, one argument per line when there are several (what sqlfluff and reviewers read)."""
     values = node.call_values(RUN_ID_EXPR)
+    assert node.procedure is not None
     if len(values) == 1:
         return f"    CALL {node.procedure.name}({values[0]})"
     lines = [f"        {v}," for v in values[:-1]] + [f"        {values[-1]}"]
@@ -99,28 +211,48 @@ def _call_block(node: TaskNode) -> str:
     return f"    CALL {node.procedure.name}(\n" + "\n".join(lines) + "\n    )"
 
 
-def render_sql(env: Environment) -> str:
-    """CREATE TASK statements for the whole graph, children resumed before the root (Snowflake's rule).
+def _create(env: Environment, node: TaskNode) -> str:
+    ops = env.snowflake.schemas["ops"]
+    clauses = [f"WAREHOUSE = {env.snowflake.warehouse_name(node.warehouse)}"]
+    if node.name == RETENTION_ROOT:
+        clauses.append(f"SCHEDULE = '{snowflake_cron(env.schedule.retention_cron, env.schedule.timezone)}'")
+        clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")
+    if node.name == ROOT:
+        clauses.append("CONFIG = $$" + json.dumps(DEFAULT_CONFIG) + "$$")
+        clauses.append(f"USER_TASK_TIMEOUT_MS = {env.schedule.sla_minutes * 60_000}")
+        # a failed graph run notifies the alerts SNS topic; transient failures get retried (99.9 % target)
+        clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")
+    comment = f"{node.comment} | owner: {node.owner}".replace("'", "\u2019")
+    clauses.append(f"COMMENT = '{comment}'")
+    if node.name == FINALIZER:
+        clauses.append(f"FINALIZE = {ops}.{ROOT}")
+    if node.name == ROOT:
+        clauses.append(f"TASK_AUTO_RETRY_ATTEMPTS = {ROOT_RETRY_ATTEMPTS}")
+    task_after = [a for a in node.after if a != LOAD]  # the root follows LOAD through its trigger, not AFTER
+    if task_after:
+        after = "AFTER " + ", ".join(f"{ops}.{a}" for a in task_after)
+        # a mart with many upstream merges (PostgreSQL + API) cannot wrap its AFTER list: tell sqlfluff so
+        clauses.append(f"{after}  -- noqa: LT05" if len(after) + 4 > MAX_LINE_LENGTH else after)
+    if node.name == ROOT:
+        clauses.append(f"WHEN SYSTEM$STREAM_HAS_DATA('{trigger_stream(env)}')")
+    # sqlfluff lays WHEN out like a WHERE: unindented
+    head = f"CREATE OR REPLACE TASK {ops}.{node.name}\n" + "\n".join(
+        c if c.startswith("WHEN ") else f"    {c}" for c in clauses
+    )
+    return f"{head}\nAS\n{_call_block(node)};\n"
 
-    Clauses follow the order of Snowflake's CREATE TASK reference (AFTER last), one per line.
+
+def render_sql(env: Environment) -> str:
+    """CREATE TASK statements for both graphs, children resumed before their root (Snowflake's rule).
+
+    Clauses follow the order of Snowflake's CREATE TASK reference (AFTER, WHEN last), one per line. Extract and load
+    stages are not tasks (ECS, Snowpipe): they are listed in a comment and appear in the task history.
     """
     ops = env.snowflake.schemas["ops"]
-    statements = []
-    for node in build_dag(env):
-        clauses = [f"WAREHOUSE = {env.snowflake.warehouse_name(node.warehouse)}"]
-        if node.name == ROOT:
-            clauses.append(f"SCHEDULE = '{snowflake_cron(env.schedule.hourly_cron, env.schedule.timezone)}'")
-            clauses.append(f"USER_TASK_TIMEOUT_MS = {env.schedule.sla_minutes * 60_000}")
-            # a failed graph run notifies the alerts SNS topic; transient failures get retried (99.9 % target)
-            clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")
-            clauses.append(f"TASK_AUTO_RETRY_ATTEMPTS = {ROOT_RETRY_ATTEMPTS}")
-        comment = f"{node.comment} | owner: {node.owner}".replace("'", "\u2019")
-        clauses.append(f"COMMENT = '{comment}'")
-        if node.name == FINALIZER:
-            clauses.append(f"FINALIZE = {ops}.{ROOT}")
-        elif node.name != ROOT:
-            clauses.append("AFTER " + ", ".join(f"{ops}.{a}" for a in node.after))
-        head = f"CREATE OR REPLACE TASK {ops}.{node.name}\n" + "\n".join(f"    {c}" for c in clauses)
-        statements.append(f"{head}\nAS\n{_call_block(node)};\n")
-    statements.append("".join(f"ALTER TASK {ops}.{node.name} RESUME;\n" for node in reversed(build_dag(env))))
-    return "\n".join(statements)
+    hourly, retention = build_dag(env), build_retention_dag(env)
+    stages = [n.name for n in hourly if n.is_stage]
+    header = "-- Stages outside Snowflake (history rows only): " + ", ".join(stages[:3]) + f", ... ({len(stages)})\n"
+    statements = [_create(env, n) for n in [*hourly, *retention] if not n.is_stage]
+    resume = [n for n in reversed(hourly) if not n.is_stage] + list(reversed(retention))
+    statements.append("".join(f"ALTER TASK {ops}.{n.name} RESUME;\n" for n in resume))
+    return header + "\n".join(statements)

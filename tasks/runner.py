@@ -1,20 +1,33 @@
 """The local player of the Snowflake Task DAG: same nodes, same procedure handlers, run in-process.
 
-Each task's state goes to OPS.PIPELINE_RUNS (Snowflake keeps TASK_HISTORY; locally this log is what you read).
-A failed task does not stop its siblings; the finalizer always runs and fails the run if anything failed.
+Each task attempt is written twice: a state row in OPS.PIPELINE_RUNS (the run log) and a row in OPS.TASK_HISTORY
+with the columns of Snowflake's TASK_HISTORY, so what an engineer reads locally matches Snowsight. Extract and load
+stages (ECS connectors and Snowpipe in AWS) are played by the caller and handed in as `stages`: they appear in the
+same history under the same graph run id.
+
+Semantics follow Snowflake's: a task runs only when its predecessors succeeded (else SKIPPED), the finalizer
+always runs, `config` is the graph CONFIG (EXECUTE TASK ... USING CONFIG), `retry_last` re-runs the failed and
+skipped tasks of the last failed graph run as a new attempt in the same graph run group (EXECUTE TASK ... RETRY LAST).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
-import traceback
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from finsight import catalog, marts
 from finsight.config import Environment
-from snowpark.run_log import record_task
-from tasks.dag import FINALIZER, ROOT, TaskNode, build_dag
+from snowpark import pipeline_catalog
+from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
+from snowpark.sql_text import literal
+from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, TaskNode, build_dag, build_retention_dag
+
+log = logging.getLogger("finsight.tasks")
 
 
 @dataclass
@@ -27,13 +40,37 @@ class TaskResult:
 
 
 @dataclass
+class StageResult:
+    """An extract or load stage the caller ran (locally: connectors, the Snowpipe player)."""
+
+    name: str
+    state: str  # SUCCEEDED | FAILED
+    started_at: datetime
+    completed_at: datetime
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
 class DagRun:
     run_id: str
     tasks: list[TaskResult]
+    attempt: int = 1
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
         return all(t.state == "SUCCEEDED" for t in self.tasks)
+
+    @property
+    def state(self) -> str:
+        """FAILED when a graph task failed, PARTIAL when only an extract/load stage did, else SUCCEEDED."""
+        bad = [t for t in self.tasks if t.state != "SUCCEEDED" and t.name != FINALIZER]
+        if any(not t.name.startswith(STAGE_PREFIXES) for t in bad):
+            return "FAILED"
+        if bad:
+            return "PARTIAL"
+        return "SUCCEEDED" if self.succeeded else "FAILED"
 
     def merged_rows(self) -> int:
         return sum(int(t.output.get("rows_merged", 0)) for t in self.tasks)
@@ -41,29 +78,175 @@ class DagRun:
     def deleted_rows(self) -> int:
         return sum(int(t.output.get("rows_deleted", 0)) for t in self.tasks)
 
+    def latency_seconds(self) -> float | None:
+        final = next((t for t in self.tasks if t.name == FINALIZER), None)
+        return final.output.get("latency_seconds") if final else None
 
-def _run_node(session: Any, node: TaskNode, run_id: str) -> TaskResult:
+    def stage_seconds(self) -> dict[str, float]:
+        """Wall seconds per kind of task (merge, transform, validate), for the cycle summary and the bench."""
+        kinds = {"MERGE_": "merge", "MART_": "transform", "VALIDATE_": "validate"}
+        out: dict[str, float] = {}
+        for t in self.tasks:
+            for prefix, kind in kinds.items():
+                if t.name.startswith(prefix):
+                    out[kind] = round(out.get(kind, 0.0) + t.seconds, 2)
+        return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def sync_catalog(env: Environment, session: Any) -> None:
+    """What `finsight dag deploy` stores for the procedures: table and mart specs (OPS.PIPELINE_CATALOG)."""
+    pipeline_catalog.write(session, marts.pipeline_catalog(env))
+
+
+def _history(session: Any, node_name: str, state: str, scheduled: datetime, started: datetime, completed: datetime,
+             attempt: int, run_id: str, run_ms: int, config: str, output: Any = None, error: str | None = None,
+             error_code: str | None = None) -> None:  # fmt: skip
+    record_attempt(
+        session,
+        {
+            "name": node_name,
+            "state": state,
+            "scheduled_time": scheduled,
+            "query_start_time": started,
+            "completed_time": completed,
+            "return_value": None if output is None else json.dumps(output),
+            "error_code": error_code,
+            "error_message": error,
+            "attempt_number": attempt,
+            "graph_run_group_id": run_id,
+            "run_id": run_ms,
+            "config": config if node_name == ROOT else None,
+        },
+    )
+
+
+def _run_node(session: Any, node: TaskNode, run_id: str, config_json: str) -> tuple[TaskResult, str | None]:
     started = time.monotonic()
     if node.name not in (ROOT, FINALIZER):
         record_task(session, run_id, node.name, "RUNNING")
+    code = None
     try:
-        raw = node.procedure.function()(session, *node.local_args(run_id))
+        assert node.procedure is not None
+        raw = node.procedure.function()(session, *node.local_args(run_id, config_json))
         output = json.loads(raw) if raw else {}
         state, error = "SUCCEEDED", None
     except Exception as exc:
         output, state = {}, "FAILED"
         error = f"{type(exc).__name__}: {exc}"
-        traceback.print_exc()
+        code = str(getattr(exc, "errno", None) or type(exc).__name__)
+        # one line for the operator (the history keeps the error); the traceback only in debug logs
+        print(f"task {node.name} FAILED: {error.splitlines()[0]}", file=sys.stderr)
+        log.debug("task %s failed", node.name, exc_info=True)
     if node.name not in (ROOT, FINALIZER):
         record_task(session, run_id, node.name, state, error or json.dumps(output))
-    return TaskResult(node.name, state, time.monotonic() - started, output, error)
+    return TaskResult(node.name, state, round(time.monotonic() - started, 3), output, error), code
 
 
-def run_dag(env: Environment, session: Any, run_id: str, only: list[str] | None = None) -> DagRun:
-    nodes = build_dag(env)
-    results = []
-    for node in nodes:
-        if only and node.name not in (ROOT, FINALIZER) and node.name not in only:
+def run_dag(
+    env: Environment,
+    session: Any,
+    run_id: str,
+    only: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+    stages: list[StageResult] | None = None,
+    attempt: int = 1,
+    rerun: set[str] | None = None,
+    scheduled: datetime | None = None,
+) -> DagRun:
+    """Play the hourly graph. `only`: just these MERGE tasks; `rerun`: just these tasks (retry of an attempt)."""
+    merged_config = {**DEFAULT_CONFIG, **(config or {})}
+    config_json = json.dumps(merged_config)
+    scheduled = scheduled or _now()
+    run_ms = int(scheduled.replace(tzinfo=UTC).timestamp() * 1000)  # Snowflake's RUN_ID: scheduled time, epoch ms
+    sync_catalog(env, session)
+    by_stage = {s.name: s for s in stages or []}
+    states: dict[str, str] = {}
+    results: list[TaskResult] = []
+    for node in build_dag(env):
+        if node.is_stage:
+            stage = by_stage.get(node.name)
+            if stage is None:
+                continue
+            record_task(session, run_id, node.name, stage.state, stage.error or json.dumps(stage.output))
+            _history(session, node.name, stage.state, stage.started_at, stage.started_at, stage.completed_at, attempt,
+                     run_id, run_ms, config_json, stage.output, stage.error,
+                     None if stage.state == "SUCCEEDED" else "STAGE_FAILED")  # fmt: skip
+            seconds = (stage.completed_at - stage.started_at).total_seconds()
+            results.append(TaskResult(node.name, stage.state, round(seconds, 3), stage.output, stage.error))
             continue
-        results.append(_run_node(session, node, run_id))
+        if only and node.name.startswith("MERGE_") and node.name not in only:
+            continue
+        if rerun is not None and node.name not in rerun and node.name != FINALIZER:
+            states[node.name] = "SUCCEEDED"  # succeeded in an earlier attempt of this graph run
+            continue
+        blocked = [a for a in node.after if states.get(a, "SUCCEEDED") != "SUCCEEDED" and a in states]
+        started_at = _now()
+        if blocked and node.name != FINALIZER:
+            error = f"not run: predecessor {', '.join(blocked)} did not succeed"
+            record_task(session, run_id, node.name, "SKIPPED", error)
+            _history(session, node.name, "SKIPPED", scheduled, started_at, started_at, attempt, run_id, run_ms,
+                     config_json, None, error)  # fmt: skip
+            states[node.name] = "SKIPPED"
+            results.append(TaskResult(node.name, "SKIPPED", 0.0, {}, error))
+            continue
+        result, code = _run_node(session, node, run_id, config_json)
+        _history(session, node.name, result.state, scheduled, started_at, _now(), attempt, run_id, run_ms,
+                 config_json, result.output or None, result.error, code)  # fmt: skip
+        states[node.name] = result.state
+        results.append(result)
+    return DagRun(run_id, results, attempt, merged_config)
+
+
+class NothingToRetryError(RuntimeError):
+    """The last graph run did not fail (Snowflake refuses RETRY LAST then too)."""
+
+
+def retry_last(env: Environment, session: Any) -> DagRun:
+    """EXECUTE TASK <root> RETRY LAST: the failed and skipped tasks of the last graph run, as its next attempt."""
+    history = f"{env.snowflake.schemas['ops']}.{catalog.TASK_HISTORY_TABLE}"
+    last = session.sql(
+        f"SELECT GRAPH_RUN_GROUP_ID, SCHEDULED_TIME, CONFIG FROM {history} WHERE NAME = {literal(ROOT)} "
+        "ORDER BY SCHEDULED_TIME DESC, ATTEMPT_NUMBER ASC LIMIT 1"
+    ).collect()
+    if not last:
+        raise NothingToRetryError("no graph run in the task history yet")
+    run_id, scheduled, config = last[0][0], last[0][1], json.loads(last[0][2] or "{}")
+    latest = session.sql(
+        f"SELECT NAME, STATE, ATTEMPT_NUMBER FROM {history} WHERE GRAPH_RUN_GROUP_ID = {literal(run_id)} "
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY NAME ORDER BY ATTEMPT_NUMBER DESC, COMPLETED_TIME DESC) = 1"
+    ).collect()
+    attempt = max(int(r[2]) for r in latest) + 1
+    final = next((r[1] for r in latest if r[0] == FINALIZER), None)
+    if final == "SUCCEEDED":
+        raise NothingToRetryError(f"the last graph run {run_id} succeeded: nothing to retry")
+    failed = {r[0] for r in latest if r[1] in ("FAILED", "SKIPPED") and not r[0].startswith(STAGE_PREFIXES)}
+    failed.discard(FINALIZER)
+    return run_dag(env, session, run_id, config=config, attempt=attempt, rerun=failed, scheduled=scheduled)
+
+
+def stream_has_data(env: Environment, session: Any) -> bool:
+    """SYSTEM$STREAM_HAS_DATA on the trigger stream: landed batches no graph run was started for yet."""
+    ops = env.snowflake.schemas["ops"]
+    n = session.sql(
+        f"SELECT COUNT(*) FROM {ops}.{catalog.MANIFEST_TABLE} WHERE BATCH_ID NOT IN "
+        f"(SELECT BATCH_ID FROM {ops}.{catalog.RUN_BATCHES_TABLE})"
+    ).collect()[0][0]
+    return int(n) > 0
+
+
+def run_retention(env: Environment, session: Any, run_id: str) -> DagRun:
+    """The daily retention graph (root PRUNE_RAW, then APPLY_RETENTION)."""
+    sync_catalog(env, session)
+    results, states = [], {}
+    for node in build_retention_dag(env):
+        if any(states.get(a) != "SUCCEEDED" for a in node.after):
+            results.append(TaskResult(node.name, "SKIPPED", 0.0))
+            continue
+        result, _ = _run_node(session, node, run_id, "{}")
+        states[node.name] = result.state
+        results.append(result)
     return DagRun(run_id, results)

@@ -15,14 +15,14 @@ from typing import Any
 
 import typer
 
-from finsight import catalog, warehouse
+from finsight import catalog, marts, warehouse
 from finsight.cli.common import EnvOption, environment, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
 from snowpark import merge, procedures
 from snowpark.run_log import record_task
 from snowpark.sql_text import literal
 from tasks import dag
-from tasks.runner import run_dag
+from tasks.runner import DagRun, NothingToRetryError, retry_last, run_dag
 
 dag_app = typer.Typer(help="The hourly Task DAG: render, deploy, run locally, read its history.", no_args_is_help=True)
 
@@ -52,9 +52,17 @@ def deploy_statements(env: Environment, zip_path: Path) -> list[str]:
         f"CREATE STAGE IF NOT EXISTS {procedures.CODE_STAGE}",
         f"PUT 'file://{zip_path.as_posix()}' @{procedures.CODE_STAGE} AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
         *[p.create_sql() for p in procedures.ALL],
+        *catalog_statements(env),
         # Snowflake refuses to change a graph whose root is started: suspend it; render_sql resumes it last
         f"ALTER TASK IF EXISTS {env.snowflake.schemas['ops']}.{dag.ROOT} SUSPEND",
     ]
+
+
+def catalog_statements(env: Environment) -> list[str]:
+    """OPS.PIPELINE_CATALOG rows (table and mart specs) that BACKFILL, BUILD_MART and retention read."""
+    table = f"{env.snowflake.schemas['ops']}.{catalog.PIPELINE_CATALOG_TABLE}"
+    rows = ", ".join(f"({literal(k)}, {literal(n)}, {literal(s)})" for k, n, s in marts.pipeline_catalog(env))
+    return [f"DELETE FROM {table}", f"INSERT INTO {table} (KIND, NAME, SPEC) VALUES {rows}"]
 
 
 def _print_plan(env: Environment, zip_path: Path, modules: list[str]) -> None:
@@ -125,26 +133,96 @@ def _local_only(env: Environment, what: str) -> None:
 def run(
     env: str = EnvOption,
     task: list[str] | None = typer.Option(None, "--task", "-t", help="Only this MERGE task (repeatable)."),
+    config: str | None = typer.Option(
+        None, "--config", help="The graph CONFIG as in EXECUTE TASK ... USING CONFIG, e.g. '{\"full_refresh\": true}'."
+    ),
 ) -> None:
-    """Play the DAG locally (root, merges, finalizer); exit 1 if any task failed."""
+    """Play the DAG locally (root, merges, marts, checks, finalizer); exit 1 unless it SUCCEEDED."""
     cfg = environment(env)
     _local_only(cfg, "`dag run`")
     only = _task_names(cfg, task or [])
+    graph_config = _parse_config(config)
     require_local_stack(cfg)
     run_id = f"manual-{_stamp()}"
     with platform_errors(cfg):
         session = warehouse.snowpark_session(cfg)
         try:
-            result = run_dag(cfg, session, run_id, only=only or None)
+            result = run_dag(cfg, session, run_id, only=only or None, config=graph_config)
         finally:
             session.close()
-    typer.echo(f"run {run_id}")
+    _print_run(result)
+
+
+def _parse_config(config: str | None) -> dict[str, Any]:
+    if not config:
+        return {}
+    try:
+        value = json.loads(config)
+    except json.JSONDecodeError as exc:
+        raise fail(f"--config is not valid JSON: {exc}", 2) from None
+    if not isinstance(value, dict):
+        raise fail("--config must be a JSON object, e.g. '{\"full_refresh\": true}'", 2)
+    for b in [value["backfill"]] if isinstance(value.get("backfill"), dict) else value.get("backfill") or []:
+        missing = [k for k in ("table", "start", "end") if not b.get(k)]
+        if missing:
+            raise fail(f"--config backfill entry {b!r} lacks {', '.join(missing)}", 2)
+    return value
+
+
+def _print_run(result: DagRun) -> None:
+    typer.echo(f"run {result.run_id} (attempt {result.attempt}): {result.state}")
     for t in result.tasks:
         colour = "green" if t.state == "SUCCEEDED" else "red"
         detail = t.error or json.dumps(t.output)
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
         typer.echo(f"  {t.name:<40} {typer.style(f'{t.state:<10}', fg=colour)} {t.seconds:6.2f}s  {detail}")
+    if result.latency_seconds() is not None:
+        typer.echo(f"  end-to-end latency (source snapshot -> mart published): {result.latency_seconds():.0f}s")
     if not result.succeeded:
-        raise fail(f"run {run_id}: {sum(t.state != 'SUCCEEDED' for t in result.tasks)} task(s) failed")
+        raise fail(f"run {result.run_id}: {result.state}, {sum(t.state != 'SUCCEEDED' for t in result.tasks)} task(s) "
+                   "not succeeded")  # fmt: skip
+
+
+@dag_app.command("retry-last")
+def retry_last_cmd(env: str = EnvOption) -> None:
+    """Retry the failed and skipped tasks of the last graph run (EXECUTE TASK <root> RETRY LAST)."""
+    cfg = environment(env)
+    _local_only(cfg, "`dag retry-last`")
+    require_local_stack(cfg)
+    with platform_errors(cfg):
+        session = warehouse.snowpark_session(cfg)
+        try:
+            result = retry_last(cfg, session)
+        except NothingToRetryError as exc:
+            raise fail(str(exc)) from None
+        finally:
+            session.close()
+    _print_run(result)
+
+
+@dag_app.command("task-history")
+def task_history(
+    env: str = EnvOption,
+    limit: int = typer.Option(40, "--limit", "-n", min=1, help="Newest N attempts."),
+    as_json: bool = typer.Option(False, "--json", help="Rows as JSON (TASK_HISTORY's column names)."),
+) -> None:
+    """OPS.TASK_HISTORY, newest first: one row per task attempt, Snowflake TASK_HISTORY's columns and states."""
+    cfg = environment(env)
+    require_local_stack(cfg)
+    table = f"{cfg.snowflake.schemas['ops']}.{catalog.TASK_HISTORY_TABLE}"
+    columns = ["NAME", "STATE", "SCHEDULED_TIME", "QUERY_START_TIME", "COMPLETED_TIME", "ERROR_CODE", "ERROR_MESSAGE",
+               "ATTEMPT_NUMBER", "GRAPH_RUN_GROUP_ID", "RUN_ID", "RETURN_VALUE"]  # fmt: skip
+    sql = f"SELECT {', '.join(columns)} FROM {table} ORDER BY QUERY_START_TIME DESC, COMPLETED_TIME DESC LIMIT {limit}"
+    with platform_errors(cfg), warehouse.connect(cfg) as conn:
+        rows = conn.cursor().execute(sql).fetchall()
+    if as_json:
+        typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
+        return
+    typer.echo(f"{'QUERY_START_TIME':<19}  {'NAME':<36} {'STATE':<9} {'ATT':>3}  {'GRAPH_RUN_GROUP_ID':<28} ERROR")
+    for r in rows:
+        line = f"{str(r[3])[:19]:<19}  {r[0]:<36} {r[1]:<9} {r[7]:>3}  {r[8]:<28} {r[6] or ''}".rstrip()
+        typer.echo(typer.style(line, fg="red") if r[1] == "FAILED" else line)
 
 
 @dag_app.command("history")
@@ -188,7 +266,7 @@ def replay(
     """Merge one landed batch of one table again (idempotent: CURATED never moves backwards)."""
     cfg = environment(env)
     try:
-        spec = catalog.table_spec(cfg.table(table))
+        spec = marts.merge_spec(cfg, cfg.table(table))
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
     require_local_stack(cfg)

@@ -28,6 +28,9 @@ def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None
         failed = [t.name for t in dag.tasks if t.state != "SUCCEEDED"]
         typer.echo(f"  rows merged        : {dag.merged_rows()} (deleted {dag.deleted_rows()})")
         typer.echo(f"  tasks              : {len(dag.tasks)} run, {len(failed)} failed {' '.join(failed)}")
+        latency = dag.latency_seconds()
+        typer.echo(f"  state              : {dag.state}" + ("" if latency is None else f" (source snapshot -> marts "
+                   f"published in {latency:.0f}s)"))  # fmt: skip
     typer.echo("  seconds            : " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
     for source in summary.sources:
         for batch in source.batches:

@@ -37,6 +37,19 @@ def rendered_files(env: Environment) -> dict[str, str]:
     files = {f"{MIGRATIONS_FOLDER}/{name}": sql + "\n" for name, sql in migrate.render_all(env).items()}
     files["tasks.sql"] = dag.render_sql(env)
     files["procedures.sql"] = procedures_sql()
+    files.update(marts_files(env))
+    return files
+
+
+def marts_files(env: Environment) -> dict[str, str]:
+    """Every mart query, once per combination of optional upstreams (what BUILD_MART may run)."""
+    from finsight import marts
+
+    files = {}
+    for mart in marts.marts():
+        for present, sql in marts.variants(mart, env).items():
+            suffix = "" if not present else "__with_" + present.lower().replace(",", "_")
+            files[f"marts/{mart.name}{suffix}.sql"] = sql + "\n"
     return files
 
 

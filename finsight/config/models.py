@@ -242,6 +242,9 @@ class Schedule(Strict):
     sla_minutes: int = Field(gt=0, le=60)
     backfill_cron: str
     backfill_chunk_days: int = Field(gt=0)
+    retention_cron: str = Field(
+        default="0 3 * * ? *", description="daily retention graph: RAW pruning, 7-year CURATED/MARTS retention"
+    )
 
 
 class Retention(Strict):

@@ -14,6 +14,7 @@ from connectors.apis.run import extract_api_source
 from connectors.run import ExtractionError, SourceRun, extract_source
 from finsight import migrate, warehouse
 from finsight.config import Environment
+from finsight.local.graph import extract_stages, load_stage, now
 from finsight.local.snowpipe import PipeRun, drain
 from tasks.runner import DagRun, run_dag
 
@@ -47,7 +48,7 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
     summary.migrations_applied = len(migrate.deploy(env).applied)
     _timed(summary, "migrate", started)
 
-    started = time.monotonic()
+    started, extract_at = time.monotonic(), now()
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(extract_source, env, source) for source in env.postgres_sources]
         futures += [pool.submit(extract_api_source, env, source) for source in env.api_sources]
@@ -59,7 +60,7 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
                 summary.extract_errors.append(str(exc))
     _timed(summary, "extract", started)
 
-    started = time.monotonic()
+    started, load_at = time.monotonic(), now()
     with warehouse.connect(env, schema=env.snowflake.schemas["raw"]) as conn:
         summary.pipe = drain(env, conn.cursor())
     _timed(summary, "load", started)
@@ -67,8 +68,10 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
     started = time.monotonic()
     session = warehouse.snowpark_session(env)
     try:
-        summary.dag = run_dag(env, session, summary.run_id)
+        stages = extract_stages(env, summary.sources, summary.extract_errors, extract_at, load_at)
+        summary.dag = run_dag(env, session, summary.run_id, stages=[*stages, load_stage(summary.pipe, load_at, now())])
     finally:
         session.close()
-    _timed(summary, "merge", started)
+    _timed(summary, "graph", started)
+    summary.seconds.update(summary.dag.stage_seconds())  # merge, transform, validate
     return summary

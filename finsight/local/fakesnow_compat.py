@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import duckdb
+import fakesnow.arrow
 import fakesnow.copy_into
 import fakesnow.cursor
 import fakesnow.transforms
+import pyarrow as pa
+import pyarrow.compute as pc
 import snowflake.connector.errors
 from sqlglot import exp
 
@@ -24,7 +27,7 @@ _COMMENTS = r"(?s)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*"
 NOP_REGEXES = [
     _COMMENTS + r"ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*",  # schemachange tags every session
     # Pipes, tasks and procedures are services in Snowflake; locally our runner plays them from the same definitions
-    _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE)\b.*",
+    _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE|STREAM)\b.*",
     _COMMENTS + r"EXECUTE\s+TASK\b.*",
     _COMMENTS + r"SELECT\s+SYSTEM\$CANCEL_ALL_QUERIES\b.*",  # Snowpark's Session.close()
     # masking policies are enforced by Snowflake only; DuckDB has no column-level security
@@ -106,6 +109,25 @@ def _stage_with_path(original: Callable[..., str]) -> Callable[..., str]:
     return resolve
 
 
+def _null_timestamps_stay_null(original: Callable[[Any], pa.Array]) -> Callable[[Any], pa.Array]:
+    """A NULL TIMESTAMP_* reads back as NULL, not 1970-01-01.
+
+    fakesnow builds Snowflake's timestamp struct (epoch, fraction) without a validity mask, so the connector sees a
+    present struct whose epoch is 0. Marking the struct itself null where the timestamp is null is what the
+    connector checks.
+    """
+
+    def convert(ts: Any) -> pa.Array:
+        out = original(ts)
+        values = ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
+        if values.null_count == 0:
+            return out
+        children = [pc.fill_null(out.field(i), 0) for i in range(out.type.num_fields)]
+        return pa.StructArray.from_arrays(children, fields=list(out.type), mask=values.is_null())
+
+    return convert
+
+
 def apply() -> None:
     """Patch fakesnow once per process (idempotent)."""
     global _applied
@@ -117,4 +139,6 @@ def apply() -> None:
     # cursor.py calls `transforms.information_schema_fs` through the package attribute, so rebinding it works
     fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
+    # fakesnow.arrow.to_sf looks this name up in its module at call time
+    fakesnow.arrow.timestamp_to_sf_struct = _null_timestamps_stay_null(fakesnow.arrow.timestamp_to_sf_struct)
     _applied = True

@@ -1,7 +1,11 @@
 """The local stand-in for Snowpipe auto-ingest: S3 event notifications (moto SQS) -> the pipe's own COPY.
 
 The COPY text comes from finsight.catalog.pipe_copy_sql, the function the CREATE PIPE migration is rendered with;
-the player only names the notified file. Messages are deleted after a successful COPY, so a failed load is retried.
+the player only names the notified file. Each file loads on its own, as Snowpipe does: a file the pipe cannot
+load (not Parquet, wrong schema) is moved to the quarantine prefix (s3://<bucket>/quarantine/<original key>),
+recorded in OPS.LOAD_ERRORS with pipe, key and error, alerted on the data-engineering SNS topic, and every other
+file still loads. `release` puts a quarantined file back (a new S3 event: the pipe tries again). A failure that is
+not about the file (the warehouse is unreachable) keeps the event queued for the next drain.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+import pyarrow as pa
+import snowflake.connector.errors
+from botocore.exceptions import ClientError
+
 from finsight import catalog
-from finsight.aws import client
+from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import evolve_raw_for_file
@@ -24,7 +32,20 @@ class PipeRun:
     files_loaded: int = 0
     files_skipped: int = 0
     rows_loaded: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # `<pipe>: <key>: <error>` for quarantined and retried files
+    quarantined: list[str] = field(default_factory=list)  # original keys moved to the quarantine prefix
+    retry: list[str] = field(default_factory=list)  # keys whose event stays queued (transient failure)
+    pipes: dict[str, int] = field(default_factory=dict)  # files loaded per pipe
+
+
+@dataclass(frozen=True)
+class LoadError:
+    pipe: str
+    key: str
+    error: str
+    quarantine_key: str | None
+    failed_at: Any
+    released_at: Any
 
 
 def _object_keys(message: dict[str, Any]) -> list[str]:
@@ -45,6 +66,44 @@ def _pipe_for(env: Environment, key: str) -> tuple[dict[str, str], str] | None:
     return pipe, relative[len(pipe["folder"]) :]
 
 
+def _errors_table(env: Environment) -> str:
+    return f"{env.snowflake.schemas['ops']}.{catalog.LOAD_ERRORS_TABLE}"
+
+
+def _literal(value: object) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -> str:
+    """Move the file out of the pipe's way, record it and alert; returns the quarantine key."""
+    s3, bucket = client(env, "s3"), env.aws.s3.bucket
+    target = catalog.quarantine_key(env, key)
+    s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key},
+                   ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
+    s3.delete_object(Bucket=bucket, Key=key)
+    cursor.execute(
+        f"INSERT INTO {_errors_table(env)} (PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT) VALUES "
+        f"({_literal(pipe)}, {_literal(key)}, {_literal(error)}, {_literal(target)}, CURRENT_TIMESTAMP())"
+    )
+    topic = f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{env.aws.alert_topics['data_engineering']}"
+    client(env, "sns").publish(
+        TopicArn=topic,
+        Subject=f"finsight {env.name}: file quarantined by {pipe}",
+        Message=json.dumps({"pipe": pipe, "key": key, "quarantine_key": target, "error": error}),
+    )
+    return target
+
+
+def _is_file_error(exc: Exception) -> bool:
+    """The file was the problem (COPY refused it, or it is not readable Parquet), not an unreachable warehouse."""
+    return isinstance(exc, snowflake.connector.errors.ProgrammingError | pa.ArrowException)
+
+
+def _gone(exc: Exception) -> bool:
+    """The notified object no longer exists (removed or already quarantined): nothing to load."""
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
+
+
 def drain(env: Environment, cursor: Any) -> PipeRun:
     """Load every notified file; `cursor` is a Snowflake (fakesnow) cursor in the environment's database."""
     sqs = client(env, "sqs")
@@ -55,7 +114,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
         if not messages:
             return run
         for message in messages:
-            ok = True
+            keep = False
             for key in _object_keys(message):
                 found = _pipe_for(env, key)
                 if found is None:
@@ -68,15 +127,50 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                         if row[1] == "LOADED":
                             run.files_loaded += 1
                             run.rows_loaded += int(row[3])
+                            run.pipes[pipe["name"]] = run.pipes.get(pipe["name"], 0) + 1
                         else:
                             run.files_skipped += 1
                 except Exception as exc:
-                    ok = False
-                    run.errors.append(f"{pipe['name']}: {key}: {str(exc).splitlines()[0]}")
-            if ok:
+                    if _gone(exc):
+                        run.files_skipped += 1
+                        continue
+                    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    run.errors.append(f"{pipe['name']}: {key}: {error}")
+                    if _is_file_error(exc):
+                        quarantine(env, cursor, pipe["name"], key, error)
+                        run.quarantined.append(key)
+                    else:  # not the file's fault: the event stays queued (visible again after its timeout)
+                        keep = True
+                        run.retry.append(key)
+            if not keep:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            else:
-                return run  # do not spin on a poison message; the next drain retries it
+
+
+def load_errors(env: Environment, cursor: Any, include_released: bool = False) -> list[LoadError]:
+    where = "" if include_released else " WHERE RELEASED_AT IS NULL"
+    cursor.execute(
+        "SELECT PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT, RELEASED_AT "
+        f"FROM {_errors_table(env)}{where} ORDER BY FAILED_AT"
+    )
+    return [LoadError(*row) for row in cursor.fetchall()]
+
+
+def release(env: Environment, cursor: Any, key: str) -> str:
+    """Put a quarantined file back under its original key: its S3 event queues it for the pipe again."""
+    open_errors = [e for e in load_errors(env, cursor) if key in (e.key, e.quarantine_key)]
+    if not open_errors:
+        raise KeyError(f"{key!r} is not in quarantine (see `finsight quarantine list`)")
+    error = open_errors[-1]
+    s3, bucket = client(env, "s3"), env.aws.s3.bucket
+    assert error.quarantine_key is not None
+    s3.copy_object(Bucket=bucket, Key=error.key, CopySource={"Bucket": bucket, "Key": error.quarantine_key},
+                   ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
+    s3.delete_object(Bucket=bucket, Key=error.quarantine_key)
+    cursor.execute(
+        f"UPDATE {_errors_table(env)} SET RELEASED_AT = CURRENT_TIMESTAMP() "
+        f"WHERE FILE_KEY = {_literal(error.key)} AND RELEASED_AT IS NULL"
+    )
+    return error.key
 
 
 def discard(env: Environment, key: str, timeout: float = 10.0) -> int:

@@ -98,3 +98,13 @@ def test_a_duckdb_error_is_a_sql_error_not_a_retried_500(cursor, local_env: Envi
     missing = f"s3://{local_env.aws.s3.bucket}/{local_env.aws.s3.raw_prefix}/compat/missing.parquet"
     with pytest.raises(ProgrammingError, match=r"Exception: "):
         cursor.execute(f"SELECT * FROM read_parquet('{missing}')")
+
+
+def test_a_null_timestamp_reads_back_as_null(cursor) -> None:
+    # without the fix the connector reads 1970-01-01 00:00:00 for the NULL (fakesnow's struct has no null mask)
+    cursor.execute("CREATE OR REPLACE TABLE TS_NULLS (ID INT, SEEN_AT TIMESTAMP_NTZ)")
+    cursor.execute("INSERT INTO TS_NULLS VALUES (1, NULL), (2, '2026-11-27 10:15:30.250'), (3, NULL)")
+    cursor.execute("SELECT ID, SEEN_AT FROM TS_NULLS ORDER BY ID")
+    rows = cursor.fetchall()
+    assert [r[1] is None for r in rows] == [True, False, True]
+    assert str(rows[1][1]) == "2026-11-27 10:15:30.250000"

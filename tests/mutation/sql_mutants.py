@@ -16,34 +16,24 @@ TARGET = Path("snowpark/merge.py")
 TESTS = ["tests/merge/test_merge_batches.py"]
 
 MUTANTS: list[tuple[str, str, str]] = [
-    ("dedup by read time ascending", "ORDER BY _EXTRACTED_AT DESC,", "ORDER BY _EXTRACTED_AT ASC,"),
-    ("dedup by batch id ascending", "_BATCH_ID DESC, _ROW_NUMBER DESC", "_BATCH_ID ASC, _ROW_NUMBER DESC"),
-    ("dedup by row number ascending", "_ROW_NUMBER DESC) = 1", "_ROW_NUMBER ASC) = 1"),
-    ("every batch complete", 'rows_ok = landed.get(m["BATCH_ID"], 0) == m["ROW_COUNT"]', "rows_ok = True"),
+    ("dedup by read time ascending", "ORDER BY s._EXTRACTED_AT DESC,", "ORDER BY s._EXTRACTED_AT ASC,"),
+    ("dedup by batch id ascending", "s._BATCH_ID DESC, s._ROW_NUMBER DESC", "s._BATCH_ID ASC, s._ROW_NUMBER DESC"),
+    ("dedup by row number ascending", "s._ROW_NUMBER DESC) = 1", "s._ROW_NUMBER ASC) = 1"),
+    ("every batch complete", 'rows_ok = rows == m["ROW_COUNT"]', "rows_ok = True"),
     ("PK snapshot always complete", "pks_ok = m[", "pks_ok = True or m["),
-    (
-        "partial batch counted by rows, not distinct rows",
-        "COUNT(DISTINCT _ROW_NUMBER) AS N FROM {raw} ",
-        "COUNT(*) AS N FROM {raw} ",
-    ),
-    (
-        "equal read time: an earlier batch overwrites",
-        "src._EXTRACTED_AT > tgt._EXTRACTED_AT OR",
-        "src._EXTRACTED_AT >= tgt._EXTRACTED_AT OR",
-    ),
+    ("partial batch counted by rows, not distinct rows", "COUNT(DISTINCT _ROW_NUMBER) AS N FROM {raw} ",
+     "COUNT(*) AS N FROM {raw} "),
+    ("equal read time: an earlier batch overwrites", "src._EXTRACTED_AT > tgt._EXTRACTED_AT OR",
+     "src._EXTRACTED_AT >= tgt._EXTRACTED_AT OR"),
     ("no version check on update", "WHEN MATCHED AND {newer} THEN UPDATE", "WHEN MATCHED THEN UPDATE"),
-    ("equal read time: older batch wins", "AND src._BATCH_ID >= tgt._BATCH_ID", "AND src._BATCH_ID <= tgt._BATCH_ID"),
+    ("equal read time: older batch wins", "AND src._BATCH_ID > tgt._BATCH_ID", "AND src._BATCH_ID < tgt._BATCH_ID"),
     ("stale tombstone deletes", "src._OP = 'D' AND {newer} THEN DELETE", "src._OP = 'D' THEN DELETE"),
     ("tombstone inserted as a row", "WHEN NOT MATCHED AND COALESCE(src._OP, 'U') <> 'D' THEN", "WHEN NOT MATCHED THEN"),
-    ("snapshot deletes newer rows", "c._EXTRACTED_AT <= {literal", "c._EXTRACTED_AT >= {literal"),
-    ("oldest snapshot decides deletes", "_delete_sql(spec, snapshots[-1])", "_delete_sql(spec, snapshots[0])"),
-    (
-        "replay recorded as a merge",
-        "    if not replay_batch:\n        session.sql(",
-        "    if True:\n        session.sql(",
-    ),
+    ("oldest snapshot decides deletes", "_apply_snapshot(session, spec, run_id, snapshots[-1])",
+     "_apply_snapshot(session, spec, run_id, snapshots[0])"),
+    ("replay recorded as a merge", "    if record:\n", "    if True:\n"),
     ("already merged batches merged again", "m.BATCH_ID NOT IN (SELECT", "m.BATCH_ID IN (SELECT"),
-]
+]  # fmt: skip
 
 
 def run() -> int:

@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.landing.state import load_state
-from finsight import catalog, warehouse
+from finsight import marts, warehouse
 from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.stack import LocalStack
-from finsight.local.verify import reconcile
+from finsight.reconcile import reconcile
 from finsight.secrets import read_secret
 from snowpark.merge import merge_table
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.stack
 
 
 def _assert_caught_up(env: Environment, stack: LocalStack) -> None:
-    diffs = [d for d in reconcile(env, stack) if not d.equal]
+    diffs = [d for d in reconcile(env) if not d.equal]  # every column (hash), PAN by keyed token, deletes
     assert not diffs, diffs
 
 
@@ -57,8 +57,8 @@ def _stale_column_is_a_difference(env: Environment, stack: LocalStack) -> None:
         key, status = cur.fetchone()
         cur.execute(f"UPDATE CURATED.{table.curated_name} SET STATUS = 'stale' WHERE PAYMENT_ID = {key}")
         try:
-            diff = next(d for d in reconcile(env, stack) if d.table == table.qualified)
-            assert (diff.missing, diff.extra, diff.equal) == (1, 1, False), diff
+            (diff,) = reconcile(env, [table])
+            assert (diff.missing, diff.extra, diff.different, diff.equal) == (0, 0, 1, False), diff
         finally:
             cur.execute(f"UPDATE CURATED.{table.curated_name} SET STATUS = %s WHERE PAYMENT_ID = {key}", (status,))
     _assert_caught_up(env, stack)
@@ -68,7 +68,8 @@ def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environm
     """One operator scenario in order, inside one test: first load, idempotent rerun, source changes, replay."""
     first = hourly_cycle(local_env)
     assert first.ok, first
-    assert set(first.seconds) == {"migrate", "extract", "load", "merge"}
+    assert set(first.seconds) == {"migrate", "extract", "load", "graph", "merge", "transform", "validate"}
+    assert first.dag.state == "SUCCEEDED" and first.dag.latency_seconds() is not None
     assert all(t.state == "SUCCEEDED" for t in first.dag.tasks)
     _assert_caught_up(local_env, local_stack)
     for table in local_env.tables():
@@ -101,7 +102,7 @@ def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environm
     table = local_env.table(oldest.table)
     session = warehouse.snowpark_session(local_env)
     try:
-        spec = json.dumps(catalog.table_spec(table))
+        spec = json.dumps(marts.merge_spec(local_env, table))
         out = json.loads(merge_table(session, spec, "test-replay", replay_batch=oldest.batch_id))
         assert out["batches"] == [oldest.batch_id]
         with pytest.raises(ValueError, match="no complete manifest"):

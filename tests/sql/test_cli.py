@@ -70,7 +70,9 @@ def test_dag_deploy_dry_run_prints_everything_without_connecting() -> None:
     for p in procedures.ALL:
         assert f"CREATE OR REPLACE PROCEDURE {p.name}(" in text
     assert f"PUT 'file://<build-dir>/snowpark.zip' @{procedures.CODE_STAGE}" in text
-    assert text.count("CREATE OR REPLACE TASK") == len(dag.build_dag(load_environment("prod")))
+    prod = load_environment("prod")
+    tasks = [n for n in dag.build_dag(prod) if not n.is_stage] + dag.build_retention_dag(prod)
+    assert text.count("CREATE OR REPLACE TASK") == len(tasks)
     # the graph is suspended before it changes, procedures exist before the tasks that call them
     assert text.index("CREATE OR REPLACE PROCEDURE") < text.index("SUSPEND") < text.index("CREATE OR REPLACE TASK")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from finsight import catalog
+from finsight import catalog, marts
 from finsight.config import Environment, load_environment
 from tasks import dag
 
@@ -32,13 +32,13 @@ def _parse(sql: str) -> tuple[dict[str, Task], list[str]]:
             resumed.append(m.group(1))
             continue
         head, _, body = statement.partition("\nAS\n")
-        lines = head.splitlines()
+        lines = [line for line in head.splitlines() if not line.startswith("--")]
         name = re.fullmatch(r"CREATE OR REPLACE TASK (\S+)", lines[0])
         assert name, lines[0]
         task = Task(name.group(1), body=body)
         for line in lines[1:]:
             key, _, value = line.strip().partition(" ")
-            task.clauses[key] = value.removeprefix("= ")
+            task.clauses[key] = value.removeprefix("= ").split("  -- noqa")[0]
         tasks[task.name] = task
     return tasks, resumed
 
@@ -54,16 +54,49 @@ def env(request: pytest.FixtureRequest) -> Environment:
     return load_environment(request.param)
 
 
-def test_one_root_with_schedule_from_config_cron(env: Environment) -> None:
+def test_hourly_root_is_triggered_by_landed_batches_and_has_a_config(env: Environment) -> None:
     ops = env.snowflake.schemas["ops"]
     tasks, _ = _parse(dag.render_sql(env))
-    roots = [t for t in tasks.values() if "SCHEDULE" in t.clauses]
-    assert [t.name for t in roots] == [f"{ops}.{dag.ROOT}"]
-    root = roots[0]
-    assert "AFTER" not in root.clauses and "FINALIZE" not in root.clauses
-    expected = dag.snowflake_cron(env.schedule.hourly_cron, env.schedule.timezone)
-    assert root.clauses["SCHEDULE"] == f"'{expected}'"
+    roots = [t for t in tasks.values() if "AFTER" not in t.clauses and "FINALIZE" not in t.clauses]
+    assert sorted(t.name for t in roots) == sorted([f"{ops}.{dag.ROOT}", f"{ops}.{dag.RETENTION_ROOT}"])
+    root = tasks[f"{ops}.{dag.ROOT}"]
+    assert "SCHEDULE" not in root.clauses  # triggered, not a fixed minute: a late batch does not wait an hour
+    assert root.clauses["WHEN"] == f"SYSTEM$STREAM_HAS_DATA('{ops}.{catalog.LANDED_STREAM}')"
+    assert json.loads(root.clauses["CONFIG"].strip("$")) == dag.DEFAULT_CONFIG
     assert int(root.clauses["USER_TASK_TIMEOUT_MS"]) == env.schedule.sla_minutes * 60_000
+    assert f"'{ops}.{catalog.LANDED_STREAM}'" in root.body and dag.CONFIG_EXPR in root.body
+
+
+def test_retention_graph_runs_daily_with_the_configured_retention(env: Environment) -> None:
+    ops = env.snowflake.schemas["ops"]
+    tasks, _ = _parse(dag.render_sql(env))
+    root = tasks[f"{ops}.{dag.RETENTION_ROOT}"]
+    assert root.clauses["SCHEDULE"] == f"'{dag.snowflake_cron(env.schedule.retention_cron, env.schedule.timezone)}'"
+    assert f"{env.retention.raw_table_days}\n    )" in root.body
+    keep = tasks[f"{ops}.{dag.RETENTION_7Y}"]
+    assert keep.clauses["AFTER"] == root.name and f"{env.retention.curated_years}\n    )" in keep.body
+
+
+def test_marts_wait_for_their_upstream_merges_and_are_validated(env: Environment) -> None:
+    ops = env.snowflake.schemas["ops"]
+    tasks, _ = _parse(dag.render_sql(env))
+    known = {t.qualified: t for t in env.warehouse_tables()}
+    for mart in marts.marts():
+        build = tasks[f"{ops}.MART_{mart.table_name}"]
+        expected = {f"{ops}.MERGE_{known[u.table].raw_name}" for u in mart.upstreams if u.table in known}
+        assert set(build.clauses["AFTER"].split(", ")) == expected
+        assert tasks[f"{ops}.VALIDATE_{mart.table_name}"].clauses["AFTER"] == build.name
+        assert f"| owner: {mart.owner}'" in build.clauses["COMMENT"]
+
+
+def test_extract_and_load_stages_are_nodes_but_not_tasks(env: Environment) -> None:
+    nodes = {n.name: n for n in dag.build_dag(env)}
+    stages = [n for n in nodes.values() if n.is_stage]
+    sources = [*env.postgres_sources, *env.api_sources]
+    assert {n.name for n in stages} == {f"EXTRACT_{s.upper()}" for s in sources} | {dag.LOAD}
+    assert nodes[dag.ROOT].after == (dag.LOAD,)
+    sql = dag.render_sql(env)
+    assert "TASK OPS.LOAD\n" not in sql and "TASK OPS.EXTRACT_" not in sql
 
 
 @pytest.mark.parametrize(
@@ -87,7 +120,8 @@ def test_one_merge_task_per_table_after_root(env: Environment) -> None:
         task = merges[f"{ops}.MERGE_{table.raw_name}"]
         assert task.clauses["AFTER"] == f"{ops}.{dag.ROOT}"
         spec = re.search(r"'(\{.*\})'", task.body)
-        assert spec and json.loads(spec.group(1)) == catalog.table_spec(table)
+        assert spec and json.loads(spec.group(1)) == marts.merge_spec(env, table)
+        assert json.loads(spec.group(1)).items() >= catalog.table_spec(table).items()
         assert f"{dag.RUN_ID_EXPR},\n        NULL\n    )" in task.body  # no replay batch on the schedule
 
 
@@ -104,7 +138,9 @@ def test_children_resumed_before_root(env: Environment) -> None:
     ops = env.snowflake.schemas["ops"]
     tasks, resumed = _parse(dag.render_sql(env))
     assert sorted(resumed) == sorted(tasks)
-    assert resumed[-1] == f"{ops}.{dag.ROOT}"
+    hourly = [f"{ops}.{n.name}" for n in dag.build_dag(env) if not n.is_stage]
+    assert max(resumed.index(t) for t in hourly) == resumed.index(f"{ops}.{dag.ROOT}")  # each root after its children
+    assert resumed[-1] == f"{ops}.{dag.RETENTION_ROOT}"
     # every task is created before any is resumed
     sql = dag.render_sql(env)
     assert sql.rindex("CREATE OR REPLACE TASK") < sql.index("ALTER TASK")
@@ -127,7 +163,7 @@ def test_rendered_calls_are_the_nodes_calls(env: Environment) -> None:
     # the SQL layout is whitespace only: same nodes, same order, same CALL as the local runner's
     ops = env.snowflake.schemas["ops"]
     tasks, _ = _parse(dag.render_sql(env))
-    nodes = dag.build_dag(env)
+    nodes = [n for n in dag.build_dag(env) if not n.is_stage] + dag.build_retention_dag(env)
     assert list(tasks) == [f"{ops}.{n.name}" for n in nodes]
     for node in nodes:
         assert _flat(tasks[f"{ops}.{node.name}"].body) == node.call_sql(dag.RUN_ID_EXPR)

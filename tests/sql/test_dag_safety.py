@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from finsight import catalog
+from finsight import catalog, marts
 from finsight.config import Environment, load_environment
 from snowpark import procedures
 from tasks import dag
@@ -49,32 +49,13 @@ def test_each_merge_call_passes_spec_run_id_and_no_replay_batch(env: Environment
     sql = dag.render_sql(env)
     for table in env.tables():
         task = _statement(sql, f"{ops}.MERGE_{table.raw_name}")
-        spec = json.dumps(catalog.table_spec(table), separators=(",", ":"))  # compact: one literal per line
+        spec = json.dumps(marts.merge_spec(env, table), separators=(",", ":"))  # compact: one literal per line
         noqa = "  -- noqa: LT05" if len(spec) + 11 > dag.MAX_LINE_LENGTH else ""
         assert f"\n    CALL OPS.MERGE_TABLE(\n        '{spec}',{noqa}\n" in task
         assert f"\n        {dag.RUN_ID_EXPR},\n        NULL\n    );\n" in task
         assert f"\n    AFTER {ops}.FINSIGHT_HOURLY\n" in task
         assert f"COMMENT = 'RAW -> CURATED merge of {table.qualified} | owner: " in task
         assert f"WAREHOUSE = {env.snowflake.warehouse_name('load')}\n" in task
-
-
-def test_the_root_opens_the_run_on_the_transform_warehouse(env: Environment) -> None:
-    ops = env.snowflake.schemas["ops"]
-    root = _statement(dag.render_sql(env), f"{ops}.FINSIGHT_HOURLY")
-    assert f"\n    WAREHOUSE = {env.snowflake.warehouse_name('transform')}\n" in root
-    assert "COMMENT = 'Hourly root: opens the run in OPS.PIPELINE_RUNS | owner: " in root
-    assert f"\n    CALL OPS.START_RUN({dag.RUN_ID_EXPR});\n" in root
-    comment = re.search(r"COMMENT = '(.*)'\n", _statement(dag.render_sql(env), f"{ops}.FINSIGHT_HOURLY_FINALIZE"))
-    assert comment and comment.group(1).startswith("Finalizer: closes the run, fails (and alerts) when any task failed")
-
-
-def test_call_values_put_the_run_id_where_each_procedure_expects_it() -> None:
-    merge = dag.TaskNode("M", procedures.MERGE_TABLE, ("{}", None), (), "load", "o", "c")
-    start = dag.TaskNode("S", procedures.START_RUN, (), (), "transform", "o", "c")
-    assert merge.call_values("RID") == ["'{}'", "RID", "NULL"]
-    assert merge.local_args("r1") == ["{}", "r1", None]
-    assert start.call_values("RID") == ["RID"] and start.local_args("r1") == ["r1"]
-    assert dag._call_block(start) == f"    CALL {procedures.START_RUN.name}(RID)".replace("RID", dag.RUN_ID_EXPR)
 
 
 def test_apostrophes_in_comments_cannot_end_the_literal() -> None:

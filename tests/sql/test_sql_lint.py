@@ -73,7 +73,9 @@ def _check_every_table(cfg: Environment) -> None:
     db, s = cfg.snowflake.database, cfg.snowflake.schemas
     for t in cfg.warehouse_tables():
         raw, curated = f"{db}.{s['raw']}.{t.raw_name}", f"{db}.{s['curated']}.{t.curated_name}"
-        assert f"CREATE TABLE IF NOT EXISTS {raw} (" in sql, t.qualified
+        # RAW is transient (no fail-safe: it is replayable from S3 and pruned after merge)
+        assert f"CREATE TRANSIENT TABLE IF NOT EXISTS {raw} (" in sql, t.qualified
+        assert f"CREATE TABLE IF NOT EXISTS {db}.{s['ops']}.{t.raw_name}__TOMBSTONES (" in sql, t.qualified
         assert f"CREATE TABLE IF NOT EXISTS {curated} (" in sql, t.qualified
         pipe = re.search(rf"CREATE PIPE IF NOT EXISTS {db}\.{s['raw']}\.{t.raw_name}_PIPE\b.*?;", sql, re.S)
         assert pipe and f"COPY INTO {s['raw']}.{t.raw_name}\n" in pipe.group(0), t.qualified
@@ -81,7 +83,7 @@ def _check_every_table(cfg: Environment) -> None:
             assert f"ALTER TABLE {raw} ADD COLUMN IF NOT EXISTS {column.upper()} " in sql, (t.qualified, column)
             assert f"ALTER TABLE {curated} ADD COLUMN IF NOT EXISTS {column.upper()} " in sql, (t.qualified, column)
         if t.deletes.value == "pk_snapshot":
-            assert f"CREATE TABLE IF NOT EXISTS {raw}__PKS (" in sql, t.qualified
+            assert f"CREATE TRANSIENT TABLE IF NOT EXISTS {raw}__PKS (" in sql, t.qualified
             assert f"CREATE PIPE IF NOT EXISTS {raw}__PKS_PIPE" in sql, t.qualified
         assert f"CREATE OR REPLACE TASK {s['ops']}.MERGE_{t.raw_name}\n" in tasks, t.qualified
 

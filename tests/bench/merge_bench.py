@@ -1,0 +1,218 @@
+"""Warehouse benchmarks, called by tests/bench/run.py (which writes bench/results.json).
+
+Results nest under the driver's sections: merge.ours_s, merge.duckdb_s, merge.ours_vs_duckdb;
+cycle.scale_<n>.{initial,hourly}.seconds.<stage>.
+
+run_merge_bench(): our MERGE_TABLE procedure (Snowpark -> fakesnow server -> DuckDB, with its readiness check,
+change feed for the marts, tombstone guard and run bookkeeping) merging a 1 M-row batch (half updates, half new
+keys) into a 5 M-row CURATED table, against a hand-written DuckDB `MERGE` of the same rows into the same table in
+a DuckDB file of its own, in the same run. Data is generated as Arrow, lands as KMS-encrypted Parquet in (moto) S3
+and is loaded by COPY, as the pipeline loads it.
+
+run_cycle_stages(scale): wall seconds per stage of the hourly cycle (initial load, then one hour of changes) on a
+local stack of its own seeded at `scale` (ports shifted, state in a temp folder, stopped afterwards).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from finsight import marts, migrate, warehouse
+from finsight.aws import client, kms_key_id
+from finsight.config import load_environment
+
+BASE_ROWS = 5_000_000
+BATCH_ROWS = 1_000_000
+BENCH = "BENCH__PAYMENTS"
+BENCH_BATCH = "bench-merge-batch"
+CARDS = 200_000  # distinct card tokens: card numbers repeat across payments
+
+
+def _rows(ids: np.ndarray, batch_id: str, read_at: np.datetime64, seed: int) -> pa.Table:
+    """Payments-shaped rows (landed columns + meta) for the given keys, built column-wise."""
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    tokens = pa.array([f"{i:064x}" for i in range(CARDS)])
+    created = np.datetime64("2026-10-01T00:00:00") + rng.integers(0, 60 * 86_400, n).astype("timedelta64[s]")
+    cents = pa.array(rng.integers(100, 500_000, n), pa.int64()).cast(pa.decimal128(19, 0))
+    amounts = pc.multiply(cents, pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))).cast(pa.decimal128(18, 2))
+    return pa.table(
+        {
+            "PAYMENT_ID": pa.array(ids, pa.int64()),
+            "INVOICE_ID": pa.array(ids + 10_000_000, pa.int64()),
+            "MERCHANT_ID": pa.array(rng.integers(1, 2_400, n), pa.int64()),
+            "CUSTOMER_ID": pa.array(rng.integers(1, 200_000, n), pa.int64()),
+            "AMOUNT": amounts,
+            "CURRENCY": pa.array(np.array(["USD", "EUR", "GBP", "CAD"])[rng.integers(0, 4, n)]),
+            "STATUS": pa.array(np.array(["succeeded", "failed", "pending"])[rng.integers(0, 3, n)]),
+            "CARD_NUMBER_TOKEN": tokens.take(pa.array(rng.integers(0, CARDS, n))),
+            "CARD_NUMBER_LAST4": pa.array(np.char.mod("%04d", rng.integers(0, 10_000, n))),
+            "CARD_BRAND": pa.array(np.array(["visa", "mastercard", "discover"])[rng.integers(0, 3, n)]),
+            "CREATED_AT": pa.array(created, pa.timestamp("us")),
+            "UPDATED_AT": pa.array(np.full(n, read_at), pa.timestamp("us")),
+            "_BATCH_ID": pa.array([batch_id] * n),
+            "_EXTRACTED_AT": pa.array(np.full(n, read_at), pa.timestamp("us")),
+            "_ROW_NUMBER": pa.array(np.arange(1, n + 1), pa.int64()),
+            "_OP": pa.array(["U"] * n),
+        }
+    )
+
+
+def _parquet(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", row_group_size=250_000)
+    return buf.getvalue()
+
+
+def run_merge_bench() -> dict[str, Any]:
+    env = load_environment("local")
+    from finsight.local.stack import LocalStack
+
+    LocalStack(env).up(seed_sources=False)
+    migrate.deploy(env)
+    base_ids = np.arange(1, BASE_ROWS + 1, dtype=np.int64)
+    # half the batch updates existing keys (spread over the table), half inserts new ones
+    updates = np.arange(1, BASE_ROWS + 1, BASE_ROWS // (BATCH_ROWS // 2), dtype=np.int64)[: BATCH_ROWS // 2]
+    inserts = np.arange(BASE_ROWS + 1, BASE_ROWS + 1 + BATCH_ROWS // 2, dtype=np.int64)
+    batch_ids = np.concatenate([updates, inserts])
+    base = _rows(base_ids, "bench-base", np.datetime64("2026-11-01T00:00:00"), seed=1)
+    batch = _rows(batch_ids, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2)
+
+    s3, bucket, key_id = client(env, "s3"), env.aws.s3.bucket, kms_key_id(env)
+    prefix = f"{env.aws.s3.raw_prefix}/bench/"
+    for name, table in (("base", base), ("batch", batch)):
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet", Body=_parquet(table),
+                      ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)  # fmt: skip
+    payments = env.table("payments.payments")
+    spec = marts.merge_spec(env, payments) | {"raw": BENCH, "curated": BENCH, "table": "bench.payments"}
+    columns = ", ".join(f"{f.name} {_sf_type(f.type)}" for f in base.schema)
+    result: dict[str, Any] = {"base_rows": BASE_ROWS, "batch_rows": BATCH_ROWS}
+    with warehouse.connect(env) as conn:
+        cur = conn.cursor()
+        cur.execute(f"CREATE OR REPLACE TABLE RAW.{BENCH} ({columns})")
+        cur.execute(f"CREATE OR REPLACE TABLE CURATED.{BENCH} ({columns}, _MERGED_AT TIMESTAMP_NTZ)")
+        cur.execute(f"CREATE OR REPLACE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID NUMBER(38, 0), _BATCH_ID VARCHAR, "
+                    "_EXTRACTED_AT TIMESTAMP_NTZ, _DELETED_AT TIMESTAMP_NTZ)")  # fmt: skip
+        for name, target in (("base", f"CURATED.{BENCH}"), ("batch", f"RAW.{BENCH}")):
+            cur.execute(f"COPY INTO {target} FROM @RAW.LANDING/bench/{name}/ FILES = ('part-0.parquet') "
+                        "FILE_FORMAT = (TYPE = 'PARQUET') MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE")  # fmt: skip
+        cur.execute(
+            "INSERT INTO OPS.LANDED_BATCHES (BATCH_ID, SOURCE_TABLE, RAW_TABLE, MODE, ROW_COUNT, FILE_COUNT, "
+            f"PK_SNAPSHOT_ROWS, SCHEMA_HASH, EXTRACTED_AT) VALUES ('{BENCH_BATCH}', 'bench.payments', '{BENCH}', "
+            f"'incremental', {BATCH_ROWS}, 1, NULL, 'bench', '2026-11-27 10:00:00')"
+        )
+    session = warehouse.snowpark_session(env)
+    try:
+        from snowpark.merge import merge_table
+
+        started = time.perf_counter()
+        out = json.loads(merge_table(session, json.dumps(spec), "bench-merge"))
+        result["ours_s"] = round(time.perf_counter() - started, 2)
+        result["ours_rows_inserted"], result["ours_rows_updated"] = out["rows_inserted"], out["rows_updated"]
+    finally:
+        session.close()
+        with warehouse.connect(env) as conn:
+            cur = conn.cursor()
+            for t in (f"RAW.{BENCH}", f"CURATED.{BENCH}", f"OPS.{BENCH}__TOMBSTONES"):
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+            for t in ("OPS.LANDED_BATCHES", "OPS.MERGED_BATCHES", "OPS.CHANGED_DATES"):
+                cur.execute(f"DELETE FROM {t} WHERE RAW_TABLE = '{BENCH}'")
+        for name in ("base", "batch"):
+            s3.delete_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet")
+    result |= _duckdb_merge(base, batch)
+    result["ours_vs_duckdb"] = round(result["ours_s"] / result["duckdb_s"], 2)  # target: <= 2
+    return result
+
+
+def _sf_type(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return f"NUMBER({t.precision}, {t.scale})"
+    if pa.types.is_integer(t):
+        return "NUMBER(38, 0)"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP_NTZ"
+    return "VARCHAR"
+
+
+def _duckdb_merge(base: pa.Table, batch: pa.Table) -> dict[str, Any]:
+    """The same rows, a hand-written MERGE (newest read wins), in a DuckDB file of its own."""
+    with tempfile.TemporaryDirectory(prefix="finsight-bench-") as tmp:
+        con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
+        con.execute("SET enable_progress_bar = false")
+        con.register("base_arrow", base)
+        con.register("batch_arrow", batch)
+        con.execute("CREATE TABLE curated AS SELECT *, CAST(NULL AS TIMESTAMP) AS _MERGED_AT FROM base_arrow")
+        con.execute("CREATE TABLE raw AS SELECT * FROM batch_arrow")
+        cols = [c for c in batch.column_names]
+        started = time.perf_counter()
+        con.execute(
+            "MERGE INTO curated AS t USING raw AS s ON t.PAYMENT_ID = s.PAYMENT_ID "
+            "WHEN MATCHED AND s._EXTRACTED_AT > t._EXTRACTED_AT THEN UPDATE SET "
+            + ", ".join(f"{c} = s.{c}" for c in cols)
+            + ", _MERGED_AT = now() WHEN NOT MATCHED THEN INSERT ("
+            + ", ".join(cols)
+            + ", _MERGED_AT) VALUES ("
+            + ", ".join(f"s.{c}" for c in cols)
+            + ", now())"
+        )
+        seconds = time.perf_counter() - started
+        rows = con.execute("SELECT COUNT(*) FROM curated").fetchone()[0]
+        con.close()
+    return {"duckdb_s": round(seconds, 2), "duckdb_rows_after": int(rows)}
+
+
+def run_cycle_stages(scale: float) -> dict[str, Any]:
+    """Hourly cycle wall seconds per stage on a stack of its own at `scale`: the first (initial) cycle, then an hour."""
+    from finsight.local.cycle import hourly_cycle
+    from finsight.local.stack import LocalStack
+
+    offset_var = "FINSIGHT_LOCAL_PORT_OFFSET"
+    previous = os.environ.get(offset_var)
+    os.environ[offset_var] = str(int(previous or 0) + 50)  # beside the developer's own stack
+    tmp = Path(tempfile.mkdtemp(prefix=f"finsight-bench-scale{scale:g}-"))
+    try:
+        env = load_environment("local")
+        assert env.local is not None
+        env = env.model_copy(update={"local": env.local.model_copy(update={"scale": scale})})
+        stack = LocalStack(env, root=tmp)
+        started = time.perf_counter()
+        stack.up()
+        out: dict[str, Any] = {"scale": scale, "seed_s": round(time.perf_counter() - started, 2)}
+        try:
+            first = hourly_cycle(env)
+            stack.mutate(0)
+            hour = hourly_cycle(env)
+        finally:
+            stack.down()
+        for label, cycle in (("initial", first), ("hourly", hour)):
+            out[label] = {
+                "rows_extracted": cycle.rows_extracted,
+                "state": cycle.dag.state if cycle.dag else "NO_RUN",
+                "latency_s": cycle.dag.latency_seconds() if cycle.dag else None,
+                "seconds": dict(cycle.seconds),  # migrate, extract, load, graph (= merge + transform + validate)
+            }
+        return out
+    finally:
+        if previous is None:
+            os.environ.pop(offset_var, None)
+        else:
+            os.environ[offset_var] = previous
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_merge_bench(), indent=1))
