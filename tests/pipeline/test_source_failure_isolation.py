@@ -35,7 +35,7 @@ def test_an_unreachable_source_fails_alone(local_env: Environment, local_stack: 
     assert len(summary.extract_errors) == 1
     assert f"source {BROKEN!r}" in summary.extract_errors[0]
     assert "rotated-elsewhere" not in summary.extract_errors[0]
-    assert {s.source for s in summary.sources} == set(local_env.postgres_sources) - {BROKEN}
+    assert {s.source for s in summary.sources} == {*local_env.postgres_sources, *local_env.api_sources} - {BROKEN}
     assert summary.dag is not None and summary.pipe is not None  # load and merge still ran for the others
     assert not summary.pipe.errors
     assert load_state(local_env, table).get("cursor") == watermark  # the failed source's watermark did not move
@@ -53,4 +53,4 @@ def test_an_unreadable_table_fails_alone_within_its_source(local_env: Environmen
     assert len(summary.extract_errors) == 1
     assert "ledger.ledger_entries" in summary.extract_errors[0]
     assert "ledger.accounts" not in summary.extract_errors[0]
-    assert {s.source for s in summary.sources} == set(local_env.postgres_sources) - {"ledger"}
+    assert {s.source for s in summary.sources} == {*local_env.postgres_sources, *local_env.api_sources} - {"ledger"}
