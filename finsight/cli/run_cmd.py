@@ -59,8 +59,22 @@ def run(
         stack.mutate(step)
     summary = hourly_cycle(cfg)
     print_summary(summary, cfg)
+    publish_ops_signals(cfg, summary)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def publish_ops_signals(cfg: Environment, summary: CycleSummary) -> None:
+    """Metrics of the cycle to the local sink (EMF) and alerts to the teams' topics (FIRING / RESOLVED)."""
+    from finsight import warehouse
+    from finsight.ops import alerts, telemetry
+
+    telemetry.record_cycle(cfg, summary)
+    with warehouse.connect(cfg) as conn:
+        for message in alerts.sync(cfg, conn):
+            color = "red" if message["state"] == "FIRING" else "green"
+            text = f"{message['state']}: {message['alert_type']} {message['key']} -> {message['topic']}"
+            typer.secho(f"  alert {text} ({message['runbook']})", fg=color, err=True)
 
 
 def register(app: typer.Typer) -> None:
