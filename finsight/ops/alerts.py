@@ -316,9 +316,12 @@ def drain_inboxes(env: Environment) -> list[dict[str, Any]]:
             if not got:
                 break
             for msg in got:
-                body = json.loads(msg["Body"])
-                new.append({**body, "received_on": topic(env, team)})  # type: ignore[arg-type]
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+                body = json.loads(msg["Body"])
+                if "Message" in body and "alert_id" not in body:  # an SNS envelope (raw delivery not applied)
+                    body = json.loads(body["Message"])
+                if "alert_id" in body:  # anything else on the topic is not ours to list
+                    new.append({**body, "received_on": topic(env, team)})  # type: ignore[arg-type]
     if new:
         path = sink_path(env)
         path.parent.mkdir(parents=True, exist_ok=True)

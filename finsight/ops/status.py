@@ -79,7 +79,7 @@ def table_status(env: Environment, cur: Any, now: datetime | None = None) -> lis
         if raw in waiting and waiting[raw] is not None and fresh is not None:
             fresh = min(fresh, waiting[raw])
         lag = None if fresh is None else round((now - fresh).total_seconds() / 60, 1)
-        folder = f"/{catalog.table_folder(table)}/"
+        folder = f"/{catalog.table_folder(table)}"
         errors = []
         if extract and extract[0] == "FAILED":
             errors.append((f"EXTRACT_{table.source.upper()}: {extract[1] or ''}", "source-db-unreachable.md",
