@@ -5,7 +5,7 @@ Light on purpose (no driver imports): the CLI root uses it before any command mo
 
 from __future__ import annotations
 
-STACK_DOWN = "stack not reachable, run `finsight local up`"
+STACK_DOWN = "stack not reachable, run `finsight local up` first"
 
 # exception types (by name: the drivers are not imported here) that mean "nothing listens on that port"
 _CONNECTION_ERRORS = {

@@ -334,7 +334,8 @@ def received(env: Environment) -> list[dict[str, Any]]:
     path = sink_path(env)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    messages = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [m for m in messages if "alert_id" in m]  # a line written by an older version is skipped
 
 
 def latest_by_alert(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
