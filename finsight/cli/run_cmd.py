@@ -81,7 +81,11 @@ def run(
         stack.up()
     for step in range(mutate):
         stack.mutate(step)
-    summary = hourly_cycle(cfg)
+    from finsight.cli.progress import stages
+    from finsight.local.cycle import STAGES
+
+    with stages(f"hourly cycle ({cfg.name})", STAGES) as progress:
+        summary = hourly_cycle(cfg, progress=progress)
     if as_json:
         typer.echo(json.dumps(summary_json(summary)))
     else:
