@@ -3,6 +3,8 @@ app (`finsight dashboard`) in headless Chromium (Debian's `chromium`), its DOM c
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -45,25 +47,72 @@ def _wait_http(url: str, seconds: float) -> None:
     raise AssertionError(f"{url} did not answer within {seconds}s")
 
 
+class DevTools:
+    """Just enough of the Chrome DevTools protocol: evaluate JavaScript, take a screenshot."""
+
+    def __init__(self, ws_url: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws, self.n = connect(ws_url, max_size=None), 0
+
+    def call(self, method: str, params: dict | None = None) -> dict:
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params or {}}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=60))
+            if message.get("id") == self.n:
+                return message["result"]
+
+    def text(self) -> str:
+        result = self.call("Runtime.evaluate", {"expression": "document.body.innerText", "returnByValue": True})
+        return result["result"].get("value") or ""
+
+
+def _page(port: int) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as resp:
+                pages = [t for t in json.load(resp) if t["type"] == "page"]
+            if pages:
+                return pages[0]["webSocketDebuggerUrl"]
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("headless chromium did not open the page")
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_running_dashboard_in_headless_chromium(
     local_env: Environment, local_stack: LocalStack, tmp_path: Path
 ) -> None:
     assert local_env.local is not None
-    port = local_env.local.mock_api_port + 10
+    port, devtools_port = local_env.local.mock_api_port + 10, local_env.local.mock_api_port + 11
+    url = f"http://127.0.0.1:{port}/"
     server = subprocess.Popen([str(FINSIGHT), "dashboard", "--env", "local", "--port", str(port)], cwd=repo_root(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    browser = None
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 120)
-        chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1400,4000", "--virtual-time-budget=60000"]  # fmt: skip
-        url = f"http://127.0.0.1:{port}/"
-        dom = subprocess.run([*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=240).stdout
-        shot = tmp_path / "dashboard.png"
-        subprocess.run([*chromium, f"--screenshot={shot}", url], capture_output=True, timeout=240, check=True)
+        _wait_http(f"{url}_stcore/health", 120)
+        browser = subprocess.Popen(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--window-size=1400,3000", f"--remote-debugging-port={devtools_port}", "--remote-allow-origins=*", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        page = DevTools(_page(devtools_port))
+        deadline, text = time.monotonic() + 180, ""
+        while time.monotonic() < deadline and not all(s in text for s in SECTIONS):
+            time.sleep(1)
+            text = page.text()
+        shot = page.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-    missing = [s for s in SECTIONS if s not in dom]
+        for proc in (browser, server):
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+    missing = [s for s in SECTIONS if s not in text]
     assert not missing, f"sections missing from the rendered page: {missing}"
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    assert f"FinSight ops: {local_env.name}" in text
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "dashboard.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
