@@ -1,8 +1,8 @@
 """Break something real on the local stack and watch the alert reach the owning team's topic, with its runbook;
 `finsight status` shows the failing table with its owner; after recovery the alert resolves.
 
-One broken source (its connector role's password rotated elsewhere) and one planted bad file, in one cycle: lean on
-the two shared cores.
+One broken source (its connector role's password rotated elsewhere) and one planted bad file, in one cycle, then a
+tiny budget the month's spend exceeds: lean on the two shared cores.
 """
 
 from __future__ import annotations
@@ -73,6 +73,15 @@ def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
     assert quarantined["received_on"] == env.aws.alert_topics["data_engineering"]
     assert quarantined["runbook"] == "docs/runbooks/quarantined-file.md"
 
+    # a tiny budget: the month's warehouse spend (the cycle just ran) exceeds it; DevOps is paged
+    tiny = env.model_copy(update={"budget": env.budget.model_copy(update={"monthly_usd": 1e-6})})
+    with warehouse.connect(env) as conn:
+        alerts.sync(tiny, conn)
+    budget_id = f"budget_exceeded:{env.snowflake.warehouse_name('transform')}"
+    budget = {m["alert_id"]: m for m in alerts.drain_inboxes(env)}[budget_id]
+    assert budget["received_on"] == env.aws.alert_topics["devops"] and budget["team"] == "devops"
+    assert budget["runbook"] == "docs/runbooks/warehouse-quota.md"
+
     status = _cli("status", "--env", "local", "--json")
     assert status.returncode == 1, status.stderr  # a failing table makes status exit non-zero
     rows = {r["table"]: r for r in json.loads(status.stdout)}
@@ -90,7 +99,7 @@ def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
         conn.cursor().execute(f"UPDATE {env.snowflake.schemas['ops']}.{catalog.LOAD_ERRORS_TABLE} "
                               f"SET RELEASED_AT = SYSDATE() WHERE FILE_KEY = '{bad_key}'")  # fmt: skip
     resolved = {m["alert_id"] for m in _cycle_and_sync(env) if m["state"] == "RESOLVED"}
-    assert {f"connector_failed:{BROKEN}", f"pipe_failed:{bad_key}"} <= resolved
+    assert {f"connector_failed:{BROKEN}", f"pipe_failed:{bad_key}", budget_id} <= resolved  # budget back to normal
     with warehouse.connect(env) as conn:
         states = {s.table: s.state for s in table_status(env, conn.cursor())}
     assert states["risk.risk_assessments"] == "ok"
