@@ -30,17 +30,27 @@ def topic_arn(env: Environment, team: Team) -> str:
     return f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{topic(env, team)}"
 
 
-def contact_sql(env: Environment) -> list[str]:
-    """Snowflake contacts (`WITH CONTACT`, Snowflake only: fakesnow has no contacts) for the two teams' topics.
+def contact_name(env: Environment, team: str) -> str:
+    return f"{env.snowflake.database}.{env.snowflake.schemas['ops']}.{team.upper()}_ONCALL"
 
-    Attach with `ALTER TABLE ... SET CONTACT STEWARD = OPS.<TEAM>_CONTACT`; rendered for deployed environments only.
+
+def contact_sql(env: Environment) -> list[str]:
+    """Snowflake contacts (one per team: its alert topic and the shared on-call path) and `SET CONTACT` on every
+    CURATED table (STEWARD: the owning team from the catalog; SUPPORT: DevOps for the platform).
+
+    Rendered for Snowflake only: fakesnow has no contacts, so the local environment renders nothing.
     """
     if env.is_local:
         return []
-    ops = f"{env.snowflake.database}.{env.snowflake.schemas['ops']}"
-    return [
-        f"CREATE CONTACT IF NOT EXISTS {ops}.{team.upper()}_CONTACT "
-        f"NOTIFICATION_INTEGRATION = FINSIGHT_{env.name.upper()}_ALERTS_SNS_INTEGRATION "
-        f"COMMENT = '{TEAM_NAMES[team]} on-call, topic {topic(env, team)}'"  # type: ignore[arg-type]
+    out = [
+        f"CREATE CONTACT IF NOT EXISTS {contact_name(env, team)} "
+        f"COMMENT = '{TEAM_NAMES[team]} on-call: SNS topic {topic(env, team)}, escalation {ONCALL}'"  # type: ignore[arg-type]
         for team in TEAM_NAMES
     ]
+    for table in env.warehouse_tables():
+        steward = contact_name(env, team_of_owner(env.source(table.source).owner))
+        out.append(
+            f"ALTER TABLE {env.snowflake.qualified('curated', table.curated_name)} SET CONTACT "
+            f"STEWARD = {steward}, SUPPORT = {contact_name(env, 'devops')}"
+        )
+    return out
