@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"})  # fmt: skip
 
 
+def _drop_planted(env: Environment, key: str) -> None:
+    """Recovery of a planted file: the object is gone (raw and quarantine) and its load error released."""
+    s3 = client(env, "s3")
+    for k in (key, catalog.quarantine_key(env, key)):
+        s3.delete_object(Bucket=env.aws.s3.bucket, Key=k)
+    with warehouse.connect(env) as conn:
+        table = f"{env.snowflake.schemas['ops']}.{catalog.LOAD_ERRORS_TABLE}"
+        conn.cursor().execute(f"UPDATE {table} SET RELEASED_AT = SYSDATE() WHERE FILE_KEY = '{key}'")
+
+
+@pytest.fixture
+def bad_key(local_env: Environment) -> Iterator[str]:
+    folder = catalog.table_folder(local_env.table("payments.payments"))
+    key = catalog.s3_key(local_env, f"{folder}dt=2026-11-27/hr=00/zz-planted-{uuid.uuid4().hex[:8]}-0.parquet")
+    yield key
+    _drop_planted(local_env, key)  # even when the test failed half-way: no other test meets the planted file
+
+
 def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
-    local_env: Environment, local_stack: LocalStack
+    local_env: Environment, local_stack: LocalStack, bad_key: str
 ) -> None:
     env = local_env
     alerts.ensure_inboxes(env)
@@ -52,8 +71,6 @@ def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
     with warehouse.connect(env) as conn:
         conn.cursor().execute(f"DELETE FROM {alerts.ensure_alerts_table(env, conn.cursor())}")
     role = f"finsight_reader_{BROKEN}"
-    folder = catalog.table_folder(env.table("payments.payments"))
-    bad_key = catalog.s3_key(env, f"{folder}dt=2026-11-27/hr=00/zz-planted-{uuid.uuid4().hex[:8]}-0.parquet")
     with local_stack.postgres.admin_connect() as conn:
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'rotated-elsewhere'").format(sql.Identifier(role)))
     client(env, "s3").put_object(Bucket=env.aws.s3.bucket, Key=bad_key, Body=b"this is not parquet",
@@ -94,10 +111,7 @@ def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
     assert {m["alert_id"] for m in json.loads(listed.stdout)} >= set(by_id)
 
     # recovery: the source reads again; the bad file is replaced by the connector's next batch and dropped
-    client(env, "s3").delete_object(Bucket=env.aws.s3.bucket, Key=catalog.quarantine_key(env, bad_key))
-    with warehouse.connect(env) as conn:
-        conn.cursor().execute(f"UPDATE {env.snowflake.schemas['ops']}.{catalog.LOAD_ERRORS_TABLE} "
-                              f"SET RELEASED_AT = SYSDATE() WHERE FILE_KEY = '{bad_key}'")  # fmt: skip
+    _drop_planted(env, bad_key)
     resolved = {m["alert_id"] for m in _cycle_and_sync(env) if m["state"] == "RESOLVED"}
     assert {f"connector_failed:{BROKEN}", f"pipe_failed:{bad_key}", budget_id} <= resolved  # budget back to normal
     with warehouse.connect(env) as conn:
