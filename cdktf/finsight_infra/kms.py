@@ -74,5 +74,7 @@ def build_keys(scope: Construct, names: Names) -> Keys:
         ),
         # CloudWatch alarms publish to the encrypted alert topics.
         _service_use("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", names),
+        # the ECS task-state rule publishes connector failures straight to the data-engineering topic
+        _service_use("EventBridgePublish", "events.amazonaws.com", names),
     )
     return Keys(data=data, secrets=secrets, ops=ops)

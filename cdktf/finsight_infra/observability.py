@@ -17,6 +17,7 @@ from cdktn_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
 from cdktn_provider_aws.ecs_cluster import EcsCluster
 from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.sns_topic import SnsTopic
+from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
@@ -111,6 +112,7 @@ def _task_failures(scope: Construct, names: Names, cluster: EcsCluster, ops_key:
         ),
     )
     CloudwatchEventTarget(scope, "task-failed-target", rule=rule.name, arn=group.arn)
+    _task_failures_to_topic(scope, names, rule, topic)
     _alarm(
         scope,
         "connector-task-failures",
@@ -123,6 +125,56 @@ def _task_failures(scope: Construct, names: Names, cluster: EcsCluster, ops_key:
         1,
         statistic="Sum",
     )
+
+
+def connector_alert_template(names: Names) -> str:
+    """The `connector_failed` alert as EventBridge renders it from the ECS event: the same fields, owner and runbook
+    as the alerts `finsight alerts` lists (finsight/ops/alerts.py)."""
+    from finsight.ops.alerts import ALERT_TYPES
+    from finsight.ops.ownership import GITHUB_TEAMS, ONCALL, RUNBOOKS
+
+    kind = ALERT_TYPES["connector_failed"]
+    fields = {
+        "alert_type": kind.name,
+        "state": "FIRING",
+        "env": names.env_name,
+        "team": kind.team,
+        "owner": GITHUB_TEAMS[kind.team],
+        "topic": names.alert_topics[kind.team],
+        "runbook": f"{RUNBOOKS}/{kind.runbook}",
+        "oncall": ONCALL,
+        "summary": kind.summary,
+    }
+    body = ", ".join(f'"{k}": "{v}"' for k, v in fields.items())
+    # <...> are EventBridge input-transformer placeholders, filled from the event
+    return "{" + body + ', "key": "<group>", "task": "<task>", "task_definition": "<family>", "message": "<reason>"}'
+
+
+def _task_failures_to_topic(scope: Construct, names: Names, rule: CloudwatchEventRule, topic: SnsTopic) -> None:
+    """The rule also publishes each failed task to the data-engineering topic at once (the alarm follows)."""
+    SnsTopicPolicy(
+        scope,
+        "alerts-data-engineering-policy",
+        arn=topic.arn,
+        policy=document(
+            allow("EventBridgePublishes", "sns:Publish", topic.arn, {"ArnEquals": {"aws:SourceArn": rule.arn}},
+                  service_principal("events.amazonaws.com")),
+            allow("CloudWatchAlarmsPublish", "sns:Publish", topic.arn,
+                  {"StringEquals": {"aws:SourceAccount": names.account_id}},
+                  service_principal("cloudwatch.amazonaws.com")),
+        ),
+    )  # fmt: skip
+    CloudwatchEventTarget(
+        scope,
+        "task-failed-alert",
+        rule=rule.name,
+        arn=topic.arn,
+        input_transformer={
+            "input_paths": {"group": "$.detail.group", "task": "$.detail.taskArn",
+                            "family": "$.detail.taskDefinitionArn", "reason": "$.detail.stoppedReason"},
+            "input_template": connector_alert_template(names),
+        },
+    )  # fmt: skip
 
 
 def build_alarms(

@@ -10,6 +10,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from finsight import migrate
+from finsight.cli.errors import STACK_DOWN
 from finsight.config import ConfigError, Environment, load_environment
 from finsight.local.process import port_open
 from finsight.secrets import SecretNotFound
@@ -67,4 +68,4 @@ def require_local_stack(env: Environment) -> None:
     needed = {"moto": env.local.moto_port, "fakesnow": env.local.fakesnow_port}
     down = [f"{name} (127.0.0.1:{port})" for name, port in needed.items() if not port_open(port)]
     if down:
-        raise fail(f"the local stack is not reachable: {', '.join(down)} down. Run `finsight local up` first.")
+        raise fail(STACK_DOWN)  # the same line every command gives (finsight.cli.errors)

@@ -230,6 +230,7 @@ def history(
     env: str = EnvOption,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Newest N rows."),
     full: bool = typer.Option(False, "--full", help="Do not shorten the DETAIL column."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The run log (OPS.PIPELINE_RUNS), newest first: what to read during an incident."""
     cfg = environment(env)
@@ -244,6 +245,10 @@ def history(
     )
     with platform_errors(cfg), warehouse.connect(cfg) as conn:
         rows = conn.cursor().execute(sql).fetchall()
+    if as_json:
+        keys = ("started_at", "run_id", "task_name", "state", "millis", "detail")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=str))
+        return
     if not rows:
         typer.echo(f"{table} is empty: no DAG run yet")
         return

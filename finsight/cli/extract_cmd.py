@@ -6,6 +6,7 @@ what the task has: the environment's AWS role (S3, KMS, Secrets Manager) and net
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import typer
@@ -52,6 +53,7 @@ def extract(
     start: str | None = typer.Option(None, "--start", help="Backfill window start, ISO date/datetime (UTC)."),
     end: str | None = typer.Option(None, "--end", help="Backfill window end, ISO date/datetime (UTC)."),
     table: list[str] | None = typer.Option(None, "--table", "-t", help="Only this table / API stream (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (one object: source, batches)."),
 ) -> None:
     """Extract one source into the landing zone; print batch id, rows and files per table.
 
@@ -75,13 +77,20 @@ def extract(
 
     inv = Invocation(cfg.name, source, chosen, begin, finish)
     window = resolve_window(inv, cfg.schedule.backfill_chunk_days, datetime.now(UTC))
-    if window:
+    if window and not as_json:
         typer.echo(f"{source} {chosen} window {window[0].isoformat()} .. {window[1].isoformat()} (UTC)")
     try:
         result = extract_any_source(cfg, source, chosen, tables=tables, window=window)
     except (ExtractionError, SecretNotFound) as exc:
         typer.secho(f"extraction failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
+    if as_json:
+        batches = [{"table": b.table, "batch_id": b.batch_id, "rows": b.rows, "files": len(b.files), "bytes": b.bytes,
+                    "landed": bool(b.manifest_key)} for b in result.batches]  # fmt: skip
+        span = [str(w) for w in window] if window else None
+        out = {"source": source, "mode": chosen, "rows": result.rows, "seconds": result.seconds, "window": span}
+        typer.echo(json.dumps({**out, "batches": batches}))
+        return
     for batch in result.batches:
         state = "landed" if batch.manifest_key else "no rows"
         typer.echo(f"  {batch.table:<32} batch={batch.batch_id} rows={batch.rows} files={len(batch.files)} {state}")

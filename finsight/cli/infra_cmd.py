@@ -125,7 +125,11 @@ def _envs(env: str | None) -> tuple[str, ...]:
 @infra_app.command("synth")
 def synth_cmd(env: str | None = InfraEnvOption, outdir: Path | None = OutdirOption) -> None:
     """Synthesize the AWS and Snowflake stacks to Terraform JSON."""
-    stacks = synth(_envs(env), outdir or cdktf_dir() / "cdktf.out")
+    from finsight.cli.progress import stages
+
+    with stages("cdktn synth", ["synth"]) as progress:
+        progress("synth " + ", ".join(_envs(env)))
+        stacks = synth(_envs(env), outdir or cdktf_dir() / "cdktf.out")
     for stack in stacks:
         typer.echo(f"synthesized {stack}")
 
@@ -133,11 +137,19 @@ def synth_cmd(env: str | None = InfraEnvOption, outdir: Path | None = OutdirOpti
 @infra_app.command("scan")
 def scan_cmd(env: str | None = InfraEnvOption, outdir: Path | None = OutdirOption) -> None:
     """Synthesize, then run checkov on every stack with the skip list; exit 1 on a failed check or parse error."""
+    from finsight.cli.progress import stages
+
     skips = load_skips()
-    stacks = synth(_envs(env), outdir or cdktf_dir() / "cdktf.out")
+    with stages("cdktn synth", ["synth"]) as progress:
+        progress("synth " + ", ".join(_envs(env)))
+        stacks = synth(_envs(env), outdir or cdktf_dir() / "cdktf.out")
     ok = True
-    for stack in stacks:
-        result = checkov(stack, skips)
+    results = []
+    with stages("checkov", [Path(s).name for s in stacks]) as progress:
+        for stack in stacks:
+            progress(Path(stack).name)
+            results.append(checkov(stack, skips))
+    for result in results:
         ok = ok and result.ok
         typer.echo(
             f"{result.stack}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped, "

@@ -29,7 +29,7 @@ def up(seed: bool = typer.Option(True, help="Create and seed the synthetic sourc
         except ServiceError as exc:
             _fail(exc)
     typer.echo(f"started: {', '.join(started)}" if started else "already running")
-    status()
+    status(as_json=False)
 
 
 @local_app.command("down")
@@ -43,10 +43,14 @@ def down() -> None:
 
 
 @local_app.command("status")
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show each service with its port and pid; exit 1 if any is down."""
     rows = stack().status()
-    for row in rows:
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([{"name": r.name, "port": r.port, "running": r.running, "pid": r.pid} for r in rows]))
+    for row in [] if as_json else rows:
         state = typer.style("up", fg="green") if row.running else typer.style("down", fg="red")
         typer.echo(f"{row.name:<10} 127.0.0.1:{row.port:<6} {state:<14} pid={row.pid or '-'}")
     if not all(r.running for r in rows):

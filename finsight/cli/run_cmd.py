@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
 
 from finsight.cli.common import EnvOption, environment
@@ -42,9 +45,30 @@ def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None
         typer.secho(f"  load error: {err}", fg="red", err=True)
 
 
+def summary_json(summary: CycleSummary) -> dict[str, Any]:
+    pipe, dag = summary.pipe, summary.dag
+    return {
+        "run_id": summary.run_id,
+        "ok": summary.ok,
+        "state": dag.state if dag else None,
+        "migrations_applied": summary.migrations_applied,
+        "rows_extracted": summary.rows_extracted,
+        "sources": {s.source: s.rows for s in summary.sources},
+        "rows_loaded": pipe.rows_loaded if pipe else None,
+        "files_loaded": pipe.files_loaded if pipe else None,
+        "rows_merged": dag.merged_rows() if dag else None,
+        "tasks": {t.name: t.state for t in dag.tasks} if dag else {},
+        "latency_seconds": dag.latency_seconds() if dag else None,
+        "seconds": summary.seconds,
+        "extract_errors": summary.extract_errors,
+        "load_errors": list(pipe.errors) if pipe else [],
+    }
+
+
 def run(
     env: str = EnvOption,
     mutate: int = typer.Option(0, min=0, help="Local only: simulate N hours of source changes first."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary (progress goes to stderr)."),
 ) -> None:
     """Run one full hourly cycle. On `local` the stack is brought up first if needed."""
     cfg = environment(env)
@@ -57,10 +81,31 @@ def run(
         stack.up()
     for step in range(mutate):
         stack.mutate(step)
-    summary = hourly_cycle(cfg)
-    print_summary(summary, cfg)
+    from finsight.cli.progress import stages
+    from finsight.local.cycle import STAGES
+
+    with stages(f"hourly cycle ({cfg.name})", STAGES) as progress:
+        summary = hourly_cycle(cfg, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(summary_json(summary)))
+    else:
+        print_summary(summary, cfg)
+    publish_ops_signals(cfg, summary)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def publish_ops_signals(cfg: Environment, summary: CycleSummary) -> None:
+    """Metrics of the cycle to the local sink (EMF) and alerts to the teams' topics (FIRING / RESOLVED)."""
+    from finsight import warehouse
+    from finsight.ops import alerts, telemetry
+
+    telemetry.record_cycle(cfg, summary)
+    with warehouse.connect(cfg) as conn:
+        for message in alerts.sync(cfg, conn):
+            color = "red" if message["state"] == "FIRING" else "green"
+            text = f"{message['state']}: {message['alert_type']} {message['key']} -> {message['topic']}"
+            typer.secho(f"  alert {text} ({message['runbook']})", fg=color, err=True)
 
 
 def register(app: typer.Typer) -> None:

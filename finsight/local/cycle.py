@@ -6,6 +6,7 @@ In AWS the same steps are EventBridge-scheduled ECS connector tasks, Snowpipe an
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,12 +43,21 @@ def _timed(summary: CycleSummary, stage: str, started: float) -> None:
     summary.seconds[stage] = round(time.monotonic() - started, 2)
 
 
-def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
+STAGES = ["migrate", "extract", "load", "graph"]
+
+
+def hourly_cycle(
+    env: Environment, run_id: str | None = None, progress: Callable[[str], None] | None = None
+) -> CycleSummary:
+    """`progress(stage)` is called as each of STAGES starts (the CLI's progress bar)."""
+    step = progress or (lambda _stage: None)
     summary = CycleSummary(run_id=run_id or f"local-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    step("migrate")
     started = time.monotonic()
     summary.migrations_applied = len(migrate.deploy(env).applied)
     _timed(summary, "migrate", started)
 
+    step("extract")
     started, extract_at = time.monotonic(), now()
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(extract_source, env, source) for source in env.postgres_sources]
@@ -60,11 +70,13 @@ def hourly_cycle(env: Environment, run_id: str | None = None) -> CycleSummary:
                 summary.extract_errors.append(str(exc))
     _timed(summary, "extract", started)
 
+    step("load")
     started, load_at = time.monotonic(), now()
     with warehouse.connect(env, schema=env.snowflake.schemas["raw"]) as conn:
         summary.pipe = drain(env, conn.cursor())
     _timed(summary, "load", started)
 
+    step("graph")
     started = time.monotonic()
     session = warehouse.snowpark_session(env)
     try:

@@ -77,14 +77,23 @@ def main() -> None:
     }
     rows = int(os.environ.get("BENCH_ROWS", 5_000_000))
     started = time.monotonic()
-    results["extract"] = run_extract_bench(env, stack, rows, int(os.environ.get("BENCH_RSS_ROWS", 10_000_000)))
+    from finsight.cli.progress import stages
+
+    with stages("bench", ["extract"]) as progress:
+        progress("extract")
+        results["extract"] = run_extract_bench(env, stack, rows, int(os.environ.get("BENCH_RSS_ROWS", 10_000_000)))
     needed = PEAK_ROWS_PER_HOUR / EXTRACT_BUDGET_SECONDS / DATABASES
     results["extract"]["production_need_rows_per_s_per_db"] = round(needed)
     print(json.dumps(results["extract"], indent=2), f"({time.monotonic() - started:.0f}s)")
-    if merge_bench := _optional("tests.bench.merge_bench", "run_merge_bench"):
-        results["merge"] = merge_bench()
-    if cycle_stages := _optional("tests.bench.merge_bench", "run_cycle_stages"):
-        results["cycle"] = {f"scale_{s}": cycle_stages(s) for s in (1, 10)}
+    with stages("bench", ["merge", "cycle scale 1", "cycle scale 10"]) as progress:
+        if merge_bench := _optional("tests.bench.merge_bench", "run_merge_bench"):
+            progress("merge")
+            results["merge"] = merge_bench()
+        if cycle_stages := _optional("tests.bench.merge_bench", "run_cycle_stages"):
+            results["cycle"] = {}
+            for scale in (1, 10):
+                progress(f"cycle scale {scale}")
+                results["cycle"][f"scale_{scale}"] = cycle_stages(scale)
     out = repo_root() / "bench"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

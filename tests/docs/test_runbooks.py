@@ -34,6 +34,16 @@ REQUIRED_RUNBOOKS = {
     "secret-rotation",
     "cost-alert",
     "pan-in-clear",
+    "stuck-backfill",
+    "source-db-unreachable",
+    "rotated-credentials",
+    "api-rate-limiting",
+    "quarantined-schema-change",
+    "quarantined-file",
+    "stalled-pipe",
+    "failed-merge",
+    "quality-error",
+    "warehouse-quota",
 }
 DEPLOYED_ENVS = ("dev", "staging", "prod")
 
@@ -200,3 +210,31 @@ def test_local_only_commands_are_cited_for_local() -> None:
         if command in LOCAL_ONLY:
             env = re.search(r"(?:--env|-e)\s+(\S+)", rest)  # no --env: the CLI's default, local
             assert env is None or env.group(1) == "local", f"`finsight {' '.join(command)}{rest}` is local only"
+
+
+# -- alerts: every alert type links a runbook, which exists, is indexed and cites only commands that exist -------------
+def test_every_alert_type_links_an_existing_runbook() -> None:
+    from finsight.ops.alerts import ALERT_TYPES
+
+    index = (RUNBOOKS / "README.md").read_text()
+    cited = {c for c, _ in citations()}
+    for kind in ALERT_TYPES.values():
+        path = RUNBOOKS / kind.runbook
+        assert path.exists(), f"alert {kind.name}: runbook {kind.runbook} does not exist"
+        assert f"`{kind.name}`" in index and f"({kind.runbook})" in index, f"alert {kind.name} not in the index"
+        assert kind.team in ("data_engineering", "devops")
+        # the runbook gives at least one exact command, and test_cited_command_exists_with_its_options checks it
+        text = path.read_text()
+        commands = {c for c in cited if f"finsight {' '.join(c)}" in text}
+        assert commands, f"{kind.runbook} cites no finsight command"
+
+
+def test_alert_payload_names_owner_team_topic_and_runbook() -> None:
+    from finsight.ops.alerts import ALERT_TYPES, Alert
+
+    env = load_environment("prod")
+    for name, kind in ALERT_TYPES.items():
+        message = Alert(name, "k", "m").payload(env, "FIRING")
+        assert message["topic"] == env.aws.alert_topics[kind.team]
+        assert message["runbook"] == f"docs/runbooks/{kind.runbook}" and message["owner"].startswith("@finsight/")
+        assert message["oncall"].startswith("docs/ownership.md")

@@ -268,3 +268,18 @@ def test_backend_is_s3_with_native_locking(stack: Synth) -> None:
         assert s3["bucket"] == stack.names.state_bucket
         keys.add(s3["key"])
     assert len(keys) == 2
+
+
+def test_connector_failures_publish_the_connector_alert_to_data_engineering(stack: Synth) -> None:
+    """EventBridge ECS task-state rule -> the data-engineering topic, as the alert `finsight alerts` lists."""
+    topics = {t["name"]: cid for cid, t in stack.resources("aws", "aws_sns_topic").items()}
+    data_eng = ref("aws_sns_topic", topics[stack.env.aws.alert_topics["data_engineering"]], "arn")
+    targets = [t for t in stack.resources("aws", "aws_cloudwatch_event_target").values() if t["arn"] == data_eng]
+    assert len(targets) == 1
+    template = targets[0]["input_transformer"]["input_template"]
+    filled = template.replace("<group>", "family:x").replace("<task>", "t").replace("<family>", "f")
+    alert = json.loads(filled.replace("<reason>", "Essential container in task exited"))
+    assert alert["alert_type"] == "connector_failed" and alert["team"] == "data_engineering"
+    assert alert["runbook"] == "docs/runbooks/source-db-unreachable.md" and alert["env"] == stack.env.name
+    policies = [p for p in stack.resources("aws", "aws_sns_topic_policy").values() if p["arn"] == data_eng]
+    assert policies and "events.amazonaws.com" in policies[0]["policy"]
