@@ -54,8 +54,11 @@ def test_s3_misbehaving_during_landing(
 
 @pytest.mark.chaos_fast
 def test_the_same_notification_delivered_twice(scenario, local_env: Environment, local_stack: LocalStack) -> None:
-    s = scenario("S3 notification delivered twice", "every S3 event of a batch queued twice",
-                 "COPY load history skips the second copy")  # fmt: skip
+    s = scenario(
+        "S3 notification delivered twice",
+        "every S3 event of a batch queued twice",
+        "COPY load history skips the second copy",
+    )
     touch(local_stack, local_env, "merchants.merchants", 40)
     batch = next(b for b in extract_source(local_env, "merchants").batches if b.table == "merchants.merchants")
     s.fault()
@@ -72,8 +75,11 @@ def test_the_same_notification_delivered_twice(scenario, local_env: Environment,
 def test_files_and_batches_out_of_order(scenario, local_env: Environment, local_stack: LocalStack) -> None:
     """Two batches of the same rows: the newer one's files arrive first (manifest before parts), merge, then the
     older batch arrives late. The version read last must stay in CURATED."""
-    s = scenario("files and batches out of order", "newer batch delivered first, manifest before its parts; "
-                 "the older batch delivered after it merged", "MERGE orders by read time, not arrival")  # fmt: skip
+    s = scenario(
+        "files and batches out of order",
+        "newer batch delivered first, manifest before its parts; the older batch delivered after it merged",
+        "MERGE orders by read time, not arrival",
+    )
     touch(local_stack, local_env, TABLE, 200)
     older = extract_source(local_env, "payments")
     s.fault()
@@ -92,8 +98,11 @@ def test_files_and_batches_out_of_order(scenario, local_env: Environment, local_
 
 
 def test_a_corrupt_file_among_good_ones(scenario, local_env: Environment, local_stack: LocalStack) -> None:
-    s = scenario("corrupt file among good ones", "a non-Parquet file under raw/ beside a good batch",
-                 "quarantined + OPS.LOAD_ERRORS + alert; the good files load and merge; run PARTIAL")  # fmt: skip
+    s = scenario(
+        "corrupt file among good ones",
+        "a non-Parquet file under raw/ beside a good batch",
+        "quarantined + OPS.LOAD_ERRORS + alert; the good files load and merge; run PARTIAL",
+    )
     touch(local_stack, local_env, TABLE, 100)
     good = extract_source(local_env, "payments")
     s.fault()

@@ -36,14 +36,20 @@ FAIL_WITHIN_S = 150
 
 
 def _merge_running(env: Environment, after: str) -> str | None:
-    rows = sf(env, "SELECT RUN_ID FROM OPS.PIPELINE_RUNS WHERE TASK_NAME LIKE 'MERGE_%' AND STATE = 'RUNNING' "
-                   f"AND RUN_ID LIKE 'local-%' AND RUN_ID >= '{after}' LIMIT 1")  # fmt: skip
+    rows = sf(
+        env,
+        "SELECT RUN_ID FROM OPS.PIPELINE_RUNS WHERE TASK_NAME LIKE 'MERGE_%' AND STATE = 'RUNNING' "
+        f"AND RUN_ID LIKE 'local-%' AND RUN_ID >= '{after}' LIMIT 1",
+    )
     return rows[0][0] if rows else None
 
 
 def test_local_snowflake_killed_during_a_merge(scenario, local_env: Environment, local_stack: LocalStack) -> None:
-    s = scenario("Snowflake (fakesnow) killed during MERGE", "SIGKILL of the fakesnow server while MERGE tasks run",
-                 "`finsight run` fails within bounded time; server restarted; rerun merges the batches")  # fmt: skip
+    s = scenario(
+        "Snowflake (fakesnow) killed during MERGE",
+        "SIGKILL of the fakesnow server while MERGE tasks run",
+        "`finsight run` fails within bounded time; server restarted; rerun merges the batches",
+    )
     touch(local_stack, local_env, "payments.payments", 300)
     after = f"local-{datetime.now(UTC) - timedelta(seconds=2):%Y%m%dT%H%M%S}"
     proc = subprocess.Popen([str(FINSIGHT), "run", "--env", "local"], cwd=repo_root(), env=os.environ.copy(),
@@ -77,8 +83,11 @@ def test_local_snowflake_killed_during_a_merge(scenario, local_env: Environment,
 
 def test_a_failed_merge_then_retry_last(scenario, local_env: Environment, local_stack: LocalStack) -> None:
     table = local_env.table("ledger.ledger_entries")
-    s = scenario("MERGE task fails, then RETRY LAST", "the RAW table of one MERGE renamed away during the graph run",
-                 "run FAILED (marts downstream skipped); `finsight dag retry-last` reruns failed + skipped")  # fmt: skip
+    s = scenario(
+        "MERGE task fails, then RETRY LAST",
+        "the RAW table of one MERGE renamed away during the graph run",
+        "run FAILED (marts downstream skipped); `finsight dag retry-last` reruns failed + skipped",
+    )
     touch(local_stack, local_env, table.qualified, 200)
     extract_source(local_env, "ledger")
     with warehouse.connect(local_env, schema=local_env.snowflake.schemas["raw"]) as conn:
@@ -106,8 +115,11 @@ def test_a_failed_merge_then_retry_last(scenario, local_env: Environment, local_
 
 def test_a_replay_after_hard_deletes(scenario, local_env: Environment, local_stack: LocalStack) -> None:
     table = local_env.table("billing.invoices")
-    s = scenario("replay after hard deletes", "rows hard-deleted at the source, then a full batch holding them "
-                 "replayed", "range-hash tombstones; remembered deletes skip the replayed versions")  # fmt: skip
+    s = scenario(
+        "replay after hard deletes",
+        "rows hard-deleted at the source, then a full batch holding them replayed",
+        "range-hash tombstones; remembered deletes skip the replayed versions",
+    )
     full = extract_source(local_env, "billing", mode="full")
     (batch,) = [b for b in full.batches if b.table == table.qualified]
     (pk,) = table.primary_key
