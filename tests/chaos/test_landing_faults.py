@@ -6,16 +6,19 @@ Each scenario ends with the platform's own reconciliation: 0 lost, 0 duplicated,
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connectors.run import extract_source
+from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.graph import on_landed
 from finsight.local.stack import LocalStack
 from tests.chaos.fault_proxy import FaultPlan, S3FaultProxy
 from tests.chaos.harness import deliver_events, raw_rows, take_queued_events, touch, with_s3_endpoint
 from tests.warehouse.helpers import last_run_detail
-from tests.warehouse.test_load_faults import _cleanup, _put_corrupt
+from tests.warehouse.test_load_faults import _cleanup, _put_corrupt, alerts  # noqa: F401 - `alerts` is a fixture
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.timeout(420)]
 TABLE = "payments.payments"
@@ -97,7 +100,12 @@ def test_files_and_batches_out_of_order(scenario, local_env: Environment, local_
     s.verify(local_env)
 
 
-def test_a_corrupt_file_among_good_ones(scenario, local_env: Environment, local_stack: LocalStack) -> None:
+def test_a_corrupt_file_among_good_ones(
+    scenario,
+    local_env: Environment,
+    local_stack: LocalStack,
+    alerts: str,  # noqa: F811 - the imported fixture
+) -> None:
     s = scenario(
         "corrupt file among good ones",
         "a non-Parquet file under raw/ beside a good batch",
@@ -112,6 +120,9 @@ def test_a_corrupt_file_among_good_ones(scenario, local_env: Environment, local_
         assert pipe.quarantined == [bad]
         assert dag is not None and dag.state == "PARTIAL"  # status tells the truth: something did not load
         assert last_run_detail(local_env, dag.run_id)["failed_stages"] == ["LOAD"]
+        # on-call was told, naming the file
+        messages = client(local_env, "sqs").receive_message(QueueUrl=alerts, WaitTimeSeconds=5).get("Messages", [])
+        assert any(json.loads(json.loads(m["Body"])["Message"]).get("key") == bad for m in messages)
         for batch in good.batches:
             assert raw_rows(local_env, batch.table, batch.batch_id) == batch.rows
         s.verify(local_env)
