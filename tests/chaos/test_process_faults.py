@@ -106,7 +106,7 @@ def _recover(env: Environment, source: str) -> SourceRun:
 def test_connector_killed_mid_copy(scenario, local_env: Environment, local_stack: LocalStack) -> None:
     s = scenario(
         "connector SIGKILLed mid-COPY",
-        "SIGKILL while its COPY of ledger_entries is in flight",
+        "SIGKILL while its bulk read (ADBC binary COPY path) of ledger_entries is in flight",
         "rerun: the watermark had not moved; the batch without a manifest never merges",
     )
     table = local_env.table(LEDGER)
