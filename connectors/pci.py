@@ -133,15 +133,15 @@ class PanTokenizer:
             found = pc.index_in(values, value_set=known)
             missing = pc.unique(pc.drop_null(pc.filter(values, pc.is_null(found))))
             if len(missing):
+                if len(known) + len(missing) > TOKEN_CACHE_SIZE:  # bounded memory: start over ...
+                    known = tokens = last4 = pa.array([], pa.string())
+                    missing = pc.unique(pc.drop_null(values))  # ... with every value of this batch, cached or not
                 digits = pc.replace_substring_regex(missing, _NON_DIGITS, "")
                 fresh = pa.array([self._mac(d) for d in digits.to_pylist()], pa.string())
                 fresh_last4 = pc.utf8_slice_codeunits(digits, -4)
-                if len(known) + len(missing) > TOKEN_CACHE_SIZE:  # bounded memory: start over
-                    known, tokens, last4 = missing, fresh, fresh_last4
-                else:
-                    known = pa.concat_arrays([known, missing])
-                    tokens = pa.concat_arrays([tokens, fresh])
-                    last4 = pa.concat_arrays([last4, fresh_last4])
+                known = pa.concat_arrays([known, missing])
+                tokens = pa.concat_arrays([tokens, fresh])
+                last4 = pa.concat_arrays([last4, fresh_last4])
                 self._cache = (known, tokens, last4)
                 found = pc.index_in(values, value_set=known)
         return pc.take(tokens, found), pc.take(last4, found)

@@ -146,6 +146,7 @@ class LandingWriter:
         self._kms_key = kms_key_id(env)
         self._lock = threading.Lock()
         self._default: PartWriter | None = None
+        self._tombstone_part: PartWriter | None = None
         self._pan_columns = [n for n, c in table.columns.items() if c.pci is PciClass.PAN]
         # dictionary pages pay off on repetitive text (status, currency, batch id), not on ids, times or tokens
         self.dictionary_columns = [
@@ -231,8 +232,10 @@ class LandingWriter:
         """Keys deleted at the source: rows with only the primary key set and _OP = 'D' (MERGE deletes them)."""
         if keys.num_rows == 0:
             return
-        writer = self.part_writer(99)
-        shaped = self.shape(keys, 99 * CHUNK_ROW_SPAN + 1, catalog.OP_DELETE)
+        # one tombstone chunk per batch: a second call gets the next part name and the next row numbers
+        writer = self._tombstone_part = self._tombstone_part or self.part_writer(99)
+        shaped = self.shape(keys, 99 * CHUNK_ROW_SPAN + writer._rows + 1, catalog.OP_DELETE)
+        writer._rows += keys.num_rows
         writer._write_shaped(shaped)
         writer._close_part()
         with self._lock:

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from finsight.config.models import Environment
+from finsight.config.models import ApiSource, Connection, Environment
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 BASE_FILE = "base.yaml"
@@ -83,6 +83,15 @@ def _apply_source_templates(data: dict[str, Any]) -> None:
                 src[into] = deep_merge(filled, src.get(into) or {})
 
 
+def _check_template_keys(data: dict[str, Any], overlay: dict[str, Any], base_path: Path, env_path: Path) -> None:
+    """An unknown key in a template is reported where it was written, not at every source it was copied into."""
+    for template_key, model in (("postgres_defaults", Connection), ("api_overrides", ApiSource)):
+        for key in (data.get(template_key) or {}) if isinstance(data.get(template_key), dict) else ():
+            if key not in model.model_fields:
+                blamed = env_path if _has_path(overlay, (template_key, key)) else base_path
+                raise ConfigError(f"{blamed}: field '{template_key}.{key}': Extra inputs are not permitted")
+
+
 PORT_OFFSET_VARIABLE = "FINSIGHT_LOCAL_PORT_OFFSET"
 
 
@@ -140,6 +149,7 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     if merged["name"] != name:
         raise ConfigError(f"{env_path}: field 'name': says {merged['name']!r} but the file is for {name!r}")
     _apply_port_offset(merged)
+    _check_template_keys(merged, overlay, base_path, env_path)
     _apply_source_templates(merged)
     try:
         return Environment.model_validate(merged)

@@ -1,6 +1,7 @@
 """The walking skeleton end to end on the real local stack: extract -> S3 -> COPY -> MERGE.
 
-Order matters inside this module (first load, rerun, mutations, replay), as it would for an operator.
+The ordered operator steps (first load, rerun, mutations, replay) are one scenario test; the other tests only need
+something landed (their own fixture cycle) and may run in any order, on a fresh or an already used stack.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.stack import LocalStack
-from finsight.local.verify import reconcile
+from finsight.reconcile import reconcile
 from finsight.secrets import read_secret
 from snowpark.merge import merge_table
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.stack
 
 
 def _assert_caught_up(env: Environment, stack: LocalStack) -> None:
-    diffs = [d for d in reconcile(env, stack) if not d.equal]
+    diffs = [d for d in reconcile(env) if not d.equal]  # every column (hash), PAN by keyed token, deletes
     assert not diffs, diffs
 
 
@@ -41,29 +42,48 @@ def _curated_count(env: Environment, table: str) -> int:
 
 @pytest.fixture(scope="module")
 def first_cycle(local_env: Environment, local_stack: LocalStack):
-    return hourly_cycle(local_env)
+    """A landed cycle for the read-only checks below (each of them needs only that something landed)."""
+    cycle = hourly_cycle(local_env)
+    assert cycle.ok, cycle
+    return cycle
 
 
-def test_first_cycle_lands_everything(first_cycle, local_env: Environment, local_stack: LocalStack) -> None:
-    assert first_cycle.ok, first_cycle
-    assert set(first_cycle.seconds) == {"migrate", "extract", "load", "graph", "merge", "transform", "validate"}
-    assert first_cycle.dag.state == "SUCCEEDED" and first_cycle.dag.latency_seconds() is not None
-    assert all(t.state == "SUCCEEDED" for t in first_cycle.dag.tasks)
+def _stale_column_is_a_difference(env: Environment, stack: LocalStack) -> None:
+    """The reconciliation compares every column, not only key and cursor: a stale value is caught."""
+    table = env.table("payments.payments")
+    with warehouse.connect(env) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT PAYMENT_ID, STATUS FROM CURATED.{table.curated_name} ORDER BY PAYMENT_ID LIMIT 1")
+        key, status = cur.fetchone()
+        cur.execute(f"UPDATE CURATED.{table.curated_name} SET STATUS = 'stale' WHERE PAYMENT_ID = {key}")
+        try:
+            (diff,) = reconcile(env, [table])
+            assert (diff.missing, diff.extra, diff.different, diff.equal) == (0, 0, 1, False), diff
+        finally:
+            cur.execute(f"UPDATE CURATED.{table.curated_name} SET STATUS = %s WHERE PAYMENT_ID = {key}", (status,))
+    _assert_caught_up(env, stack)
+
+
+def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environment, local_stack: LocalStack) -> None:
+    """One operator scenario in order, inside one test: first load, idempotent rerun, source changes, replay."""
+    first = hourly_cycle(local_env)
+    assert first.ok, first
+    assert set(first.seconds) == {"migrate", "extract", "load", "graph", "merge", "transform", "validate"}
+    assert first.dag.state == "SUCCEEDED" and first.dag.latency_seconds() is not None
+    assert all(t.state == "SUCCEEDED" for t in first.dag.tasks)
     _assert_caught_up(local_env, local_stack)
     for table in local_env.tables():
         assert load_state(local_env, table)["cursor"], table.qualified
 
-
-def test_rerun_is_idempotent(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
+    # a rerun with nothing new: schemachange skips every script, CURATED does not change
     before = _curated_count(local_env, "payments.payments")
     again = hourly_cycle(local_env)
     assert again.ok
-    assert again.migrations_applied == 0  # schemachange: every script skipped the second time
+    assert again.migrations_applied == 0
     assert _curated_count(local_env, "payments.payments") == before
     _assert_caught_up(local_env, local_stack)
 
-
-def test_mutations_are_applied(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
+    # two simulated hours of inserts, updates and hard deletes
     changes = [local_stack.mutate(step) for step in range(2)]
     assert sum(c.updated for c in changes) > 0 and sum(c.deleted for c in changes) > 0
     cycle = hourly_cycle(local_env)
@@ -72,22 +92,25 @@ def test_mutations_are_applied(local_env: Environment, local_stack: LocalStack, 
     assert 0 < cycle.dag.deleted_rows() <= sum(c.deleted for c in changes)
     _assert_caught_up(local_env, local_stack)
 
-
-def test_replaying_an_old_batch_changes_nothing(local_env: Environment, local_stack: LocalStack, first_cycle) -> None:
-    table = local_env.table("payments.payments")
-    first_batch = next(b for s in first_cycle.sources for b in s.batches if b.table == table.qualified)
+    # replaying the oldest batch this scenario landed cannot overwrite the newer rows (a read that found nothing
+    # new lands no manifest, so it is no batch to replay)
+    tables = {t.qualified for t in local_env.tables()}
+    batches = [b for c in (first, again, cycle) for s in c.sources for b in s.batches]
+    landed = [b for b in batches if b.manifest_key and b.table in tables]
+    assert landed, "the scenario landed no batch"
+    oldest = next((b for b in landed if b.table == "payments.payments"), landed[0])
+    table = local_env.table(oldest.table)
     session = warehouse.snowpark_session(local_env)
     try:
-        spec = marts.merge_spec(local_env, table)
-        import json
-
-        out = json.loads(merge_table(session, json.dumps(spec), "test-replay", replay_batch=first_batch.batch_id))
-        assert out["batches"] == [first_batch.batch_id]
+        spec = json.dumps(marts.merge_spec(local_env, table))
+        out = json.loads(merge_table(session, spec, "test-replay", replay_batch=oldest.batch_id))
+        assert out["batches"] == [oldest.batch_id]
         with pytest.raises(ValueError, match="no complete manifest"):
-            merge_table(session, json.dumps(spec), "test-replay", replay_batch="no-such-batch")
+            merge_table(session, spec, "test-replay", replay_batch="no-such-batch")
     finally:
         session.close()
-    _assert_caught_up(local_env, local_stack)  # the old batch could not overwrite newer rows
+    _assert_caught_up(local_env, local_stack)
+    _stale_column_is_a_difference(local_env, local_stack)
 
 
 def test_pan_never_lands_in_clear_and_every_object_is_kms(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,54 @@ def test_good_and_failing_runs_print_no_secret(local_env: Environment, local_sta
     text = good.stdout + good.stderr + bad.stdout + bad.stderr + _logs(local_stack)
     leaked = [v[:4] + "…" for v in secrets | {wrong["password"]} if v in text]
     assert not leaked, f"secret values found in output/logs: {leaked}"
+
+
+# The ECS entrypoint with every logger of ours at DEBUG (the libraries keep the levels the entrypoint sets them to:
+# botocore at DEBUG would print Secrets Manager's response bodies, which is why the entrypoint silences it).
+_DEBUG_ENTRYPOINT = """
+import logging, sys
+import connectors.__main__ as entry
+
+configure = entry.configure_logging
+
+
+def debug_logging():
+    configure()
+    for name in ("", "finsight", "connectors", "snowpark", "psycopg", "adbc_driver_manager", "pyarrow"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    logging.getLogger("finsight.test").debug("debug logging is on")
+
+
+entry.configure_logging = debug_logging
+sys.exit(entry.main([]))
+"""
+
+
+@pytest.mark.parametrize("source", ["payments", "disputes"])
+def test_the_ecs_entrypoint_at_debug_prints_no_secret(
+    local_env: Environment, local_stack: LocalStack, source: str
+) -> None:
+    secrets = _secret_values(local_env)
+    sm = client(local_env, "secretsmanager")
+    injected = {  # what ECS would inject: the entrypoint must drop them before anything can echo them
+        "FINSIGHT_SOURCE_SECRET": sm.get_secret_value(SecretId=local_env.postgres_sources[source].connection.secret)[
+            "SecretString"
+        ],
+        "FINSIGHT_PAN_TOKENIZATION_KEY": sm.get_secret_value(SecretId=local_env.secrets.pan_tokenization_key)[
+            "SecretString"
+        ],
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _DEBUG_ENTRYPOINT],
+        env={**os.environ, "FINSIGHT_ENV": "local", "FINSIGHT_SOURCE": source, "FINSIGHT_MODE": "full", **injected},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert any(rec.get("level") == "debug" for rec in lines), "DEBUG records were not emitted"
+    assert any(rec.get("event") == "extraction_finished" or "rows" in rec for rec in lines), run.stdout[-2000:]
+    text = run.stdout + run.stderr
+    leaked = [v[:4] + "…" for v in secrets if v in text]
+    assert not leaked, f"secret values found in the entrypoint's output at DEBUG: {leaked}"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -30,9 +35,30 @@ def test_lint_reports_file_line_and_rule() -> None:
     assert ("bad.sql", 2, "LT05") in found
 
 
+_RENDER = (
+    "import hashlib, json, sys; from finsight.cli.sql_cmd import rendered_files; from finsight.config import "
+    "load_environment; print(hashlib.sha256(json.dumps(rendered_files(load_environment(sys.argv[1])), "
+    "sort_keys=True).encode()).hexdigest())"
+)
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_rendering_is_deterministic(env: str) -> None:
-    assert rendered_files(load_environment(env)) == rendered_files(load_environment(env))
+def test_rendering_is_deterministic_across_processes(env: str) -> None:
+    """Two processes with different string-hash seeds render the same text: no set or dict-of-set order, no clock,
+    no process state leaks into the SQL (inside one process such an order would repeat, so compare processes)."""
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", _RENDER, env],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1, digests
+    in_process = hashlib.sha256(json.dumps(rendered_files(load_environment(env)), sort_keys=True).encode())
+    assert digests == {in_process.hexdigest()}
 
 
 def test_expected_files_are_rendered() -> None:
