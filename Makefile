@@ -8,7 +8,7 @@ FINSIGHT := $(VENV)/bin/finsight
 ENV ?= local
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup run test lint bench up down status clean synth cost mutation mutation-report
+.PHONY: setup run test lint bench up down status clean synth cost chaos mutation mutation-report
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -32,6 +32,10 @@ run: setup
 # The tests start (and afterwards stop) the local stack themselves; see tests/conftest.py.
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Every fault-injection scenario (tests/chaos/; `make test` runs only the fast ones), then docs/reliability.md.
+chaos: setup
+	FINSIGHT_CHAOS=all FINSIGHT_CHAOS_REPORT=1 $(VENV)/bin/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

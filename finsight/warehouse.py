@@ -11,6 +11,11 @@ from cryptography.hazmat.primitives import serialization
 from finsight.config import Environment
 from finsight.secrets import read_secret
 
+# Local stack only: a fakesnow server that is gone fails a query in seconds, not after minutes of retries
+# (tests/chaos/test_warehouse_faults.py bounds a whole cycle with the server killed mid-MERGE).
+LOCAL_LOGIN_TIMEOUT_S = 15
+LOCAL_NETWORK_TIMEOUT_S = 20
+
 
 def connection_parameters(env: Environment, warehouse: str = "transform") -> dict[str, Any]:
     """Connector / Snowpark parameters; credentials come from Secrets Manager only."""
@@ -28,9 +33,10 @@ def connection_parameters(env: Environment, warehouse: str = "transform") -> dic
             "host": "127.0.0.1",
             "port": env.local.fakesnow_port,
             "protocol": "http",  # loopback only; every real account is reached over TLS
-            # fail instead of retrying for many minutes when the local server is gone
-            "login_timeout": 30,
-            "network_timeout": 120,
+            # fail instead of retrying for many minutes when the local server is gone: a request is retried for
+            # at most network_timeout seconds (each read still waits up to socket_timeout for a long query)
+            "login_timeout": LOCAL_LOGIN_TIMEOUT_S,
+            "network_timeout": LOCAL_NETWORK_TIMEOUT_S,
             "password": secret["password"].get_secret_value(),
         }
     else:

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import requests
 from finsight.config.loader import load_environment, repo_root
 from finsight.local.mock_apis import CREDENTIALS_ENV, create_app
 from finsight.local.mock_apis.adyen import SETTLEMENT_DETAIL_COLUMNS
+from tests.ports import free_port
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 SEED = 42
@@ -47,12 +47,6 @@ class Server:
 
     def url(self, source: str, path: str) -> str:
         return f"{self.base}/{source}{path}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +384,9 @@ def test_faults_clear_and_validate(server: Server) -> None:
 
 def test_server_log_holds_no_credentials(server: Server) -> None:
     call("GET", server.url("fxrates", PATHS["fxrates"]["daily_rates"]), params={"apikey": CREDENTIALS["fxrates"]})
-    time.sleep(0.2)  # let the access-log line land
+    deadline = time.monotonic() + 10  # the access-log line lands after the response: wait for it, not a fixed time
+    while "GET /fxrates" not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     log = server.log.read_text()
     assert "GET /fxrates" in log and "apikey=***" in log  # requests are logged, redacted
     for secret in (*CREDENTIALS.values(), *CREDENTIALS["paypal"].split(":")):

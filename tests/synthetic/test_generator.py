@@ -7,7 +7,6 @@ Three fresh sets of the 12 source databases: `a` and `b` are seeded with the sam
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from finsight.config.models import DeleteDetection
 from finsight.local.postgres import LocalPostgres
 from finsight.synthetic import create_source_tables, mutate_sources, seed_sources
 from finsight.synthetic.values import PROFILES, card_brand, luhn_valid
+from tests.ports import free_port
 
 ENV = load_environment("local")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -48,12 +48,6 @@ class SourceSet:
     connect: Connect
     counts: dict[str, int]
     digest: dict[str, str]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
