@@ -149,8 +149,8 @@ def ours(env: Environment, table: str, chunks: int) -> int:
 
         with ThreadPoolExecutor(len(ranges)) as pool:
             list(pool.map(run, range(len(ranges))))
-        result = writer.finish()
-    return result.rows
+    # no manifest: the bench table is not in the catalog, and its batch must never reach the warehouse
+    return writer.result.rows
 
 
 def _clean_landing(env: Environment, table: str) -> None:
