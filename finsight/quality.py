@@ -67,12 +67,10 @@ def migration_vars(env: Environment) -> list[dict[str, Any]]:
     """What migrations/R__quality_metrics.sql attaches as Data Metric Functions (Snowflake only)."""
     out = []
     for spec in specs(env).values():
-        out.append(
-            {
-                "curated": spec["curated"],
-                "nullable": spec["nullable"] if spec["checks"]["null_spike"]["enabled"] else [],
-                # DUPLICATE_COUNT takes one column: composite keys are left to the CHECK task
-                "unique_key": spec["primary_key"][0] if len(spec["primary_key"]) == 1 else None,
-            }
-        )
+        metrics = ["ROW_COUNT ON ()", "FRESHNESS ON (_EXTRACTED_AT)"]
+        if len(spec["primary_key"]) == 1:  # DUPLICATE_COUNT takes one column: composite keys are the CHECK task's
+            metrics.append(f"DUPLICATE_COUNT ON ({spec['primary_key'][0]})")
+        if spec["checks"]["null_spike"]["enabled"]:
+            metrics += [f"NULL_COUNT ON ({c})" for c in spec["nullable"]]
+        out.append({"curated": spec["curated"], "metrics": [f"SNOWFLAKE.CORE.{m}" for m in metrics]})
     return out

@@ -4,10 +4,7 @@
 {%- if not is_local %}
 {%- for t in quality_metrics %}
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} SET DATA_METRIC_SCHEDULE = 'TRIGGER_ON_CHANGES';
-{%- set attach = ["SNOWFLAKE.CORE.ROW_COUNT ON ()", "SNOWFLAKE.CORE.FRESHNESS ON (_EXTRACTED_AT)"] %}
-{%- if t.unique_key %}{% set attach = attach + ["SNOWFLAKE.CORE.DUPLICATE_COUNT ON (" ~ t.unique_key ~ ")"] %}{% endif %}
-{%- for c in t.nullable %}{% set attach = attach + ["SNOWFLAKE.CORE.NULL_COUNT ON (" ~ c ~ ")"] %}{% endfor %}
-{%- for a in attach %}
+{%- for a in t.metrics %}
 EXECUTE IMMEDIATE $$
 BEGIN
     ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} ADD DATA METRIC FUNCTION {{ a }};
