@@ -58,6 +58,21 @@ def hold(session: Any, spec: dict[str, Any], ready: list[dict], run_id: str) -> 
     return keep, [f"{b}: held by quality check raw_duplicates (quarantine)" for b in sorted(held)]
 
 
+def without_held(session: Any, spec: dict[str, Any], ready: list[dict]) -> tuple[list[dict], list[str]]:
+    """The batches no quality check holds (a backfill re-merge checks nothing new, but never merges a held batch)."""
+    if not ready:
+        return ready, []
+    ids = literal_list([b["BATCH_ID"] for b in ready])
+    held = {
+        r[0]
+        for r in session.sql(
+            f"SELECT BATCH_ID FROM {HOLDS} WHERE RAW_TABLE = {literal(spec['raw'])} AND BATCH_ID IN ({ids}) "
+            "AND RELEASED_AT IS NULL"
+        ).collect()
+    }
+    return [b for b in ready if b["BATCH_ID"] not in held], [f"{b}: held by a quality check" for b in sorted(held)]
+
+
 def _record(session: Any, spec: dict[str, Any], run_id: str, holds: dict[str, str], sql: str) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     check_id = f"{spec['table']}:raw_duplicates"
