@@ -171,9 +171,9 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     nulled = pg(stack, "payments", "SELECT payment_id, amount FROM payments ORDER BY payment_id LIMIT 60")
     pg(stack, "payments", "UPDATE payments SET amount = NULL, updated_at = now() WHERE payment_id = ANY(%s)",
        ([r[0] for r in nulled],))  # fmt: skip
-    # 3. orphan foreign keys: ledger entries pointing at an account that does not exist
-    orphaned = pg(stack, "ledger", "SELECT entry_id, account_id FROM ledger_entries ORDER BY entry_id LIMIT 3")
-    pg(stack, "ledger", "UPDATE ledger_entries SET account_id = 987654321, updated_at = now() "
+    # 3. orphan foreign keys: ledger entries pointing at a payment that does not exist (another database: no FK)
+    orphaned = pg(stack, "ledger", "SELECT entry_id, payment_id FROM ledger_entries ORDER BY entry_id LIMIT 3")
+    pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = 987654321, updated_at = now() "
                         "WHERE entry_id = ANY(%s)", ([r[0] for r in orphaned],))  # fmt: skip
     # 4. a stalled source: the disputes database refuses the connector
     role = _reader_role(stack, "disputes")
@@ -208,11 +208,11 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     failed = bad.failed()
     assert failed.get("risk.risk_assessments:row_count") == "warn", bad.results.get("risk.risk_assessments:row_count")
     assert failed.get("payments.payments:null_spike:amount") == "error"
-    assert failed.get("ledger.ledger_entries:referential:account_id") == "error"
+    assert failed.get("ledger.ledger_entries:referential:payment_id") == "error"
     assert failed.get("disputes.disputes:freshness") == "error"
     assert failed.get("customers.customers:raw_duplicates") == "quarantine"
     assert failed.get("payouts.payouts:accepted_values:status") == "warn"
-    samples = json.loads(bad.results["ledger.ledger_entries:referential:account_id"]["SAMPLE_KEYS"])
+    samples = json.loads(bad.results["ledger.ledger_entries:referential:payment_id"]["SAMPLE_KEYS"])
     assert sorted(s[0] for s in samples) == sorted(r[0] for r in orphaned)
     assert "on_hold" in bad.results["payouts.payouts:accepted_values:status"]["OBSERVED"]
     # error and quarantine fail their CHECK task; warnings do not
@@ -236,9 +236,9 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     for payment_id, amount in nulled:
         pg(stack, "payments", "UPDATE payments SET amount = %s, updated_at = now() WHERE payment_id = %s",
            (amount, payment_id))  # fmt: skip
-    for entry_id, account_id in orphaned:
-        pg(stack, "ledger", "UPDATE ledger_entries SET account_id = %s, updated_at = now() WHERE entry_id = %s",
-           (account_id, entry_id))  # fmt: skip
+    for entry_id, payment_id in orphaned:
+        pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = %s, updated_at = now() WHERE entry_id = %s",
+           (payment_id, entry_id))  # fmt: skip
     for payout_id, status in held_payouts:
         pg(stack, "payouts", "UPDATE payouts SET status = %s, updated_at = now() WHERE payout_id = %s",
            (status, payout_id))  # fmt: skip
