@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,28 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, local_stack: LocalStack) 
     yield p
 
 
-def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipeline: Pipeline) -> None:
+@pytest.fixture
+def undo() -> Iterator[list[Callable[[], None]]]:
+    """Source fixes, also run when the test stops half-way: the shared stack's sources are left as found."""
+    fixes: list[Callable[[], None]] = []
+    yield fixes
+    for fix in fixes:
+        fix()
+
+
+def _fix_sources(stack: LocalStack, nulled: list, orphaned: list, held_payouts: list) -> None:
+    for payment_id, amount in nulled:
+        pg(stack, "payments", "UPDATE payments SET amount = %s, updated_at = now() WHERE payment_id = %s "
+           "AND amount IS NULL", (amount, payment_id))  # fmt: skip
+    for entry_id, payment_id in orphaned:
+        pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = %s, updated_at = now() WHERE entry_id = %s "
+           "AND payment_id = 987654321", (payment_id, entry_id))  # fmt: skip
+    for payout_id, status in held_payouts:
+        pg(stack, "payouts", "UPDATE payouts SET status = %s, updated_at = now() WHERE payout_id = %s "
+           "AND status = 'on_hold'", (status, payout_id))  # fmt: skip
+
+
+def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipeline: Pipeline, undo: list) -> None:
     p, stack = pipeline, pipeline.stack
     # -- normal cycles on the seeded data: no false alarm (error, quarantine or warn), every mart published
     normal = [p.cycle() for _ in range(3)]
@@ -167,19 +188,23 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     # 1. an hour's risk assessments never reach the connector: their cursor fell behind the watermark (clock skew)
     pg(stack, "risk", "UPDATE risk_assessments SET updated_at = updated_at - interval '3 days' "
                       "WHERE updated_at > now() - interval '2 hours'")  # fmt: skip
+    nulled: list = []
+    orphaned: list = []
+    held_payouts: list = []
+    undo.append(lambda: _fix_sources(stack, nulled, orphaned, held_payouts))
     # 2. a column nulled: payments.amount (declared `error` for payments in base.yaml)
-    nulled = pg(stack, "payments", "SELECT payment_id, amount FROM payments ORDER BY payment_id LIMIT 60")
+    nulled += pg(stack, "payments", "SELECT payment_id, amount FROM payments ORDER BY payment_id LIMIT 60")
     pg(stack, "payments", "UPDATE payments SET amount = NULL, updated_at = now() WHERE payment_id = ANY(%s)",
        ([r[0] for r in nulled],))  # fmt: skip
     # 3. orphan foreign keys: ledger entries pointing at a payment that does not exist (another database: no FK)
-    orphaned = pg(stack, "ledger", "SELECT entry_id, payment_id FROM ledger_entries ORDER BY entry_id LIMIT 3")
+    orphaned += pg(stack, "ledger", "SELECT entry_id, payment_id FROM ledger_entries ORDER BY entry_id LIMIT 3")
     pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = 987654321, updated_at = now() "
                         "WHERE entry_id = ANY(%s)", ([r[0] for r in orphaned],))  # fmt: skip
     # 4. a stalled source: the disputes database refuses the connector
     role = _reader_role(stack, "disputes")
     pg(stack, "disputes", f'ALTER ROLE "{role}" NOLOGIN')
     # 6. a new status value nobody mapped: payouts 'on_hold' (payouts' vocabulary is learned from CURATED; `warn`)
-    held_payouts = pg(stack, "payouts", "SELECT payout_id, status FROM payouts ORDER BY payout_id LIMIT 2")
+    held_payouts += pg(stack, "payouts", "SELECT payout_id, status FROM payouts ORDER BY payout_id LIMIT 2")
     pg(stack, "payouts", "UPDATE payouts SET status = 'on_hold', updated_at = now() WHERE payout_id = ANY(%s)",
        ([r[0] for r in held_payouts],))  # fmt: skip
     # customers must change this hour for (5): the batch that lands is the one tampered with
@@ -233,15 +258,7 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     assert not sf(p.env, f"SELECT 1 FROM CURATED.CUSTOMERS__CUSTOMERS WHERE _BATCH_ID = '{batch}'")
 
     # -- the fixes: sources corrected, RAW repaired and the batch released, the stalled source reachable again
-    for payment_id, amount in nulled:
-        pg(stack, "payments", "UPDATE payments SET amount = %s, updated_at = now() WHERE payment_id = %s",
-           (amount, payment_id))  # fmt: skip
-    for entry_id, payment_id in orphaned:
-        pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = %s, updated_at = now() WHERE entry_id = %s",
-           (payment_id, entry_id))  # fmt: skip
-    for payout_id, status in held_payouts:
-        pg(stack, "payouts", "UPDATE payouts SET status = %s, updated_at = now() WHERE payout_id = %s",
-           (status, payout_id))  # fmt: skip
+    _fix_sources(stack, nulled, orphaned, held_payouts)
     sf(p.env, f"UPDATE RAW.CUSTOMERS__CUSTOMERS SET CUSTOMER_ID = {second[0]} WHERE _BATCH_ID = '{batch}' "
               f"AND _ROW_NUMBER = {second[1]}")  # fmt: skip
     sf(p.env, f"UPDATE OPS.QUALITY_HOLDS SET RELEASED_AT = CURRENT_TIMESTAMP() WHERE BATCH_ID = '{batch}'")
