@@ -243,7 +243,7 @@ def _create(env: Environment, node: TaskNode) -> str:
     task_after = [a for a in node.after if a != LOAD]  # the root follows LOAD through its trigger, not AFTER
     if task_after:
         after = "AFTER " + ", ".join(f"{ops}.{a}" for a in task_after)
-        # a mart with many upstreams waits for one check task each: the list cannot be wrapped
+        # a mart with many upstream merges (PostgreSQL + API) cannot wrap its AFTER list: tell sqlfluff so
         clauses.append(f"{after}  -- noqa: LT05" if len(after) + 4 > MAX_LINE_LENGTH else after)
     if node.name == ROOT:
         clauses.append(f"WHEN SYSTEM$STREAM_HAS_DATA('{trigger_stream(env)}')")

@@ -38,7 +38,7 @@ def _parse(sql: str) -> tuple[dict[str, Task], list[str]]:
         task = Task(name.group(1), body=body)
         for line in lines[1:]:
             key, _, value = line.strip().partition(" ")
-            task.clauses[key] = value.removeprefix("= ")
+            task.clauses[key] = value.removeprefix("= ").split("  -- noqa")[0]
         tasks[task.name] = task
     return tasks, resumed
 
@@ -80,7 +80,7 @@ def test_retention_graph_runs_daily_with_the_configured_retention(env: Environme
 def test_marts_wait_for_their_upstream_merges_and_are_validated(env: Environment) -> None:
     ops = env.snowflake.schemas["ops"]
     tasks, _ = _parse(dag.render_sql(env))
-    known = {t.qualified: t for t in env.tables()}
+    known = {t.qualified: t for t in env.warehouse_tables()}
     for mart in marts.marts():
         build = tasks[f"{ops}.MART_{mart.table_name}"]
         expected = {f"{ops}.MERGE_{known[u.table].raw_name}" for u in mart.upstreams if u.table in known}
@@ -92,7 +92,8 @@ def test_marts_wait_for_their_upstream_merges_and_are_validated(env: Environment
 def test_extract_and_load_stages_are_nodes_but_not_tasks(env: Environment) -> None:
     nodes = {n.name: n for n in dag.build_dag(env)}
     stages = [n for n in nodes.values() if n.is_stage]
-    assert {n.name for n in stages} == {f"EXTRACT_{s.upper()}" for s in env.postgres_sources} | {dag.LOAD}
+    sources = [*env.postgres_sources, *env.api_sources]
+    assert {n.name for n in stages} == {f"EXTRACT_{s.upper()}" for s in sources} | {dag.LOAD}
     assert nodes[dag.ROOT].after == (dag.LOAD,)
     sql = dag.render_sql(env)
     assert "TASK OPS.LOAD\n" not in sql and "TASK OPS.EXTRACT_" not in sql
