@@ -47,6 +47,8 @@ class RowCountCheck(Strict):
     min_history: int = Field(default=4, ge=1, description="fewer baseline samples: no verdict (new tables page nobody)")
     mad_threshold: float = Field(default=6.0, gt=0, description="|volume - median| > threshold * 1.4826 * MAD")
     min_deviation_rows: int = Field(default=50, ge=0, description="smaller absolute deviations are never anomalies")
+    # with a few samples the MAD can be tiny (two similar hours): a relative floor keeps ordinary swings quiet
+    min_deviation_ratio: float = Field(default=0.5, ge=0, description="deviations below this share of the median pass")
     never_quiet: bool = Field(default=False, description="a run without a single row for this table is an anomaly")
     severity: Severity = Severity.WARN
 

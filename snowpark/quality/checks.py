@@ -160,7 +160,8 @@ def row_count(ctx: Context) -> list[Result]:
         ]
     median = statistics.median(history)
     mad = statistics.median(abs(v - median) for v in history)
-    allowed = max(cfg["mad_threshold"] * MAD_TO_SIGMA * mad, cfg["min_deviation_rows"])
+    allowed = max(cfg["mad_threshold"] * MAD_TO_SIGMA * mad, cfg["min_deviation_rows"],
+                  cfg["min_deviation_ratio"] * median)  # fmt: skip
     status = FAIL if abs(landed - median) > allowed else PASS
     return [
         ctx.result(

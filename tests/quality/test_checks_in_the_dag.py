@@ -50,7 +50,7 @@ def _quality_env(tmp: Path) -> Environment:
     overlay["quality"] = {
         "defaults": {
             "row_count": {"seasonality": "none", "lookback": 2, "min_history": 2, "mad_threshold": 4,
-                          "min_deviation_rows": 10},
+                          "min_deviation_ratio": 0.75, "min_deviation_rows": 10},
             "referential": {"grace_minutes": 0},  # the sources are consistent: no child waits for its parent
         },
         "tables": {"disputes.disputes": {"freshness": {"read_sla_minutes": STALL_SLA_MINUTES}}},
