@@ -160,9 +160,10 @@ def undo() -> Iterator[list[Callable[[], None]]]:
 
 
 def _fix_sources(stack: LocalStack, nulled: list, orphaned: list, held_payouts: list) -> None:
-    for payment_id, amount in nulled:
-        pg(stack, "payments", "UPDATE payments SET amount = %s, updated_at = now() WHERE payment_id = %s "
-           "AND amount IS NULL", (amount, payment_id))  # fmt: skip
+    if nulled:
+        pg(stack, "payments", "UPDATE payments AS p SET amount = v.amount, updated_at = now() FROM "
+           "unnest(%s::bigint[], %s::numeric[]) AS v(id, amount) WHERE p.payment_id = v.id AND p.amount IS NULL",
+           ([r[0] for r in nulled], [r[1] for r in nulled]))  # fmt: skip
     for entry_id, payment_id in orphaned:
         pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = %s, updated_at = now() WHERE entry_id = %s "
            "AND payment_id = 987654321", (payment_id, entry_id))  # fmt: skip
@@ -184,6 +185,7 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
         assert len(c.results) > 60  # every table's checks ran and were recorded
 
     # -- inject six anomalies, each into a different table
+    hour_started = pg(stack, "payments", "SELECT now()")[0][0]
     p.mutate()
     # 1. an hour's risk assessments never reach the connector: their cursor fell behind the watermark (clock skew)
     pg(stack, "risk", "UPDATE risk_assessments SET updated_at = updated_at - interval '3 days' "
@@ -192,10 +194,11 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
     orphaned: list = []
     held_payouts: list = []
     undo.append(lambda: _fix_sources(stack, nulled, orphaned, held_payouts))
-    # 2. a column nulled: payments.amount (declared `error` for payments in base.yaml)
-    nulled += pg(stack, "payments", "SELECT payment_id, amount FROM payments ORDER BY payment_id LIMIT 60")
-    pg(stack, "payments", "UPDATE payments SET amount = NULL, updated_at = now() WHERE payment_id = ANY(%s)",
-       ([r[0] for r in nulled],))  # fmt: skip
+    # 2. a column nulled: this hour's payments.amount (declared `error` for payments in base.yaml)
+    changed = "FROM payments WHERE updated_at >= %s AND amount IS NOT NULL"
+    nulled += pg(stack, "payments", f"SELECT payment_id, amount {changed}", (hour_started,))
+    pg(stack, "payments", "UPDATE payments SET amount = NULL WHERE payment_id = ANY(%s)", ([r[0] for r in nulled],))
+    assert len(nulled) >= 20
     # 3. orphan foreign keys: ledger entries pointing at a payment that does not exist (another database: no FK)
     orphaned += pg(stack, "ledger", "SELECT entry_id, payment_id FROM ledger_entries ORDER BY entry_id LIMIT 3")
     pg(stack, "ledger", "UPDATE ledger_entries SET payment_id = 987654321, updated_at = now() "
