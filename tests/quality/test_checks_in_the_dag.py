@@ -227,6 +227,12 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
                                f"'{batch}' ORDER BY _ROW_NUMBER LIMIT 2")  # fmt: skip
     sf(p.env, f"UPDATE RAW.CUSTOMERS__CUSTOMERS SET CUSTOMER_ID = {first[0]} WHERE _BATCH_ID = '{batch}' "
               f"AND _ROW_NUMBER = {second[1]}")  # fmt: skip
+    repair = (
+        f"UPDATE RAW.CUSTOMERS__CUSTOMERS SET CUSTOMER_ID = {second[0]} WHERE _BATCH_ID = '{batch}' "
+        f"AND _ROW_NUMBER = {second[1]}"
+    )
+    release = f"UPDATE OPS.QUALITY_HOLDS SET RELEASED_AT = CURRENT_TIMESTAMP() WHERE BATCH_ID = '{batch}'"
+    undo.append(lambda: (sf(p.env, repair), sf(p.env, release + " AND RELEASED_AT IS NULL")))
     # the disputes source must be older than its SLA when the checks run
     last_read = sf(p.env, "SELECT MAX(QUERY_START_TIME) FROM OPS.TASK_HISTORY WHERE NAME = 'EXTRACT_DISPUTES' "
                           "AND STATE = 'SUCCEEDED'")[0][0]  # fmt: skip
@@ -262,9 +268,8 @@ def test_anomalies_are_caught_block_the_right_marts_and_clear_after_the_fix(pipe
 
     # -- the fixes: sources corrected, RAW repaired and the batch released, the stalled source reachable again
     _fix_sources(stack, nulled, orphaned, held_payouts)
-    sf(p.env, f"UPDATE RAW.CUSTOMERS__CUSTOMERS SET CUSTOMER_ID = {second[0]} WHERE _BATCH_ID = '{batch}' "
-              f"AND _ROW_NUMBER = {second[1]}")  # fmt: skip
-    sf(p.env, f"UPDATE OPS.QUALITY_HOLDS SET RELEASED_AT = CURRENT_TIMESTAMP() WHERE BATCH_ID = '{batch}'")
+    sf(p.env, repair)
+    sf(p.env, release)  # what `finsight dq release <batch>` does
     fixed = p.cycle()
     failed = fixed.failed()
     assert failed == {}, f"not cleared after the fix: {failed}"
