@@ -235,7 +235,14 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "tombstone_suffix": TOMBSTONE_SUFFIX,
         "marts": mart_vars(),
         "governance": governance_vars(env),
+        "quality_metrics": _quality_vars(env),
     }
+
+
+def _quality_vars(env: Environment) -> list[dict[str, Any]]:
+    from finsight import quality  # Data Metric Function attachments (migrations/R__quality_metrics.sql)
+
+    return quality.migration_vars(env)
 
 
 def api_egress_hosts(env: Environment) -> dict[str, list[str]]:

@@ -189,6 +189,9 @@ def pipeline_catalog(env: Environment) -> list[tuple[str, str, str]]:
         ("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.warehouse_tables()
     ]
     rows += [("mart", m.name, json.dumps(mart_spec(m, env), separators=(",", ":"))) for m in marts()]
+    from finsight import quality  # the merge-time quarantine gate reads the table's checks here
+
+    rows += [("quality", name, json.dumps(s, separators=(",", ":"))) for name, s in quality.specs(env).items()]
     return rows
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from snowpark import merge, pipeline_catalog
 from snowpark.marts_build import build_mart
+from snowpark.quality.gate import without_held
 from snowpark.sql_text import literal, literal_list
 
 
@@ -34,6 +35,8 @@ def backfill(session: Any, table: str, start: str, end: str, run_id: str | None 
         ).collect()
     ]
     ready, waiting = merge._ready_batches(session, spec, batch_ids=ids)
+    ready, held = without_held(session, spec, ready)  # a quarantined batch waits for its release here too
+    waiting += held
     counts = merge.merge_batches(session, spec, run_id, ready, record=False)
     if ready:  # batches merged here for the first time are not merged again by the next hourly run
         ready_ids = [b["BATCH_ID"] for b in ready]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from snowpark.quality.gate import hold
 from snowpark.schema_evolution import evolve_curated
 from snowpark.sql_text import literal, literal_list
 
@@ -271,6 +272,9 @@ def merge_table(session: Any, spec_json: str, run_id: str, replay_batch: str | N
     ready, waiting = _ready_batches(session, spec, replay_batch)
     summary: dict[str, Any] = {"table": spec["table"], "batches": [], "rows_merged": 0, "rows_deleted": 0,
                                "waiting": waiting}  # fmt: skip
+    if not replay_batch:  # an operator's replay is a decision: only the hourly path is gated
+        ready, held = hold(session, spec, ready, run_id)
+        summary["waiting"] = waiting + held
     if replay_batch and not ready:
         raise ValueError(f"{spec['table']}: batch {replay_batch!r} has no complete manifest+data in RAW to replay")
     if not ready:

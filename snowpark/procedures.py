@@ -57,5 +57,9 @@ PRUNE_RAW = Procedure("OPS.PRUNE_RAW", "snowpark.retention.prune_raw", (("RUN_ID
 APPLY_RETENTION = Procedure(
     "OPS.APPLY_RETENTION", "snowpark.retention.apply_retention", (("RUN_ID", "VARCHAR"), ("YEARS", "NUMBER"))
 )
+CHECK_TABLE = Procedure(
+    "OPS.CHECK_TABLE", "snowpark.quality.checks.check_table", (("SPEC_JSON", "VARCHAR"), ("RUN_ID", "VARCHAR"))
+)
 
 ALL = (START_RUN, MERGE_TABLE, BUILD_MART, VALIDATE_MART, FINALIZE_RUN, BACKFILL, PRUNE_RAW, APPLY_RETENTION)
+ALL = (*ALL, CHECK_TABLE)  # data quality (issue 9)

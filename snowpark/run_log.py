@@ -112,6 +112,18 @@ def latency(session: Any, run_id: str) -> dict[str, Any]:
     }
 
 
+def quality_failures(session: Any, run_id: str) -> dict[str, list[str]]:
+    """Failed quality checks of the run by severity (OPS.QUALITY_RESULTS): what the on-call reads first."""
+    rows = session.sql(
+        f"SELECT SEVERITY, CHECK_ID FROM OPS.QUALITY_RESULTS WHERE RUN_ID = {literal(run_id)} AND STATUS = 'FAIL' "
+        "ORDER BY SEVERITY, CHECK_ID"
+    ).collect()
+    out: dict[str, list[str]] = {}
+    for severity, check_id in rows:
+        out.setdefault(severity, []).append(check_id)
+    return out
+
+
 def finalize_run(session: Any, run_id: str) -> str:
     """Handler of OPS.FINALIZE_RUN(run_id)."""
     state, tasks, stages = run_state(session, run_id)
@@ -119,7 +131,10 @@ def finalize_run(session: Any, run_id: str) -> str:
         f"SELECT COUNT(DISTINCT TASK_NAME) FROM {RUN_LOG} WHERE RUN_ID = {literal(run_id)} AND TASK_NAME <> 'RUN'"
     ).collect()[0][0]
     detail = {"state": state, "tasks": int(count), "failed": tasks, "failed_stages": stages, **latency(session, run_id)}
+    detail["quality_failures"] = quality_failures(session, run_id)
     record_task(session, run_id, "RUN", state, json.dumps(detail))
     if state != "SUCCEEDED":
-        raise RuntimeError(f"run {run_id} {state}: failed tasks {tasks or '-'}, failed stages {stages or '-'}")
+        failing = ", ".join(f"{s}: {' '.join(ids)}" for s, ids in detail["quality_failures"].items())
+        raise RuntimeError(f"run {run_id} {state}: failed tasks {tasks or '-'}, failed stages {stages or '-'}"
+                           + (f", quality checks failed ({failing})" if failing else ""))  # fmt: skip
     return json.dumps({"run_id": run_id, **detail})

@@ -129,8 +129,20 @@ def quality_nodes(env: Environment, merges: dict[str, str]) -> dict[str, list[Ta
     """Slot for the data-quality issue: check tasks per table (`<source>.<table>` -> nodes after its merge).
 
     Marts wait for the checks of their upstream tables, so a failed check keeps bad data out of MARTS.
+    One CHECK_<TABLE> task per table runs every check the config declares for it (finsight/config/quality.py).
     """
-    return {}
+    from finsight import quality
+
+    out: dict[str, list[TaskNode]] = {}
+    for table in env.warehouse_tables():
+        if table.qualified not in merges:
+            continue
+        spec = json.dumps(quality.table_quality_spec(env, table), separators=(",", ":"))
+        out[table.qualified] = [
+            TaskNode(f"CHECK_{table.raw_name}", procedures.CHECK_TABLE, (spec, RUN_ID), (merges[table.qualified],),
+                     "transform", env.source(table.source).owner, f"Quality checks of {table.qualified}")
+        ]  # fmt: skip
+    return out
 
 
 def build_dag(env: Environment) -> list[TaskNode]:
@@ -170,8 +182,8 @@ def build_dag(env: Environment) -> list[TaskNode]:
         after: list[str] = []
         for up in mart.upstreams:
             if up.table in merges:
-                after.append(merges[up.table])
-                after.extend(n.name for n in checks.get(up.table, []))
+                # the table's checks run after its merge: waiting for them is waiting for both
+                after.extend([n.name for n in checks.get(up.table, [])] or [merges[up.table]])
         build = f"MART_{mart.table_name}"
         nodes.append(
             TaskNode(build, procedures.BUILD_MART, (mart.name, RUN_ID, CONFIG), tuple(after), "transform",

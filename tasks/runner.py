@@ -84,7 +84,7 @@ class DagRun:
 
     def stage_seconds(self) -> dict[str, float]:
         """Wall seconds per kind of task (merge, transform, validate), for the cycle summary and the bench."""
-        kinds = {"MERGE_": "merge", "MART_": "transform", "VALIDATE_": "validate"}
+        kinds = {"MERGE_": "merge", "CHECK_": "quality", "MART_": "transform", "VALIDATE_": "validate"}
         out: dict[str, float] = {}
         for t in self.tasks:
             for prefix, kind in kinds.items():

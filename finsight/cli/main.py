@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("finsight.cli.ops_cmd", "Alerts on the teams' topics, with owner and runbook [--follow]."),
     "metrics": ("finsight.cli.ops_cmd", "Pipeline metrics from the local sink (CloudWatch EMF in AWS)."),
     "dashboard": ("finsight.cli.ops_cmd", "The ops dashboard (Streamlit) against the environment's warehouse."),
+    "dq": ("finsight.cli.dq_cmd", "Data-quality results, history, explain and release (OPS.QUALITY_RESULTS)."),
 }
 
 

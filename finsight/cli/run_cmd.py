@@ -11,6 +11,7 @@ from finsight.cli.common import EnvOption, environment
 from finsight.config import Environment
 from finsight.local.cycle import CycleSummary, hourly_cycle
 from finsight.local.stack import LocalStack
+from tasks.runner import DagRun
 
 
 def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None:
@@ -34,6 +35,8 @@ def print_summary(summary: CycleSummary, cfg: Environment | None = None) -> None
         latency = dag.latency_seconds()
         typer.echo(f"  state              : {dag.state}" + ("" if latency is None else f" (source snapshot -> marts "
                    f"published in {latency:.0f}s)"))  # fmt: skip
+    for line in quality_lines(dag):
+        typer.secho(line, fg="red" if "FAILED" in line else "yellow", err=True)
     typer.echo("  seconds            : " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
     for source in summary.sources:
         for batch in source.batches:
@@ -63,6 +66,19 @@ def summary_json(summary: CycleSummary) -> dict[str, Any]:
         "extract_errors": summary.extract_errors,
         "load_errors": list(pipe.errors) if pipe else [],
     }
+
+
+def quality_lines(dag: DagRun | None) -> list[str]:
+    """Quality failures (CHECK_ tasks that failed: their marts were not published) and warnings of the run."""
+    out = []
+    for t in dag.tasks if dag else []:
+        if not t.name.startswith("CHECK_"):
+            continue
+        if t.state == "FAILED":
+            out.append(f"  quality FAILED     : {t.error} (`finsight dq explain <check id>`)")
+        for warning in t.output.get("warnings", []):
+            out.append(f"  quality warning    : {warning}")
+    return out
 
 
 def run(

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from finsight.config.quality import Quality
+
 IDENT = r"^[a-z][a-z0-9_]*$"
 Identifier = Annotated[str, Field(pattern=IDENT)]
 
@@ -450,6 +452,7 @@ class Environment(Strict):
     governance: Governance | None = None
     curated_archive: CuratedArchive | None = None
     network: NetworkLayout = NetworkLayout()
+    quality: Quality = Quality()  # data-quality checks: defaults for every table, per-table overrides
 
     @model_validator(mode="after")
     def _check(self) -> Environment:
@@ -468,6 +471,7 @@ class Environment(Strict):
             if self.name != "local" and not api.base_url.startswith("https://"):
                 raise ValueError(f"api_sources.{src_name}.base_url must be https:// outside local")
         self._check_references()
+        self.quality.check_tables({t.qualified: set(t.landed_columns()) for t in self.warehouse_tables()})
         if self.name == "local":
             if self.local is None:
                 raise ValueError("the local environment needs a `local:` section (ports of the local stack)")

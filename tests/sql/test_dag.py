@@ -83,8 +83,11 @@ def test_marts_wait_for_their_upstream_merges_and_are_validated(env: Environment
     known = {t.qualified: t for t in env.warehouse_tables()}
     for mart in marts.marts():
         build = tasks[f"{ops}.MART_{mart.table_name}"]
-        expected = {f"{ops}.MERGE_{known[u.table].raw_name}" for u in mart.upstreams if u.table in known}
-        assert set(build.clauses["AFTER"].split(", ")) == expected
+        # a mart waits for its upstreams' quality checks, each of which runs after that table's merge
+        ups = [known[u.table].raw_name for u in mart.upstreams if u.table in known]
+        assert set(build.clauses["AFTER"].split(", ")) == {f"{ops}.CHECK_{raw}" for raw in ups}
+        for raw in ups:
+            assert tasks[f"{ops}.CHECK_{raw}"].clauses["AFTER"] == f"{ops}.MERGE_{raw}"
         assert tasks[f"{ops}.VALIDATE_{mart.table_name}"].clauses["AFTER"] == build.name
         assert f"| owner: {mart.owner}'" in build.clauses["COMMENT"]
 

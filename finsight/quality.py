@@ -1,0 +1,76 @@
+"""Quality specs: the config's `quality:` checks resolved per catalog table, as the Snowpark procedures read them.
+
+The procedures ship without the config package (snowpark.zip), so each table's checks, with the facts they need
+from the catalog (primary key, cursor, nullable columns, status columns, references), travel as one JSON spec: the
+argument of the CHECK_<TABLE> task, and a `quality` row of OPS.PIPELINE_CATALOG for the merge-time quarantine gate.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from finsight.config import Environment, Table
+
+QUALITY_RESULTS_TABLE = "QUALITY_RESULTS"
+QUALITY_HOLDS_TABLE = "QUALITY_HOLDS"
+NOT_CHECKED_FOR_NULLS = {"_raw"}  # the whole API record: its nulls are its fields'
+
+
+def references(env: Environment, table: Table) -> list[dict[str, str]]:
+    """Child column -> parent CURATED table and column, for every `references` whose parent lands in CURATED."""
+    known = {t.qualified: t for t in env.warehouse_tables()}
+    out = []
+    for name, col in table.columns.items():
+        if col.references is None:
+            continue
+        source, parent, column = col.references.split(".")
+        target = known.get(f"{source}.{parent}")
+        if target is not None:
+            out.append(
+                {
+                    "column": name.upper(),
+                    "parent": target.curated_name,
+                    "parent_column": column.upper(),
+                    "parent_table": target.qualified,
+                }
+            )
+    return out
+
+
+def table_quality_spec(env: Environment, table: Table) -> dict[str, Any]:
+    checks = env.quality.for_table(table.qualified)
+    landed = table.landed_columns()
+    status = re.compile(checks.accepted_values.column_pattern)
+    pk = {c for c in table.primary_key}
+    return {
+        "table": table.qualified,
+        "source": table.source,
+        "raw": table.raw_name,
+        "curated": table.curated_name,
+        "primary_key": [c.upper() for c in table.primary_key],
+        "cursor": table.cursor.upper(),
+        "nullable": [
+            c.upper() for c, col in landed.items() if col.nullable and c not in pk and c not in NOT_CHECKED_FOR_NULLS
+        ],
+        "status_columns": [c.upper() for c in landed if status.match(c)],
+        "references": references(env, table),
+        "checks": checks.model_dump(mode="json"),
+    }
+
+
+def specs(env: Environment) -> dict[str, dict[str, Any]]:
+    return {t.qualified: table_quality_spec(env, t) for t in env.warehouse_tables()}
+
+
+def migration_vars(env: Environment) -> list[dict[str, Any]]:
+    """What migrations/R__quality_metrics.sql attaches as Data Metric Functions (Snowflake only)."""
+    out = []
+    for spec in specs(env).values():
+        metrics = ["ROW_COUNT ON ()", "FRESHNESS ON (_EXTRACTED_AT)"]
+        if len(spec["primary_key"]) == 1:  # DUPLICATE_COUNT takes one column: composite keys are the CHECK task's
+            metrics.append(f"DUPLICATE_COUNT ON ({spec['primary_key'][0]})")
+        if spec["checks"]["null_spike"]["enabled"]:
+            metrics += [f"NULL_COUNT ON ({c})" for c in spec["nullable"]]
+        out.append({"curated": spec["curated"], "metrics": [f"SNOWFLAKE.CORE.{m}" for m in metrics]})
+    return out

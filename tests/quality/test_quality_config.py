@@ -1,0 +1,85 @@
+"""The quality checks come from the config alone: defaults for every table, per-table overrides, clear errors,
+one CHECK task per table in the graph with the marts waiting for their upstreams' checks, and Data Metric
+Functions rendered for Snowflake only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from finsight import marts, migrate, quality
+from finsight.config import ConfigError, Environment, load_environment, repo_root
+from tasks.dag import build_dag
+
+
+def _env_with(tmp: Path, quality_section: dict) -> Environment:
+    shutil.copytree(repo_root() / "environments", tmp / "environments")
+    local = tmp / "environments" / "local.yaml"
+    overlay = yaml.safe_load(local.read_text())
+    overlay["quality"] = quality_section
+    local.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return load_environment("local", tmp / "environments")
+
+
+@pytest.mark.parametrize("name", ["local", "prod"])
+def test_every_catalog_table_gets_every_check_and_a_check_task(name: str) -> None:
+    env = load_environment(name)
+    specs = quality.specs(env)
+    assert set(specs) == {t.qualified for t in env.warehouse_tables()}
+    nodes = {n.name: n for n in build_dag(env)}
+    for table in env.warehouse_tables():
+        spec = specs[table.qualified]
+        assert all(spec["checks"][c]["enabled"] for c in ("freshness", "row_count", "null_spike", "unique"))
+        check = nodes[f"CHECK_{table.raw_name}"]
+        assert check.after == (f"MERGE_{table.raw_name}",)
+    # references come from the catalog: payments -> merchants, ledger entries -> accounts
+    refs = {(r["column"], r["parent_table"]) for r in specs["ledger.ledger_entries"]["references"]}
+    assert ("ACCOUNT_ID", "ledger.accounts") in refs
+    assert specs["payments.payments"]["status_columns"] == ["STATUS"]
+
+
+def test_marts_wait_for_the_checks_of_every_upstream() -> None:
+    env = load_environment("local")
+    nodes = {n.name: n for n in build_dag(env)}
+    for mart in marts.marts():
+        after = nodes[f"MART_{mart.table_name}"].after
+        for up in mart.upstreams:
+            if up.table in {t.qualified for t in env.warehouse_tables()}:
+                assert f"CHECK_{up.raw_name}" in after, (mart.name, up.table)
+
+
+def test_a_per_table_override_changes_that_table_only(tmp_path: Path) -> None:
+    env = _env_with(
+        tmp_path, {"tables": {"refunds.refunds": {"referential": {"grace_minutes": 5, "severity": "warn"}}}}
+    )
+    refunds, payments = env.quality.for_table("refunds.refunds"), env.quality.for_table("payments.payments")
+    assert (refunds.referential.grace_minutes, refunds.referential.severity) == (5, "warn")
+    assert (payments.referential.grace_minutes, payments.referential.severity) == (60, "error")
+    assert refunds.freshness.read_sla_minutes == 90  # untouched keys keep the defaults
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"tables": {"payments.paymnts": {"unique": {"severity": "error"}}}}, "quality.tables.payments.paymnts"),
+        ({"tables": {"payments.payments": {"null_spike": {"column_severity": {"amout": "error"}}}}}, "amout"),
+        ({"defaults": {"row_count": {"severity": "page"}}}, "quality.defaults"),
+        ({"defaults": {"freshnes": {}}}, "freshnes"),
+    ],
+)
+def test_bad_quality_config_is_a_clear_error(tmp_path: Path, section: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _env_with(tmp_path, section)
+
+
+def test_data_metric_functions_are_rendered_for_snowflake_only() -> None:
+    prod = migrate.render_all(load_environment("prod"))["R__quality_metrics.sql"]
+    assert "SET DATA_METRIC_SCHEDULE = 'TRIGGER_ON_CHANGES'" in prod
+    for dmf in ("ROW_COUNT ON ()", "FRESHNESS ON (_EXTRACTED_AT)", "DUPLICATE_COUNT ON (PAYMENT_ID)",
+                "NULL_COUNT ON (AMOUNT)"):  # fmt: skip
+        assert f"PAYMENTS__PAYMENTS ADD DATA METRIC FUNCTION SNOWFLAKE.CORE.{dmf}" in prod, dmf
+    local = migrate.render_all(load_environment("local"))["R__quality_metrics.sql"]
+    assert "DATA METRIC" not in local.replace("Data Metric", "")
