@@ -157,7 +157,8 @@ def run_dag(
     rerun: set[str] | None = None,
     scheduled: datetime | None = None,
 ) -> DagRun:
-    """Play the hourly graph. `only`: just these MERGE tasks; `rerun`: just these tasks (retry of an attempt)."""
+    """Play the hourly graph. `only`: just these MERGE tasks and the tasks downstream of nothing but them;
+    `rerun`: just these tasks (retry of an attempt)."""
     merged_config = {**DEFAULT_CONFIG, **(config or {})}
     config_json = json.dumps(merged_config)
     scheduled = scheduled or _now()
@@ -166,6 +167,7 @@ def run_dag(
     by_stage = {s.name: s for s in stages or []}
     states: dict[str, str] = {}
     results: list[TaskResult] = []
+    left_out: set[str] = set()
     for node in build_dag(env):
         if node.is_stage:
             stage = by_stage.get(node.name)
@@ -178,7 +180,12 @@ def run_dag(
             seconds = (stage.completed_at - stage.started_at).total_seconds()
             results.append(TaskResult(node.name, stage.state, round(seconds, 3), stage.output, stage.error))
             continue
-        if only and node.name.startswith("MERGE_") and node.name not in only:
+        if (
+            only
+            and node.name != FINALIZER
+            and ((node.name.startswith("MERGE_") and node.name not in only) or any(a in left_out for a in node.after))
+        ):
+            left_out.add(node.name)  # `only`: those merges and what follows from them (checks, marts), nothing else
             continue
         if rerun is not None and node.name not in rerun and node.name != FINALIZER:
             states[node.name] = "SUCCEEDED"  # succeeded in an earlier attempt of this graph run

@@ -165,10 +165,13 @@ def _clean_landing(env: Environment, table: str) -> None:
 
 
 def peak_rss_mib(table: str) -> float:
-    """Ours on the big table in a child process (fresh interpreter): its peak resident set, MiB."""
+    """Ours on the big table in a child process (fresh interpreter): the child's own peak resident set, MiB.
+
+    (RUSAGE_CHILDREN would report the largest of *all* children this process ever waited for.)
+    """
     code = f"from tests.bench.extract_bench import _child; _child({table!r})"
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return int(done.stdout.strip().splitlines()[-1]) / 1024
 
 
 def _child(table: str) -> None:
@@ -177,6 +180,7 @@ def _child(table: str) -> None:
     env = load_environment("local")
     ours(env, table, 1)
     _clean_landing(env, table)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
 def run_extract_bench(env: Environment, stack: LocalStack, rows: int, big_rows: int) -> dict[str, Any]:
