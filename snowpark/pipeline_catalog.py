@@ -36,6 +36,6 @@ def specs(session: Any, kind: str) -> list[dict[str, Any]]:
 def spec(session: Any, kind: str, name: str) -> dict[str, Any]:
     rows = session.sql(f"SELECT SPEC FROM {CATALOG} WHERE KIND = {literal(kind)} AND NAME = {literal(name)}").collect()
     if not rows:
-        known = ", ".join(s.get("table") if kind == "table" else s["mart"] for s in specs(session, kind))
+        known = ", ".join(str(s.get("table") or s.get("mart")) for s in specs(session, kind))
         raise ValueError(f"unknown {kind} {name!r} in {CATALOG}; known: {known or 'none (run `finsight dag deploy`)'}")
     return json.loads(rows[0][0])
