@@ -31,7 +31,7 @@ from finsight.local.snowpipe import drain
 from finsight.local.stack import LocalStack
 from tasks.runner import DagRun, run_dag
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.quality_e2e]
 KEPT_APIS = {"fxrates"}
 STALL_SLA_MINUTES = 4.0  # disputes' read SLA in the test catalog: above a normal cycle's extract -> check time
 
