@@ -45,6 +45,18 @@ class Storage:
     archive: S3Bucket
 
 
+def _noncurrent_expiry() -> list[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration]:
+    """Every bucket drops overwritten versions after NONCURRENT_VERSION_DAYS (one rule, shared)."""
+    return [S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=NONCURRENT_VERSION_DAYS)]
+
+
+def _abort_multipart() -> list[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload]:
+    """Every bucket removes the parts of uploads that never completed (a killed connector's multipart upload)."""
+    return [
+        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=ABORT_MULTIPART_DAYS)
+    ]
+
+
 def _locked_bucket(scope: Construct, cid: str, name: str, names: Names) -> S3Bucket:
     """A bucket with ACLs disabled, every public access block on and versioning enabled."""
     bucket = S3Bucket(scope, cid, bucket=name, tags=names.tags)
@@ -137,26 +149,14 @@ def _lifecycle(scope: Construct, names: Names, bucket: S3Bucket) -> None:
                     )
                 ],
                 expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention.raw_days)],
-                noncurrent_version_expiration=[
-                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=NONCURRENT_VERSION_DAYS
-                    )
-                ],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=ABORT_MULTIPART_DAYS
-                    )
-                ],
+                noncurrent_version_expiration=_noncurrent_expiry(),
+                abort_incomplete_multipart_upload=_abort_multipart(),
             ),
             S3BucketLifecycleConfigurationRule(
                 id="bucket-housekeeping",
                 status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=ABORT_MULTIPART_DAYS
-                    )
-                ],
+                abort_incomplete_multipart_upload=_abort_multipart(),
             ),
         ],
     )
@@ -176,16 +176,8 @@ def _access_log_bucket(scope: Construct, names: Names) -> S3Bucket:
                 status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                 expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=LOG_RETENTION_DAYS)],
-                noncurrent_version_expiration=[
-                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=NONCURRENT_VERSION_DAYS
-                    )
-                ],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=ABORT_MULTIPART_DAYS
-                    )
-                ],
+                noncurrent_version_expiration=_noncurrent_expiry(),
+                abort_incomplete_multipart_upload=_abort_multipart(),
             )
         ],
     )
@@ -235,26 +227,14 @@ def _archive_lifecycle(scope: Construct, names: Names, bucket: S3Bucket) -> None
                         days=archive.glacier_ir_after_days, storage_class="GLACIER_IR"
                     ),
                 ],
-                noncurrent_version_expiration=[
-                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=NONCURRENT_VERSION_DAYS
-                    )
-                ],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=ABORT_MULTIPART_DAYS
-                    )
-                ],
+                noncurrent_version_expiration=_noncurrent_expiry(),
+                abort_incomplete_multipart_upload=_abort_multipart(),
             ),
             S3BucketLifecycleConfigurationRule(
                 id="bucket-housekeeping",
                 status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=ABORT_MULTIPART_DAYS
-                    )
-                ],
+                abort_incomplete_multipart_upload=_abort_multipart(),
             ),
         ],
     )
