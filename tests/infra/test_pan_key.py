@@ -4,6 +4,7 @@ single-key format is version 1, and no key value ever reaches the output."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 
@@ -14,28 +15,30 @@ from typer.testing import CliRunner
 from finsight import pan_key
 from finsight.aws import client
 from finsight.config import Environment, load_environment
+from finsight.config.loader import PORT_OFFSET_VARIABLE
 
 
-def _port_free(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def moto_env() -> Iterator[Environment]:
-    """The local environment's Secrets Manager: a moto server on its port (the running stack's, if it is up)."""
-    env = load_environment("local")
-    assert env.local is not None
-    server = None
-    if _port_free(env.local.moto_port):
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=env.local.moto_port)
+    """The local environment moved onto a private moto server (the port offset moves it, for the CLI too): rotating
+    here never touches the running stack's key, whose tokens the pipeline tests check against the sources."""
+    base = load_environment("local")
+    assert base.local is not None
+    port = _free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        offset = int(os.environ.get(PORT_OFFSET_VARIABLE, "0") or 0) + port - base.local.moto_port
+        patch.setenv(PORT_OFFSET_VARIABLE, str(offset))
+        env = load_environment("local")
+        assert env.aws.endpoint_url == f"http://127.0.0.1:{port}"
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
         server.start()
-    yield env
-    if server is not None:
+        yield env
         server.stop()
 
 
