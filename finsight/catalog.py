@@ -236,7 +236,14 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "marts": mart_vars(),
         "governance": governance_vars(env),
         "quality_metrics": _quality_vars(env),
+        "contacts": _contact_statements(env),
     }
+
+
+def _contact_statements(env: Environment) -> list[str]:
+    from finsight.ops.ownership import contact_sql  # Snowflake contacts per team and table (R__table_contacts.sql)
+
+    return contact_sql(env)
 
 
 def _quality_vars(env: Environment) -> list[dict[str, Any]]:
