@@ -20,11 +20,11 @@ def _echo_json(value: Any) -> None:
 def status(env: str = EnvOption, as_json: bool = JsonOption) -> None:
     """Per source and table: last success, freshness, lag vs SLA, last error, owner, next action (exit 1 if any
     table is failing or late)."""
+    cfg = environment(env)
+    require_local_stack(cfg)  # before the heavy imports: a stopped stack is reported at once
     from finsight import warehouse
     from finsight.ops.status import table_status
 
-    cfg = environment(env)
-    require_local_stack(cfg)
     with platform_errors(cfg), warehouse.connect(cfg) as conn:
         rows = table_status(cfg, conn.cursor())
     bad = [r for r in rows if r.state in ("failing", "late")]
@@ -45,11 +45,11 @@ def status(env: str = EnvOption, as_json: bool = JsonOption) -> None:
 
 def slo(env: str = EnvOption, as_json: bool = JsonOption) -> None:
     """Monthly DAG success rate (target 99.9 %) and end-to-end latency p50 / p95 (target 30 min) from the run log."""
+    cfg = environment(env)
+    require_local_stack(cfg)
     from finsight import warehouse
     from finsight.ops.slo import monthly
 
-    cfg = environment(env)
-    require_local_stack(cfg)
     with platform_errors(cfg), warehouse.connect(cfg) as conn:
         months = monthly(cfg, conn.cursor())
     if as_json:
@@ -82,11 +82,10 @@ def alerts(
     interval: float = typer.Option(5.0, min=0.5, help="Seconds between checks with --follow."),
 ) -> None:
     """Alerts on the data-engineering and DevOps topics, with owner and runbook; open ones by default."""
-    from finsight import warehouse
-    from finsight.ops import alerts as ops_alerts
-
     cfg = environment(env)
     require_local_stack(cfg)
+    from finsight import warehouse
+    from finsight.ops import alerts as ops_alerts
 
     def poll() -> list[dict[str, Any]]:
         with platform_errors(cfg):
