@@ -183,6 +183,8 @@ def table_spec(table: Table) -> dict[str, Any]:
         "cursor": table.cursor.upper(),
         "columns": [c.upper() for c in table.landed_columns()],
         "pk_snapshot": table.deletes.value == "pk_snapshot",
+        # the date/time column retention and the archive age rows by (None: an integer cursor, no age)
+        "age_column": archive_age_column(table),
     }
 
 
@@ -236,7 +238,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "marts": mart_vars(),
         "governance": governance_vars(env),
         "quality_metrics": _quality_vars(env),
-        "archive": archive_vars(env),  # R__curated_archive.sql (issue 11)
+        "archive": archive_vars(env),  # R__warehouse_views_archive.sql (issue 11)
     }
 
 
@@ -367,7 +369,7 @@ def archived_tables(env: Environment) -> list[dict[str, Any]]:
 
 
 def archive_vars(env: Environment) -> dict[str, Any] | None:
-    """What migrations/R__curated_archive.sql renders: the external volume and the Iceberg tables + history views."""
+    """What migrations/R__warehouse_views_archive.sql renders: the external volume, Iceberg tables, history views."""
     if env.curated_archive is None:
         return None
     return {

@@ -4,7 +4,7 @@ Run by the daily FINSIGHT_RETENTION graph after APPLY_RETENTION. The cutoff is m
 month `hot_months` before the current one), so the job moves one whole month once a month; the daily schedule only
 makes a failed move retry the next day. The Iceberg tables (ARCHIVE.<table>, external volume from cdktf) and the
 history views (HISTORY.<table> = hot rows, plus archived rows whose key is not hot) are created by
-migrations/R__curated_archive.sql from the same config.
+migrations/R__warehouse_views_archive.sql from the same config.
 
 Each table moves in two idempotent steps, so a rerun after a crash anywhere never duplicates or loses a row:
   1. copy: every old hot row not yet in the archive is inserted, a newer version replaces an archived one

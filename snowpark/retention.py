@@ -65,10 +65,13 @@ def apply_retention(session: Any, run_id: str, years: int) -> str:
     archived = _archive_tables(session)
     for spec in pipeline_catalog.specs(session, "table"):
         curated = f"CURATED.{spec['curated']}"
-        deleted[curated] = _delete(session, run_id, curated, policy, f"{spec['cursor']} < {cutoff}", cutoff)
-        if spec["curated"] in archived:
+        # a row's age is its date/time cursor; a table with an integer cursor has none (kept, like its archive)
+        age = spec.get("age_column", spec["cursor"])
+        if age:
+            deleted[curated] = _delete(session, run_id, curated, policy, f"{age} < {cutoff}", cutoff)
+        if age and spec["curated"] in archived:
             archive = f"{ARCHIVE_SCHEMA}.{spec['curated']}"
-            deleted[archive] = _delete(session, run_id, archive, policy, f"{spec['cursor']} < {cutoff}", cutoff)
+            deleted[archive] = _delete(session, run_id, archive, policy, f"{age} < {cutoff}", cutoff)
         deleted[tombstones(spec)] = _delete(
             session, run_id, tombstones(spec), policy, f"_EXTRACTED_AT < {cutoff}", cutoff
         )

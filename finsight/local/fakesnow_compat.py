@@ -101,7 +101,7 @@ ICEBERG_PROPERTIES = {"EXTERNAL_VOLUME", "CATALOG", "BASE_LOCATION", "STORAGE_SE
 def iceberg_as_plain_table(expression: exp.Expr) -> exp.Expr:
     """`CREATE ICEBERG TABLE ... EXTERNAL_VOLUME = ... CATALOG = ... BASE_LOCATION = ...` -> `CREATE TABLE ...`, and
     `ALTER ICEBERG TABLE` -> `ALTER TABLE`: DuckDB stores the archive as a plain table, the columns and every
-    statement that reads or writes it stay as Snowflake runs them (migrations/R__curated_archive.sql).
+    statement that reads or writes it stay as Snowflake runs them (migrations/R__warehouse_views_archive.sql).
 
     Without it the storage properties reach sqlglot's DuckDB generator, which drops them only with an
     "Unsupported property" warning: an accident of the generator, not a decision.
