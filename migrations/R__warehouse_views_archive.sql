@@ -43,6 +43,39 @@ WHERE NOT EXISTS (
         {%- endfor %}
 );
 {%- endfor %}
+{%- if not is_local %}
+{%- set g = governance %}
+{%- set gov = database ~ "." ~ g.governance_schema %}
+{%- set archived = a.tables | map(attribute="name") | list %}
+
+-- Access control, as R__governance.sql sets it for CURATED (that script runs first, before these objects exist; and
+-- CREATE OR REPLACE VIEW drops a view's policies, so they are attached again here, every time the views are).
+-- The Iceberg tables are the pipeline's alone, like RAW; readers query HISTORY, whose views carry CURATED's PII
+-- masking and row-access policies (on the views: sqlfluff cannot parse ALTER ICEBERG TABLE).
+ALTER SCHEMA {{ database }}.{{ a.schema }} ENABLE MANAGED ACCESS;
+ALTER SCHEMA {{ database }}.{{ a.history_schema }} ENABLE MANAGED ACCESS;
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ g.roles.governance }};
+{%- for reader in [g.roles.analyst, g.roles.pii_reader] %}
+REVOKE ALL PRIVILEGES ON SCHEMA {{ database }}.{{ a.schema }} FROM ROLE {{ reader }};
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+GRANT SELECT ON ALL VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+GRANT SELECT ON FUTURE VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+{%- endfor %}
+
+USE ROLE {{ g.roles.governance }};
+{%- for t in tables if t.curated in archived %}
+{%- for c in t.columns if c.pii %}
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
+SET MASKING POLICY {{ gov }}.PII_MASK FORCE;
+{%- endfor %}
+{%- endfor %}
+{%- for name in g.row_access_tables if name in archived %}
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }}
+ADD ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS ON ({{ g.row_access_column }});
+{%- endfor %}
+USE ROLE {{ g.roles.pipeline }};
+{%- endif %}
 {%- else %}
 SELECT 'no curated_archive in this environment: CURATED keeps all its history' AS CURATED_ARCHIVE;
 {%- endif %}
