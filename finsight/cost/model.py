@@ -4,6 +4,8 @@ Pure functions over `Environment`s; pass a modified copy (`env.model_copy(update
 The bill is a function of the month of operation: storage fills up until the retention ceiling, so the gate
 (`finsight cost --env all --horizon 84`) checks every month of the horizon against the cap minus the headroom,
 and the worst month decides. `monthly_snowflake_credits` is the contract the IaC uses for resource monitors.
+The worst month stays under the cap because CURATED/MARTS history older than `curated_archive.hot_months` is priced
+as Iceberg on tiered S3, not native storage: the ARCHIVE_CURATED task (snowpark/archive.py) is what moves it.
 """
 
 from __future__ import annotations
