@@ -88,6 +88,12 @@ def test_archive_is_pipeline_only_and_history_views_carry_the_curated_policies(e
     assert uses[-1][1] == roles["pipeline"]  # schemachange records its history as the pipeline role
 
 
+def test_procedures_name_the_archive_schema_of_the_catalog() -> None:
+    from snowpark import archive
+
+    assert archive.ARCHIVE_SCHEMA == catalog.ARCHIVE_SCHEMA  # procedures ship without finsight/: one copy, checked
+
+
 def test_without_curated_archive_nothing_is_archived() -> None:
     env: Environment = load_environment("local")
     assert env.curated_archive is not None  # the local stack runs the move too (fakesnow: plain tables)
