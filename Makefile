@@ -29,9 +29,10 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 run: setup
 	$(FINSIGHT) run --env $(ENV)
 
-# The tests start (and afterwards stop) the local stack themselves; see tests/conftest.py.
+# The tests start (and afterwards stop) the local stack themselves; see tests/conftest.py. The stack-free tests
+# (IaC synth, checkov, docs, ...) run in a second pytest process beside the stack tests: tests/suite.py.
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 # Every fault-injection scenario (tests/chaos/; `make test` runs only the fast ones), then docs/reliability.md.
 chaos: setup

@@ -2,16 +2,20 @@
 
 The stack is started once per test session when a test asks for it and stopped at the end if this session
 started it, so `make test` leaves no process behind.
+
+`make test` (tests/suite.py) runs the modules of STACK_FREE in a second pytest process beside the stack tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from finsight.config import Environment, load_environment
 from finsight.local.stack import LocalStack
+from tests.suite import is_stack_free
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,10 @@ def local_stack(local_env: Environment) -> Iterator[LocalStack]:
     yield stack
     if started:
         stack.down()
+
+
+@pytest.fixture(autouse=True)
+def _stack_free_modules_never_use_the_stack(request: pytest.FixtureRequest) -> None:
+    """A module listed in STACK_FREE that asks for the stack would run beside the stack tests: refuse it."""
+    if "local_stack" in request.fixturenames and is_stack_free(Path(str(request.node.path))):
+        pytest.fail(f"{request.node.nodeid} uses the local stack: drop its module from STACK_FREE (tests/suite.py)")
