@@ -178,6 +178,10 @@ def merge_spec(env: Environment, table: object) -> dict:
 
     spec = catalog.table_spec(table)  # type: ignore[arg-type]
     spec["date_columns"] = date_columns(env).get(spec["raw"], [])
+    # CURATED retention ages a row by its cursor when the cursor is a time; a sequence cursor (a report's batch
+    # number) says nothing about age, so such rows age by their read time (never later than their last change)
+    cursor_type = table.columns[table.cursor].type  # type: ignore[attr-defined]
+    spec["retention_column"] = spec["cursor"] if cursor_type in ("timestamp", "date") else "_EXTRACTED_AT"
     return spec
 
 

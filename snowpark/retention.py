@@ -3,8 +3,9 @@
 PRUNE_RAW: RAW (transient) rows of batches merged more than `days` ago are deleted (retention.raw_table_days);
 unmerged batches are kept whatever their age. S3 keeps the files for retention.raw_days, so a pruned batch can
 still be reloaded. APPLY_RETENTION: CURATED rows not changed for `years` (by the table's cursor), their tombstones,
-and MARTS partitions older than `years` are deleted (retention.curated_years: 7). Every deletion is logged in
-OPS.RETENTION_RUNS.
+and MARTS partitions older than `years` are deleted (retention.curated_years: 7). A table whose cursor is not a time
+(a report's batch number) ages its rows by their read time `_EXTRACTED_AT` (spec["retention_column"]). Every
+deletion is logged in OPS.RETENTION_RUNS.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def apply_retention(session: Any, run_id: str, years: int) -> str:
     deleted = {}
     for spec in pipeline_catalog.specs(session, "table"):
         curated = f"CURATED.{spec['curated']}"
-        deleted[curated] = _delete(session, run_id, curated, policy, f"{spec['cursor']} < {cutoff}", cutoff)
+        age = spec.get("retention_column") or spec["cursor"]  # a time column: the cursor, or the read time
+        deleted[curated] = _delete(session, run_id, curated, policy, f"{age} < {cutoff}", cutoff)
         deleted[tombstones(spec)] = _delete(
             session, run_id, tombstones(spec), policy, f"_EXTRACTED_AT < {cutoff}", cutoff
         )

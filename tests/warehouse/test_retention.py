@@ -15,12 +15,6 @@ from finsight.local.stack import LocalStack
 from tasks.runner import run_retention
 from tests.warehouse.helpers import sf
 
-# Known failures on main (see the closing note of the session that merged issues 7-9): tracked, not hidden.
-KNOWN_FAILING = (
-    "fails on main since the API sources and quality checks joined the graph (mart build 'Conflict on tuple "
-    "deletion' in fakesnow; optional-upstream column names): tracked in issues 8 and 9"
-)
-
 pytestmark = pytest.mark.stack
 KEYS = (9_800_000_001, 9_800_000_002, 9_800_000_003, 9_800_000_004, 9_800_000_005)
 MERCHANT = 9_800_000_999
@@ -61,7 +55,6 @@ def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[
         cur.execute("DELETE FROM OPS.MERGED_BATCHES WHERE BATCH_ID LIKE 'test-ret-%'")
 
 
-@pytest.mark.xfail(reason=KNOWN_FAILING, strict=False)
 def test_retention_graph_prunes_raw_after_merge_and_keeps_seven_years(
     local_env: Environment, aged_rows: dict[str, str]
 ) -> None:
