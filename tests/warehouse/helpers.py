@@ -128,7 +128,7 @@ def usd_rates(env: Environment, stack: LocalStack) -> dict[str, list[tuple[date,
         "SELECT quote_currency, rate_date, rate FROM fx_rates WHERE base_currency = 'USD' AND rate > 0",
     ):
         rates[quote].append((day, 2, rate, FX_BOOK))
-    if FX_API in {t.qualified for t in env.tables()}:
+    if FX_API in {t.qualified for t in env.warehouse_tables()}:
         stream = env.table(FX_API)
         path = env.api_sources[stream.source].streams[stream.name].path
         end = today() + timedelta(days=1)
@@ -223,7 +223,7 @@ def source_settlements(env: Environment, stack: LocalStack) -> dict[tuple, tuple
         "AND merchant_id IS NOT NULL",
     ):
         out[(day, merchant, currency)][1] += amount
-    acquirer_on = ADYEN in {t.qualified for t in env.tables()}
+    acquirer_on = ADYEN in {t.qualified for t in env.warehouse_tables()}
     if acquirer_on:
         for line in acquirer_lines(env):
             found = re.match(r"M(\d+)-", line["Merchant Reference"] or "")

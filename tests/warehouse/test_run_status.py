@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.run import extract_source
+from connectors.run import SourceRun, extract_source
 from finsight import marts, migrate, warehouse
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.graph import extract_stages
 from finsight.local.snowpipe import drain
 from finsight.local.stack import LocalStack
-from tasks.runner import NothingToRetryError, retry_last, run_dag
+from tasks.runner import DagRun, NothingToRetryError, TaskResult, retry_last, run_dag
 from tests.warehouse.helpers import last_run_detail, sf
 
 pytestmark = pytest.mark.stack
@@ -117,3 +117,17 @@ def test_a_failed_task_fails_the_run_and_retry_last_reruns_only_what_failed(
             retry_last(local_env, session)
     finally:
         session.close()
+
+
+def test_a_payment_api_that_fails_to_extract_is_a_failed_stage(local_env: Environment) -> None:
+    """The API sources are extract stages too: one that could not be read makes the run PARTIAL, never SUCCEEDED."""
+    api = sorted(local_env.api_sources)[0]
+    at = datetime.now(UTC).replace(tzinfo=None)
+    others = [SourceRun(s, [], 1.0) for s in [*local_env.postgres_sources, *local_env.api_sources] if s != api]
+    stages = {s.name: s for s in extract_stages(local_env, others, [f"source {api!r}: HTTP 503"], at, at)}
+    assert set(stages) == {f"EXTRACT_{s.upper()}" for s in [*local_env.postgres_sources, *local_env.api_sources]}
+    failed = stages[f"EXTRACT_{api.upper()}"]
+    assert (failed.state, failed.error) == ("FAILED", f"source {api!r}: HTTP 503")
+    assert all(s.state == "SUCCEEDED" for s in stages.values() if s is not failed)
+    tasks = [TaskResult(s.name, s.state, 0.0) for s in stages.values()] + [TaskResult("MERGE_X", "SUCCEEDED", 0.0)]
+    assert DagRun("test", tasks).state == "PARTIAL"
