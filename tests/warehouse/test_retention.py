@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from finsight import migrate, warehouse
-from finsight.config import Environment
+from finsight.config import Environment, Table
 from finsight.local.stack import LocalStack
 from tasks.runner import run_retention
 from tests.warehouse.helpers import sf
@@ -18,6 +18,7 @@ from tests.warehouse.helpers import sf
 pytestmark = pytest.mark.stack
 KEYS = (9_800_000_001, 9_800_000_002, 9_800_000_003, 9_800_000_004, 9_800_000_005)
 MERCHANT = 9_800_000_999
+SEQ_BATCH = "test-ret-sequence-cursor"
 
 
 @pytest.fixture
@@ -42,6 +43,15 @@ def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[
             columns = "ASSESSMENT_ID, SCORE, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, _ROW_NUMBER, _OP"
             values = f"{key}, 1, '{updated}', 'test', '{updated}', 1, 'U'"
             cur.execute(f"INSERT INTO CURATED.RISK__RISK_ASSESSMENTS ({columns}) VALUES ({values})")
+        # a table whose cursor is not a time (a report's batch number): its rows age by their read time
+        seq = _sequence_cursor_table(local_env)
+        for n, read_at in enumerate((eight, six)):
+            keys = {
+                c: (KEYS[n] if seq.columns[c].type in ("int", "bigint") else f"test-ret-{n}") for c in seq.primary_key
+            }
+            cur.execute(f"INSERT INTO CURATED.{seq.curated_name} ({', '.join(keys)}, _BATCH_ID, _EXTRACTED_AT, "
+                        f"_ROW_NUMBER, _OP) VALUES ({', '.join(repr(v) for v in keys.values())}, '{SEQ_BATCH}', "
+                        f"'{read_at}', 1, 'U')")  # fmt: skip
         for day in (eight.date(), six.date()):
             cur.execute(f"INSERT INTO MARTS.DAILY_REVENUE (BUSINESS_DATE, MERCHANT_ID, CURRENCY, CARD_BRAND) VALUES "
                         f"('{day}', {MERCHANT}, 'USD', 'visa')")  # fmt: skip
@@ -53,6 +63,15 @@ def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[
         cur.execute(f"DELETE FROM CURATED.RISK__RISK_ASSESSMENTS WHERE ASSESSMENT_ID IN ({keys})")
         cur.execute(f"DELETE FROM MARTS.DAILY_REVENUE WHERE MERCHANT_ID = {MERCHANT}")
         cur.execute("DELETE FROM OPS.MERGED_BATCHES WHERE BATCH_ID LIKE 'test-ret-%'")
+        cur.execute(
+            f"DELETE FROM CURATED.{_sequence_cursor_table(local_env).curated_name} WHERE _BATCH_ID = '{SEQ_BATCH}'"
+        )
+
+
+def _sequence_cursor_table(env: Environment) -> Table:
+    tables = [t for t in env.warehouse_tables() if t.columns[t.cursor].type not in ("timestamp", "date")]
+    assert tables, "no catalog table with a non-time cursor"
+    return tables[0]
 
 
 def test_retention_graph_prunes_raw_after_merge_and_keeps_seven_years(
@@ -80,3 +99,6 @@ def test_retention_graph_prunes_raw_after_merge_and_keeps_seven_years(
                              "AND TABLE_NAME IN ('RAW.RISK__RISK_ASSESSMENTS', 'CURATED.RISK__RISK_ASSESSMENTS', "
                              "'MARTS.DAILY_REVENUE')"))  # fmt: skip
     assert log == {"RAW.RISK__RISK_ASSESSMENTS": 1, "CURATED.RISK__RISK_ASSESSMENTS": 1, "MARTS.DAILY_REVENUE": 1}
+    seq = _sequence_cursor_table(local_env)
+    kept = sf(local_env, f"SELECT _EXTRACTED_AT FROM CURATED.{seq.curated_name} WHERE _BATCH_ID = '{SEQ_BATCH}'")
+    assert [r[0].year for r in kept] == [(datetime.now(UTC) - timedelta(days=6 * 365)).year]  # read 8 years ago: gone
