@@ -8,6 +8,8 @@
   FINSIGHT_BACKFILL_CHUNK_DAYS   without START/END, a backfill re-reads the last N whole days up to today 00:00 UTC
                                  (default: schedule.backfill_chunk_days of the environment)
   FINSIGHT_TABLES                optional comma list of tables of the source (default: every table)
+  FINSIGHT_RUN_ID                optional: the run this extraction belongs to (default: <mode>-<start time>-<hex>);
+                                 every log line carries it with the source, table and batch id
   FINSIGHT_BACKFILL_ID           with START/END: this window is a chunk of that backfill (`finsight backfill
                                  --print-ecs-overrides` prints it). Each table's chunk is checkpointed under
                                  state/<source>/backfills/<id>/ once landed, and a relaunch skips finished chunks.
@@ -36,6 +38,7 @@ from typing import Any
 
 from connectors.backfill import BackfillError, check_backfill_id, run_window
 from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environment
+from finsight.ops.log_context import IdsFilter, bind
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MODES = ("incremental", "full", "backfill")
@@ -63,6 +66,7 @@ class Invocation:
     chunk_days: int | None = None
     tables: tuple[str, ...] | None = None  # None: every table of the source
     backfill_id: str | None = None  # a chunk of this backfill: checkpointed, resume-safe
+    run_id: str | None = None  # FINSIGHT_RUN_ID: stamped on every log line (finsight.ops.log_context)
 
 
 # -- parsing (pure: unit-tested without AWS or a database) --------------------------------------------------------
@@ -136,7 +140,7 @@ def read_invocation(environ: Mapping[str, str]) -> Invocation:
         for name, raw in zip(names, (raw_start, raw_end, backfill_id), strict=True):
             if raw is not None:  # silently ignoring a window would run an incremental read the caller did not want
                 raise UsageError(name, f"only applies with FINSIGHT_MODE=backfill (mode is {mode})")
-        return Invocation(env, source, mode, tables=tables)
+        return Invocation(env, source, mode, tables=tables, run_id=_optional(environ, "FINSIGHT_RUN_ID"))
     start = parse_when(raw_start, names[0]) if raw_start else None
     end = parse_when(raw_end, names[1]) if raw_end else None
     check_window(start, end, names[:2])
@@ -149,7 +153,9 @@ def read_invocation(environ: Mapping[str, str]) -> Invocation:
             raise UsageError(names[2], str(exc).removeprefix(f"{names[2]}: ")) from None
     raw_chunk = _optional(environ, "FINSIGHT_BACKFILL_CHUNK_DAYS")
     chunk_days = parse_chunk_days(raw_chunk) if raw_chunk else None
-    return Invocation(env, source, mode, start, end, chunk_days, tables, backfill_id)
+    return Invocation(
+        env, source, mode, start, end, chunk_days, tables, backfill_id, _optional(environ, "FINSIGHT_RUN_ID")
+    )
 
 
 def parse_tables(text: str | None, variable: str = "FINSIGHT_TABLES") -> tuple[str, ...] | None:
@@ -235,6 +241,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(IdsFilter())  # run_id, source, table, batch_id on every line, whichever logger wrote it
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -253,6 +260,12 @@ def drop_injected_secrets(environ: MutableMapping[str, str]) -> None:
 
 # -- run -----------------------------------------------------------------------------------------------------------
 def extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime] | None) -> int:
+    run_id = inv.run_id or f"{inv.mode}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
+    with bind(run_id=run_id, source=inv.source):
+        return _extract(env, inv, window)
+
+
+def _extract(env: Environment, inv: Invocation, window: tuple[datetime, datetime] | None) -> int:
     from connectors.run import ExtractionError  # airbyte-cdk import is slow: not needed for --help
 
     configure_logging()  # importing airbyte-cdk installs its own root handler (Airbyte protocol JSON): ours wins

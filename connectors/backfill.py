@@ -32,6 +32,7 @@ from typing import Any
 from finsight import catalog
 from finsight.aws import client, kms_key_id
 from finsight.config import Environment
+from finsight.ops.log_context import submit
 
 # Two years, one leap day included: longer backfills are split into several.
 MAX_WINDOW = timedelta(days=731)
@@ -419,7 +420,7 @@ def run_backfill(
     for service in ("s3", "kms", "secretsmanager"):
         client(env, service)  # create the cached clients here: boto3 client creation is not thread-safe
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(run_chunk, env, store, c) for c in pending]
+        futures = [submit(pool, run_chunk, env, store, c) for c in pending]  # log ids travel along
         try:
             for future in as_completed(futures):
                 outcome = future.result()

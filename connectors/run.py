@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from connectors.postgres.connection import Credentials, SourceUnavailable, crede
 from connectors.postgres.schema import evolve, live_columns, remembered
 from connectors.postgres.source import PostgresSource, TableStream
 from finsight.config import Environment, Table
+from finsight.ops.log_context import bind, submit
 from finsight.secrets import read_secret
 
 log = logging.getLogger("finsight.connectors")
@@ -96,11 +98,17 @@ def _read_chunks(job: TableJob, writer: LandingWriter, conn: Any, snapshot_id: s
         run(0)
         return
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"chunk-{job.table.name}") as pool:
-        for future in [pool.submit(run, i) for i in range(len(ranges))]:
+        for future in [submit(pool, run, i) for i in range(len(ranges))]:
             future.result()
 
 
 def _extract_table(job: TableJob) -> BatchResult:
+    # the table's log lines carry its name, and its batch id once the snapshot names the batch
+    with bind(table=job.table.qualified), ExitStack() as ids:
+        return _land_table(job, ids)
+
+
+def _land_table(job: TableJob, ids: ExitStack) -> BatchResult:
     env, table = job.env, job.table
     state: dict[str, Any] = load_state(env, table) if job.mode == "incremental" else {}
     job.stream.state = state
@@ -112,6 +120,7 @@ def _extract_table(job: TableJob) -> BatchResult:
         landed, drift = evolve(conn, table, live, state.get("schema", {}))
         window = _window(job, snapshot.upper)
         writer = LandingWriter(env, landed, new_batch_id(snapshot.read_at), snapshot.read_at, job.tokenizer, job.mode)
+        ids.enter_context(bind(batch_id=writer.batch_id))
         _read_chunks(job, writer, conn, snapshot.snapshot_id, window, live)
         delete_state = None
         if job.mode != "backfill":
@@ -140,7 +149,7 @@ def _extract_table(job: TableJob) -> BatchResult:
         result.rows,
         len(result.files),
         result.bytes,
-        extra={"fields": {"table": table.qualified, "batch_id": result.batch_id, "rows": result.rows}},
+        extra={"fields": {"rows": result.rows}},  # table and batch_id: bound (finsight.ops.log_context)
     )
     if drift.changes():
         log.warning(
@@ -167,6 +176,17 @@ def extract_source(
         raise ValueError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if mode == "backfill" and window is None:
         raise ValueError("backfill needs a window (start, end)")
+    with bind(source=source):
+        return _extract_source(env, source, mode, tables, window)
+
+
+def _extract_source(
+    env: Environment,
+    source: str,
+    mode: str,
+    tables: list[str] | None,
+    window: tuple[datetime, datetime] | None,
+) -> SourceRun:
     started = time.monotonic()
     airbyte_source = PostgresSource(env, source)
     try:
@@ -185,7 +205,7 @@ def extract_source(
     results: list[BatchResult] = []
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=env.connectors.parallel_tables) as pool:
-        futures = {pool.submit(_extract_table, job): job.table.qualified for job in jobs}
+        futures = {submit(pool, _extract_table, job): job.table.qualified for job in jobs}
         for future, name in futures.items():
             try:
                 results.append(future.result())

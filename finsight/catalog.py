@@ -183,6 +183,8 @@ def table_spec(table: Table) -> dict[str, Any]:
         "cursor": table.cursor.upper(),
         "columns": [c.upper() for c in table.landed_columns()],
         "pk_snapshot": table.deletes.value == "pk_snapshot",
+        # the date/time column retention and the archive age rows by (None: an integer cursor, no age)
+        "age_column": archive_age_column(table),
     }
 
 
@@ -236,7 +238,15 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "marts": mart_vars(),
         "governance": governance_vars(env),
         "quality_metrics": _quality_vars(env),
+        "contacts": _contact_statements(env),
+        "archive": archive_vars(env),  # R__warehouse_views_archive.sql (issue 11)
     }
+
+
+def _contact_statements(env: Environment) -> list[str]:
+    from finsight.ops.ownership import contact_sql  # Snowflake contacts per team and table (R__table_contacts.sql)
+
+    return contact_sql(env)
 
 
 def _quality_vars(env: Environment) -> list[dict[str, Any]]:
@@ -273,3 +283,122 @@ def mart_vars() -> list[dict[str, Any]]:
         }
         for m in marts.marts()
     ]
+
+
+# -- CURATED archive (issue 11): history older than curated_archive.hot_months as Iceberg tables on S3 --------------
+ARCHIVE_SCHEMA = "ARCHIVE"  # one Snowflake-managed Iceberg table per archived CURATED table / mart
+HISTORY_SCHEMA = "HISTORY"  # one view per archived table: hot UNION archive, what readers query for 7 years
+_AGE_TYPES = ("timestamp", "date")  # a row's age is read from a business date/time column
+
+
+def archive_volume(env: Environment) -> str:
+    """The Snowflake external volume over s3://<curated_archive.bucket>/<prefix>/ (cdktf's Snowflake stack creates
+    it under this name; the archive migration and task name it): <DATABASE>_CURATED_ARCHIVE."""
+    return f"{env.snowflake.database}_CURATED_ARCHIVE".upper()
+
+
+def iceberg_type(snowflake_type_name: str) -> str:
+    """The column type of the Iceberg copy: Iceberg timestamps are microseconds; Snowflake-managed Iceberg tables
+    have no VARIANT, so JSON is kept as text (the move writes TO_JSON, the history view reads PARSE_JSON)."""
+    if snowflake_type_name == "TIMESTAMP_NTZ":
+        return "TIMESTAMP_NTZ(6)"
+    if snowflake_type_name == "VARIANT":
+        return "VARCHAR"
+    return snowflake_type_name
+
+
+def archive_age_column(table: Table) -> str | None:
+    """The column whose age moves a CURATED row to the archive (the cursor, when it is a date/time), else None:
+    a table with no business date/time (an integer cursor) stays whole in native storage."""
+    column = table.landed_columns().get(table.cursor)
+    return table.cursor.upper() if column is not None and column.type in _AGE_TYPES else None
+
+
+def archived_tables(env: Environment) -> list[dict[str, Any]]:
+    """Every table the archive job moves: CURATED tables with a date/time cursor, and the marts (the cost model counts
+    MARTS history as archived like CURATED's). Empty without `curated_archive:`.
+
+    kind "table": rows carry a version (_EXTRACTED_AT, _BATCH_ID, _ROW_NUMBER) and source deletes (tombstones);
+    kind "mart": rows are rebuilt per partition date, so the move replaces whole partitions.
+    """
+    if env.curated_archive is None:
+        return []
+    from finsight import marts  # the marts catalog reads the repo's mart folders
+
+    s = env.snowflake.schemas
+    meta = [{"name": k.upper(), "type": v} for k, v in META_COLUMNS.items()]
+    out: list[dict[str, Any]] = []
+    for t in env.warehouse_tables():
+        age = archive_age_column(t)
+        if age is None:
+            continue
+        columns = [{"name": n.upper(), "type": snowflake_type(c.type)} for n, c in t.landed_columns().items()]
+        out.append(
+            {
+                "kind": "table",
+                "name": t.curated_name,
+                "hot": f"{s['curated']}.{t.curated_name}",
+                "keys": [c.upper() for c in t.primary_key],
+                "age_column": age,
+                "tombstones": f"{s['ops']}.{t.raw_name}{TOMBSTONE_SUFFIX}",
+                "columns": [*columns, *meta, {"name": "_MERGED_AT", "type": "TIMESTAMP_NTZ"}],
+            }
+        )
+    for m in marts.marts():
+        columns = [{"name": c.name.upper(), "type": c.type} for c in m.columns]
+        out.append(
+            {
+                "kind": "mart",
+                "name": m.table_name,
+                "hot": f"{s['marts']}.{m.table_name}",
+                "keys": [k.upper() for k in m.keys],
+                "age_column": m.partition_column.upper(),
+                "tombstones": None,
+                "columns": [
+                    *columns,
+                    {"name": "_RUN_ID", "type": "VARCHAR"},
+                    {"name": "_BUILT_AT", "type": "TIMESTAMP_NTZ"},
+                ],
+            }
+        )
+    names = [t["name"] for t in out]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:  # ARCHIVE.<name> and HISTORY.<name> are shared by CURATED tables and marts
+        raise ValueError(f"curated_archive: CURATED tables and marts share the names {clashes} in {ARCHIVE_SCHEMA}")
+    for t in out:
+        t["archive"] = f"{ARCHIVE_SCHEMA}.{t['name']}"
+        t["history"] = f"{HISTORY_SCHEMA}.{t['name']}"
+        t["base_location"] = f"{t['kind']}s/{t['name'].lower()}/"
+        for c in t["columns"]:
+            c["iceberg_type"] = iceberg_type(c["type"])
+            c["json"] = c["type"] == "VARIANT"
+    return out
+
+
+def archive_vars(env: Environment) -> dict[str, Any] | None:
+    """What migrations/R__warehouse_views_archive.sql renders: the external volume, Iceberg tables, history views."""
+    if env.curated_archive is None:
+        return None
+    return {
+        "external_volume": archive_volume(env),
+        "schema": ARCHIVE_SCHEMA,
+        "history_schema": HISTORY_SCHEMA,
+        "hot_months": env.curated_archive.hot_months,
+        "tables": archived_tables(env),
+    }
+
+
+def archive_spec(env: Environment) -> dict[str, Any] | None:
+    """ARCHIVE_CURATED's argument (the task passes it): hot months, the volume and, per table, what the move needs."""
+    if env.curated_archive is None:
+        return None
+    keep = ("kind", "hot", "archive", "keys", "age_column", "tombstones")
+    return {
+        "hot_months": env.curated_archive.hot_months,
+        "external_volume": archive_volume(env),
+        "tables": [
+            {**{k: t[k] for k in keep}, "columns": [c["name"] for c in t["columns"]],
+             "json": [c["name"] for c in t["columns"] if c["json"]]}
+            for t in archived_tables(env)
+        ],
+    }  # fmt: skip

@@ -63,3 +63,7 @@ CHECK_TABLE = Procedure(
 
 ALL = (START_RUN, MERGE_TABLE, BUILD_MART, VALIDATE_MART, FINALIZE_RUN, BACKFILL, PRUNE_RAW, APPLY_RETENTION)
 ALL = (*ALL, CHECK_TABLE)  # data quality (issue 9)
+ARCHIVE_CURATED = Procedure(
+    "OPS.ARCHIVE_CURATED", "snowpark.archive.archive_curated", (("RUN_ID", "VARCHAR"), ("SPEC_JSON", "VARCHAR"))
+)
+ALL = (*ALL, ARCHIVE_CURATED)  # CURATED history -> Iceberg archive (issue 11)

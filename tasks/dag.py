@@ -16,7 +16,8 @@ minute late wait an hour; a triggered root starts when batches have landed (Snow
 run at a time and coalesces what landed meanwhile), so a late batch reaches the marts in the same hour. Every run
 is incremental (merge pending batches, rebuild changed dates), so extra runs cost little.
 
-Daily retention graph: FINSIGHT_RETENTION (root, cron: PRUNE_RAW) -> APPLY_RETENTION (7 years).
+Daily retention graph: FINSIGHT_RETENTION (root, cron: PRUNE_RAW) -> APPLY_RETENTION (7 years, hot and archive)
+  -> ARCHIVE_CURATED (only with `curated_archive:`: history older than hot_months -> Iceberg tables on S3).
 
 The same nodes render to CREATE TASK statements for Snowflake and drive the local runner.
 """
@@ -39,6 +40,7 @@ FINALIZER = "FINSIGHT_HOURLY_FINALIZE"
 LOAD = "LOAD"
 RETENTION_ROOT = "FINSIGHT_RETENTION"
 RETENTION_7Y = "APPLY_RETENTION"
+ARCHIVE = "ARCHIVE_CURATED"
 RUN_ID_EXPR = "SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID')"  # Snowflake's id of this graph run
 CONFIG_EXPR = "TO_JSON(SYSTEM$GET_TASK_GRAPH_CONFIG())"  # the root's CONFIG merged with EXECUTE TASK ... USING CONFIG
 DEFAULT_CONFIG = {"full_refresh": False, "backfill": []}
@@ -201,7 +203,7 @@ def build_dag(env: Environment) -> list[TaskNode]:
 
 
 def build_retention_dag(env: Environment) -> list[TaskNode]:
-    return [
+    nodes = [
         TaskNode(RETENTION_ROOT, procedures.PRUNE_RAW, (RUN_ID, env.retention.raw_table_days), (), "transform",
                  PLATFORM_OWNERS, f"Daily: prune RAW rows {env.retention.raw_table_days} days after merge",
                  graph=RETENTION_ROOT),
@@ -209,6 +211,16 @@ def build_retention_dag(env: Environment) -> list[TaskNode]:
                  "transform", PLATFORM_OWNERS, f"Keep CURATED and MARTS {env.retention.curated_years} years",
                  graph=RETENTION_ROOT),
     ]  # fmt: skip
+    spec = catalog.archive_spec(env)
+    if spec is not None:
+        # after the 7-year retention: nothing due for deletion is written to Iceberg first
+        spec_json = json.dumps(spec, separators=(",", ":"))
+        nodes.append(
+            TaskNode(ARCHIVE, procedures.ARCHIVE_CURATED, (RUN_ID, spec_json), (RETENTION_7Y,), "transform",
+                     PLATFORM_OWNERS, f"Monthly: rows older than {spec['hot_months']} months to Iceberg",
+                     graph=RETENTION_ROOT)
+        )  # fmt: skip
+    return nodes
 
 
 def _call_block(node: TaskNode) -> str:

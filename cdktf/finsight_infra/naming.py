@@ -276,7 +276,8 @@ class Names:
 
     @property
     def sf_archive_volume(self) -> str:
-        return self._sf("curated", "archive")
+        # the archive migration and the ARCHIVE_CURATED task name the same volume: one derivation, in the catalog
+        return catalog.archive_volume(self.env)
 
     @property
     def sf_archive_external_id(self) -> str:

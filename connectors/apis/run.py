@@ -38,6 +38,7 @@ from connectors.landing.writer import BatchResult, LandingWriter
 from connectors.pci import PanTokenizer
 from connectors.run import ExtractionError, SourceRun, new_batch_id
 from finsight.config import ApiSource, ApiStream, Environment
+from finsight.ops.log_context import bind
 from finsight.secrets import read_secret
 
 log = logging.getLogger("finsight.connectors.apis")
@@ -247,6 +248,17 @@ def extract_api_source(
         raise ValueError(f"unknown mode {mode!r}: use incremental, full or backfill")
     if mode == "backfill" and window is None:
         raise ValueError("backfill needs a window (start, end)")
+    with bind(source=source):
+        return _extract_api_source(env, source, mode, tables, window)
+
+
+def _extract_api_source(
+    env: Environment,
+    source: str,
+    mode: str,
+    tables: list[str] | None,
+    window: tuple[datetime, datetime] | None,
+) -> SourceRun:
     started = time.monotonic()
     api = env.api_sources[source]
     check_transport(env, source, api)
@@ -265,8 +277,10 @@ def extract_api_source(
     results: list[BatchResult] = []
     failures: list[str] = []
     for landing in landings:
+        batch_id = landing.writer.batch_id if landing.writer else None
         try:
-            results.append(landing.finish())
+            with bind(table=landing.stream.qualified, batch_id=batch_id):
+                results.append(landing.finish())
         except Exception as exc:  # a landing failure keeps the stream's state where it was
             landing.error = landing.error or f"{type(exc).__name__}: {exc}"
             landing.committed = None

@@ -5,15 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import snowflake.connector.errors
 import typer
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from finsight import migrate
 from finsight.cli.errors import STACK_DOWN
 from finsight.config import ConfigError, Environment, load_environment
 from finsight.local.process import port_open
-from finsight.secrets import SecretNotFound
 
 EnvOption = typer.Option("local", "--env", "-e", help="Environment: local, dev, staging or prod.")
 
@@ -42,6 +38,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextlib.contextmanager
 def platform_errors(env: Environment) -> Iterator[None]:
     """Expected failures exit with one clear line: no traceback (whose locals or messages could hold secrets)."""
+    # imported here, not at module level: a command that finds the stack down answers before loading these (~6 s)
+    import snowflake.connector.errors
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from finsight import migrate
+    from finsight.secrets import SecretNotFound
+
     with exits_cleanly():
         try:
             yield

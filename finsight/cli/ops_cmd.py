@@ -20,11 +20,11 @@ def _echo_json(value: Any) -> None:
 def status(env: str = EnvOption, as_json: bool = JsonOption) -> None:
     """Per source and table: last success, freshness, lag vs SLA, last error, owner, next action (exit 1 if any
     table is failing or late)."""
+    cfg = environment(env)
+    require_local_stack(cfg)  # before the heavy imports: a stopped stack is reported at once
     from finsight import warehouse
     from finsight.ops.status import table_status
 
-    cfg = environment(env)
-    require_local_stack(cfg)
     with platform_errors(cfg), warehouse.connect(cfg) as conn:
         rows = table_status(cfg, conn.cursor())
     bad = [r for r in rows if r.state in ("failing", "late")]
@@ -45,11 +45,11 @@ def status(env: str = EnvOption, as_json: bool = JsonOption) -> None:
 
 def slo(env: str = EnvOption, as_json: bool = JsonOption) -> None:
     """Monthly DAG success rate (target 99.9 %) and end-to-end latency p50 / p95 (target 30 min) from the run log."""
+    cfg = environment(env)
+    require_local_stack(cfg)
     from finsight import warehouse
     from finsight.ops.slo import monthly
 
-    cfg = environment(env)
-    require_local_stack(cfg)
     with platform_errors(cfg), warehouse.connect(cfg) as conn:
         months = monthly(cfg, conn.cursor())
     if as_json:
@@ -82,11 +82,10 @@ def alerts(
     interval: float = typer.Option(5.0, min=0.5, help="Seconds between checks with --follow."),
 ) -> None:
     """Alerts on the data-engineering and DevOps topics, with owner and runbook; open ones by default."""
-    from finsight import warehouse
-    from finsight.ops import alerts as ops_alerts
-
     cfg = environment(env)
     require_local_stack(cfg)
+    from finsight import warehouse
+    from finsight.ops import alerts as ops_alerts
 
     def poll() -> list[dict[str, Any]]:
         with platform_errors(cfg):
@@ -147,8 +146,11 @@ def metrics(
 def dashboard(
     env: str = EnvOption,
     port: int = typer.Option(0, help="Port on 127.0.0.1 (default: the local stack's ports + 10)."),
+    deploy: bool = typer.Option(False, "--deploy", help="Stage the app and create it as Streamlit in Snowflake."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --deploy: print the statements; do not connect."),
 ) -> None:
-    """Run the ops dashboard (Streamlit) against the environment's warehouse; in Snowflake it is a Streamlit app."""
+    """Run the ops dashboard (Streamlit) against the environment's warehouse; `--deploy` makes it a Streamlit in
+    Snowflake app (@OPS.DASHBOARD, OPS.FINSIGHT_OPS_DASHBOARD)."""
     import os
     import subprocess
     import sys
@@ -156,6 +158,9 @@ def dashboard(
     from finsight.config import repo_root
 
     cfg = environment(env)
+    if deploy:
+        _deploy_dashboard(cfg, dry_run)
+        return
     require_local_stack(cfg)
     app = repo_root() / "finsight" / "ops" / "dashboard.py"
     port = port or ((cfg.local.mock_api_port + 10) if cfg.local else 8501)
@@ -163,6 +168,29 @@ def dashboard(
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "FINSIGHT_ENV": cfg.name}))
+
+
+def _deploy_dashboard(cfg: Any, dry_run: bool) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from finsight import warehouse
+    from finsight.ops import dashboard_deploy
+
+    with tempfile.TemporaryDirectory(prefix="finsight-dashboard-") as tmp:
+        files = dashboard_deploy.build_bundle(cfg, Path(tmp))
+        if cfg.is_local or dry_run:
+            why = "local: fakesnow has no Streamlit (run `finsight dashboard`)" if cfg.is_local else "dry run"
+            typer.echo(f"-- {why}; nothing is executed. The bundle holds {len(files)} files; Snowflake gets:")
+            for sql in dashboard_deploy.deploy_statements(cfg, Path("<bundle>"), files):
+                typer.echo(f"{sql};")
+            return
+        with platform_errors(cfg), warehouse.connect(cfg) as conn:
+            cursor = conn.cursor()
+            for sql in dashboard_deploy.deploy_statements(cfg, Path(tmp), files):
+                typer.echo(sql.split(" AUTO_COMPRESS")[0])
+                cursor.execute(sql)
+    typer.echo(f"{cfg.name}: ops dashboard deployed as {dashboard_deploy.app_name(cfg)}")
 
 
 def register(app: typer.Typer) -> None:

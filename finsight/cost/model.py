@@ -4,6 +4,8 @@ Pure functions over `Environment`s; pass a modified copy (`env.model_copy(update
 The bill is a function of the month of operation: storage fills up until the retention ceiling, so the gate
 (`finsight cost --env all --horizon 84`) checks every month of the horizon against the cap minus the headroom,
 and the worst month decides. `monthly_snowflake_credits` is the contract the IaC uses for resource monitors.
+The worst month stays under the cap because CURATED/MARTS history older than `curated_archive.hot_months` is priced
+as Iceberg on tiered S3, not native storage: the ARCHIVE_CURATED task (snowpark/archive.py) is what moves it.
 """
 
 from __future__ import annotations
@@ -167,8 +169,12 @@ def resource_monitor_quotas(env: Environment, volumes: Volumes | None = None) ->
     return {name: math.ceil(c * (1 + margin)) for name, c in credits.items()}
 
 
+ARCHIVE_JOB = "OPS.ARCHIVE_CURATED"  # = snowpark.procedures.ARCHIVE_CURATED.name (tests/cost keeps them equal)
+
+
 def archive_move_credits(env: Environment, prices: PriceTable, vol: Volumes) -> float:
-    """The monthly move of CURATED's oldest month into the Iceberg archive, on the transform warehouse."""
+    """The monthly move of CURATED's oldest month into the Iceberg archive, on the transform warehouse: the
+    ARCHIVE_CURATED task of the daily retention graph (a no-op except on the first run of a month)."""
     if env.curated_archive is None or "transform" not in env.snowflake.warehouses:
         return 0.0
     per_hour = prices["snowflake.warehouse_credits_per_hour"].value
@@ -214,7 +220,8 @@ def _snowflake_items(c: Ctx) -> list[LineItem]:
     move = archive_move_credits(env, p, v)
     if move:
         items.append(LineItem("Snowflake", "archive move (monthly, transform warehouse)", move, "credits", credit,
-                              ("snowflake.credit_usd", "snowflake.warehouse_credits_per_hour")))  # fmt: skip
+                              ("snowflake.credit_usd", "snowflake.warehouse_credits_per_hour"),
+                              f"task {ARCHIVE_JOB} of the retention graph (snowpark/archive.py)"))  # fmt: skip
     days = v.calendar.days_per_month
     files = w.files_per_day * days
     items += [

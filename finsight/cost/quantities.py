@@ -151,11 +151,18 @@ def retention_days(env: Environment, vol: Volumes) -> int:
     return env.retention.curated_years * 12 * vol.calendar.days_per_month
 
 
-def hot_days(env: Environment, vol: Volumes) -> int:
-    """Days of CURATED kept in native storage: all of it without an archive (local), else the hot months."""
+# The archive job (OPS.ARCHIVE_CURATED, snowpark/archive.py) moves whole months: on the first day of a month it moves
+# what is older than the first day of the month `hot_months` before. Native storage therefore holds hot_months plus
+# the days of the current month: half a month on average over the month (Snowflake bills the month's average bytes).
+ARCHIVE_MOVE_LAG_MONTHS = 0.5
+
+
+def hot_days(env: Environment, vol: Volumes) -> float:
+    """Days of CURATED kept in native storage: all of it without an archive (local), else the hot months plus the
+    month-aligned move's lag."""
     if env.curated_archive is None:
         return retention_days(env, vol)
-    return env.curated_archive.hot_months * vol.calendar.days_per_month
+    return (env.curated_archive.hot_months + ARCHIVE_MOVE_LAG_MONTHS) * vol.calendar.days_per_month
 
 
 def snowflake_storage(env: Environment, vol: Volumes, months: float) -> SnowflakeStorage:

@@ -17,6 +17,7 @@ from finsight import migrate, warehouse
 from finsight.config import Environment
 from finsight.local.graph import extract_stages, load_stage, now
 from finsight.local.snowpipe import PipeRun, drain
+from finsight.ops.log_context import bind, submit
 from tasks.runner import DagRun, run_dag
 
 
@@ -59,9 +60,9 @@ def hourly_cycle(
 
     step("extract")
     started, extract_at = time.monotonic(), now()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(extract_source, env, source) for source in env.postgres_sources]
-        futures += [pool.submit(extract_api_source, env, source) for source in env.api_sources]
+    with ThreadPoolExecutor(max_workers=4) as pool, bind(run_id=summary.run_id):  # the connectors' log lines
+        futures = [submit(pool, extract_source, env, source) for source in env.postgres_sources]
+        futures += [submit(pool, extract_api_source, env, source) for source in env.api_sources]
         for future in futures:
             try:
                 summary.sources.append(future.result())

@@ -94,6 +94,41 @@ def _with_schemata(original: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Ex
     return transform
 
 
+# Iceberg table properties that only mean something to Snowflake's storage (where the files go, who catalogs them)
+ICEBERG_PROPERTIES = {"EXTERNAL_VOLUME", "CATALOG", "BASE_LOCATION", "STORAGE_SERIALIZATION_POLICY", "CATALOG_SYNC"}
+
+
+def iceberg_as_plain_table(expression: exp.Expr) -> exp.Expr:
+    """`CREATE ICEBERG TABLE ... EXTERNAL_VOLUME = ... CATALOG = ... BASE_LOCATION = ...` -> `CREATE TABLE ...`, and
+    `ALTER ICEBERG TABLE` -> `ALTER TABLE`: DuckDB stores the archive as a plain table, the columns and every
+    statement that reads or writes it stay as Snowflake runs them (migrations/R__warehouse_views_archive.sql).
+
+    Without it the storage properties reach sqlglot's DuckDB generator, which drops them only with an
+    "Unsupported property" warning: an accident of the generator, not a decision.
+    """
+    if isinstance(expression, exp.Create) and isinstance(props := expression.args.get("properties"), exp.Properties):
+        kept = [
+            p
+            for p in props.expressions
+            if not isinstance(p, exp.IcebergProperty)
+            and not (isinstance(p, exp.Property) and p.name.upper() in ICEBERG_PROPERTIES)
+        ]
+        if len(kept) != len(props.expressions):
+            expression = expression.copy()
+            expression.set("properties", exp.Properties(expressions=kept) if kept else None)
+    elif isinstance(expression, exp.Alter) and expression.args.get("iceberg"):
+        expression = expression.copy()
+        expression.set("iceberg", None)
+    return expression
+
+
+def _with_iceberg_as_table(original: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
+    def transform(expression: exp.Expr) -> exp.Expr:
+        return original(iceberg_as_plain_table(expression))
+
+    return transform
+
+
 def _stage_with_path(original: Callable[..., str]) -> Callable[..., str]:
     """`@RAW.LANDING/<source>/<table>/` -> the stage URL plus that folder (fakesnow only knows bare stages).
 
@@ -138,6 +173,8 @@ def apply() -> None:
     cursor_cls.execute = _errors_as_sql_errors(cursor_cls.execute)
     # cursor.py calls `transforms.information_schema_fs` through the package attribute, so rebinding it works
     fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
+    # cursor.py calls `transforms.tag` through the package attribute too; it runs on every statement
+    fakesnow.transforms.tag = _with_iceberg_as_table(fakesnow.transforms.tag)
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
     # fakesnow.arrow.to_sf looks this name up in its module at call time
     fakesnow.arrow.timestamp_to_sf_struct = _null_timestamps_stay_null(fakesnow.arrow.timestamp_to_sf_struct)

@@ -66,8 +66,17 @@ class LocalPostgres:
     def logfile(self) -> Path:
         return self.root / "postgres.log"
 
+    @property
+    def socket_file(self) -> Path:
+        return self.socket_dir / f".s.PGSQL.{self.port}"
+
     def running(self) -> bool:
-        return (self.data_dir / "postmaster.pid").exists() and port_open(self.port)
+        # all three: TCP alone can answer while the unix socket (what admin_connect uses) is not there yet
+        return (self.data_dir / "postmaster.pid").exists() and self.socket_file.exists() and port_open(self.port)
+
+    def _stopped(self) -> bool:
+        # the postmaster removes its pid file last: until then a new start would meet the old server's lock
+        return not port_open(self.port) and not (self.data_dir / "postmaster.pid").exists()
 
     def _prepare_dirs(self) -> None:
         for d in (self.root, self.socket_dir):
@@ -134,7 +143,7 @@ class LocalPostgres:
             capture_output=True,
             check=False,
         )
-        wait_until(lambda: not port_open(self.port), 30, "postgres shutdown", self.logfile)
+        wait_until(self._stopped, 60, "postgres shutdown", self.logfile)
         return True
 
     def admin_connect(self, database: str = "postgres") -> psycopg.Connection:

@@ -17,11 +17,22 @@ from typing import Any
 
 from finsight import catalog
 from finsight.config import Environment, repo_root
-from finsight.ops.ownership import GITHUB_TEAMS, ONCALL, RUNBOOKS, TEAM_NAMES, Team, table_owner, topic, topic_arn
+from finsight.ops.ownership import (
+    GITHUB_TEAMS,
+    ONCALL,
+    RUNBOOKS,
+    TEAM_NAMES,
+    Team,
+    table_owner,
+    team_of_owner,
+    topic,
+    topic_arn,
+)
 
 ALERTS_TABLE = "ALERTS"
 QUALITY_RESULTS_TABLE = "QUALITY_RESULTS"  # written by the data-quality checks (snowpark/quality/)
 FINALIZER = "FINSIGHT_HOURLY_FINALIZE"  # fails whenever a run is not SUCCEEDED: its causes are alerted themselves
+BLOCKING_SEVERITIES = ("error", "quarantine")  # snowpark/quality/results.py BLOCKING: these fail the CHECK task
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,16 @@ ALERT_TYPES: dict[str, AlertType] = {
                   "month-to-date warehouse spend passed the environment's budget"),
     )
 }  # fmt: skip
+# What broke belongs to a source or table: its catalog owner's team is paged. The rest (budget, platform) keeps
+# its type's team: infrastructure alerts go to DevOps whoever owns the data.
+OWNER_ROUTED = frozenset({"connector_failed", "task_failed", "pipe_failed", "quality_error", "freshness_breach"})
+
+
+def route(alert_type: str, owner: str) -> Team:
+    """The team (and so the SNS topic) an alert pages: the owner's team from the catalog, else the type's team."""
+    if owner and alert_type in OWNER_ROUTED:
+        return team_of_owner(owner)
+    return ALERT_TYPES[alert_type].team
 
 
 @dataclass
@@ -65,18 +86,22 @@ class Alert:
     def kind(self) -> AlertType:
         return ALERT_TYPES[self.type]
 
+    @property
+    def team(self) -> Team:
+        return route(self.type, self.owner)
+
     def payload(self, env: Environment, state: str) -> dict[str, Any]:
-        kind = self.kind
+        kind, team = self.kind, self.team
         return {
             "alert_id": self.id,
             "alert_type": self.type,
             "state": state,
             "env": env.name,
             "key": self.key,
-            "team": kind.team,
-            "team_name": TEAM_NAMES[kind.team],
-            "owner": self.owner or GITHUB_TEAMS[kind.team],
-            "topic": topic(env, kind.team),
+            "team": team,
+            "team_name": TEAM_NAMES[team],
+            "owner": self.owner or GITHUB_TEAMS[team],
+            "topic": topic(env, team),
             "runbook": f"{RUNBOOKS}/{kind.runbook}",
             "oncall": ONCALL,
             "summary": kind.summary,
@@ -109,41 +134,38 @@ def task_owners(env: Environment) -> dict[str, str]:
 
 
 def quality_errors(env: Environment, cur: Any) -> list[Alert]:
-    """Failed error-severity checks of each check's latest result, from whatever OPS.QUALITY_RESULTS holds."""
+    """Blocking checks (severity error or quarantine) whose latest result failed (OPS.QUALITY_RESULTS): one alert
+    per check id, naming the table, the check and the run, owned by the table's source owner."""
     ops = env.snowflake.schemas["ops"]
     try:
-        rows = _rows(cur, f"SELECT * FROM {ops}.{QUALITY_RESULTS_TABLE}")
-    except Exception:
+        rows = _rows(cur, f"SELECT RUN_ID, CHECK_ID, CHECK_NAME, TABLE_NAME, SEVERITY, STATUS, OBSERVED, EXPECTED, "
+                          f"DETAIL FROM {ops}.{QUALITY_RESULTS_TABLE} "
+                          "QUALIFY ROW_NUMBER() OVER (PARTITION BY CHECK_ID ORDER BY CHECKED_AT DESC) = 1")  # fmt: skip
+    except Exception:  # before the quality migration: no result, no alert
         return []
-
-    def pick(row: dict[str, Any], *names: str) -> Any:
-        return next((row[n] for n in names if n in row and row[n] is not None), None)
-
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        table = str(pick(row, "TABLE_NAME", "TABLE", "TARGET", "OBJECT_NAME") or "?")
-        check = str(pick(row, "CHECK_NAME", "CHECK", "CHECK_ID", "RULE") or "?")
-        at = str(pick(row, "CHECKED_AT", "FINISHED_AT", "RUN_AT", "CREATED_AT", "RUN_ID") or "")
-        key = f"{table}/{check}"
-        if key not in latest or at >= latest[key]["_at"]:
-            latest[key] = {**row, "_at": at, "_table": table, "_check": check}
     out = []
-    for key, row in sorted(latest.items()):
-        status = str(pick(row, "STATUS", "OUTCOME", "RESULT", "STATE") or "").upper()
-        passed = pick(row, "PASSED", "OK", "SUCCESS")
-        severity = str(pick(row, "SEVERITY", "LEVEL") or "error").lower()
-        failed = status in ("FAIL", "FAILED", "ERROR") or passed is False
-        if failed and severity in ("error", "critical", "fatal"):
-            detail = pick(row, "DETAIL", "MESSAGE", "DETAILS", "FAILED_ROWS")
+    for row in sorted(rows, key=lambda r: r["CHECK_ID"]):
+        if row["STATUS"] != "FAIL" or str(row["SEVERITY"]).lower() not in BLOCKING_SEVERITIES:
+            continue
+        table, check, run_id = row["TABLE_NAME"], row["CHECK_NAME"], row["RUN_ID"]
+        try:
+            owner = table_owner(env, str(table).lower())
+        except KeyError:  # a mart's check: the marts are data engineering's
             owner = ""
-            if "." in row["_table"]:
-                try:
-                    owner = table_owner(env, row["_table"].lower())
-                except KeyError:
-                    owner = ""
-            out.append(Alert("quality_error", key, f"check {row['_check']} failed on {row['_table']}: {detail}",
-                             owner=owner, details={"table": row["_table"]}))  # fmt: skip
+        message = (f"check {check} ({row['SEVERITY']}) failed on {table} in run {run_id}: observed {row['OBSERVED']}, "
+                   f"expected {row['EXPECTED']}" + (f"; {row['DETAIL']}" if row["DETAIL"] else ""))  # fmt: skip
+        out.append(Alert("quality_error", row["CHECK_ID"], message, owner=owner,
+                         details={"table": table, "check": check, "check_id": row["CHECK_ID"], "run_id": run_id,
+                                  "severity": row["SEVERITY"]}))  # fmt: skip
     return out
+
+
+def owner_of_key(env: Environment, key: str) -> str:
+    """The owner of the table an S3 key (a landed or quarantined file) belongs to; "" when it is no table's."""
+    for table in env.warehouse_tables():
+        if f"/{catalog.table_folder(table)}" in f"/{key}":
+            return env.source(table.source).owner
+    return ""
 
 
 def month_spend_usd(env: Environment, cur: Any) -> float:
@@ -189,7 +211,8 @@ def evaluate(env: Environment, cur: Any, now: datetime | None = None) -> list[Al
                           "WHERE RELEASED_AT IS NULL ORDER BY FAILED_AT"):  # fmt: skip
         error = (row["ERROR"] or "").splitlines()[0][:300]
         message = f"{row['PIPE_NAME']} quarantined {row['FILE_KEY']}: {error}"
-        alerts.append(Alert("pipe_failed", row["FILE_KEY"], message, details={"pipe": row["PIPE_NAME"]}))
+        alerts.append(Alert("pipe_failed", row["FILE_KEY"], message, owner=owner_of_key(env, row["FILE_KEY"]),
+                            details={"pipe": row["PIPE_NAME"]}))  # fmt: skip
     alerts += quality_errors(env, cur)
     for status in table_status(env, cur, now):
         if status.breached:

@@ -7,7 +7,9 @@ against the local Snowflake (fakesnow). Every figure comes from the OPS tables, 
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,34 +19,63 @@ SECTIONS = ("DAG run timeline", "Freshness and lag per table", "Quality results"
             "Open alerts")  # fmt: skip
 
 
+def _deployed() -> dict[str, Any] | None:
+    """The bundle's marker (environment name) when this app runs as Streamlit in Snowflake; None locally."""
+    from finsight.ops.dashboard_deploy import DEPLOYED_MARKER
+
+    marker = Path(__file__).with_name(DEPLOYED_MARKER)
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
 def _local_env() -> Any:
     from finsight.config import load_environment
 
-    return load_environment(os.environ.get("FINSIGHT_ENV", "local"))
+    deployed = _deployed()
+    return load_environment(deployed["env"] if deployed else os.environ.get("FINSIGHT_ENV", "local"))
+
+
+def _in_snowflake() -> bool:
+    return _deployed() is not None
+
+
+class SnowparkCursor:
+    """The DB-API subset `finsight status | slo | alerts` read with, over the app's Snowpark session (in Snowflake,
+    the app owner's session: no credentials in the app)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.description, self._rows = session, [], []  # type: ignore[var-annotated]
+
+    def cursor(self) -> SnowparkCursor:
+        return self
+
+    def execute(self, sql: str) -> SnowparkCursor:
+        frame = self.session.sql(sql)
+        rows = frame.collect()
+        names = list(rows[0]._fields) if rows else [f.name for f in frame.schema.fields]
+        self.description = [(n.strip('"').upper(),) for n in names]
+        self._rows = [tuple(r) for r in rows]
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
 
 
 @st.cache_resource
 def _connection() -> Any:
+    if _in_snowflake():
+        from snowflake.snowpark.context import get_active_session
+
+        return SnowparkCursor(get_active_session())
     from finsight import warehouse
 
     return warehouse.connect(_local_env())
 
 
-def _in_snowflake() -> bool:
-    try:
-        from snowflake.snowpark.context import get_active_session
-
-        get_active_session()
-        return True
-    except Exception:  # no active session: we run locally
-        return False
-
-
 def query(sql: str) -> pd.DataFrame:
-    if _in_snowflake():
-        from snowflake.snowpark.context import get_active_session
-
-        return get_active_session().sql(sql).to_pandas()
     cur = _connection().cursor()
     cur.execute(sql)
     return pd.DataFrame(cur.fetchall(), columns=[d[0].upper() for d in cur.description])
@@ -78,8 +109,8 @@ def main() -> None:
         st.bar_chart(tasks.groupby("NAME")["SECONDS"].max())
 
     st.header(SECTIONS[1])
-    cur = _connection().cursor() if not _in_snowflake() else None
-    rows = status.table_status(env, cur) if cur is not None else []
+    cur = _connection().cursor()
+    rows = status.table_status(env, cur)
     fresh = pd.DataFrame([r.as_dict() for r in rows])
     if len(fresh):
         st.dataframe(fresh[["table", "state", "lag_minutes", "sla_minutes", "last_success", "owner", "last_error",
@@ -103,7 +134,7 @@ def main() -> None:
         st.bar_chart(volumes.set_index("RAW_TABLE")["ROWS_LANDED"])
 
     st.header(SECTIONS[4])
-    months = slo.monthly(env, cur) if cur is not None else []
+    months = slo.monthly(env, cur)
     burn = pd.DataFrame([m.as_dict() for m in months])
     if len(burn):
         latest = months[-1]
@@ -117,7 +148,7 @@ def main() -> None:
         st.info("no graph run yet")
 
     st.header(SECTIONS[5])
-    open_alerts = pd.DataFrame(alerts.open_alerts(env, _connection())) if cur is not None else pd.DataFrame()
+    open_alerts = pd.DataFrame(alerts.open_alerts(env, _connection()))
     if len(open_alerts):
         st.dataframe(open_alerts[["ALERT_TYPE", "ALERT_ID", "TEAM", "OWNER", "RUNBOOK", "MESSAGE", "FIRST_SEEN_AT"]],
                      width="stretch")  # fmt: skip

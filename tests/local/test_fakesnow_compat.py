@@ -108,3 +108,34 @@ def test_a_null_timestamp_reads_back_as_null(cursor) -> None:
     rows = cursor.fetchall()
     assert [r[1] is None for r in rows] == [True, False, True]
     assert str(rows[1][1]) == "2026-11-27 10:15:30.250000"
+
+
+ICEBERG_DDL = (
+    "CREATE ICEBERG TABLE IF NOT EXISTS {name} (K NUMBER(38, 0), TS TIMESTAMP_NTZ(6)) "
+    "EXTERNAL_VOLUME = 'FINSIGHT_LOCAL_CURATED_ARCHIVE' CATALOG = 'SNOWFLAKE' BASE_LOCATION = 'tables/t/'"
+)
+
+
+def test_iceberg_ddl_is_reduced_to_a_plain_table_by_a_tree_transform(caplog: pytest.LogCaptureFixture) -> None:
+    """Deliberate, not the DuckDB generator's accident: without the transform sqlglot drops the storage properties
+    with an "Unsupported property" warning each; with it there is nothing left to drop."""
+    tree = sqlglot.parse_one(ICEBERG_DDL.format(name="A.T"), read="snowflake")
+    out = tree.transform(fakesnow_compat.iceberg_as_plain_table)
+    with caplog.at_level("WARNING", logger="sqlglot"):
+        duck = out.sql(dialect="duckdb")
+    assert duck == "CREATE TABLE IF NOT EXISTS A.T (K DECIMAL(38, 0), TS TIMESTAMP(6))"
+    assert not [r for r in caplog.records if "Unsupported property" in r.getMessage()]
+    assert "ICEBERG" not in out.sql(dialect="snowflake") and "EXTERNAL_VOLUME" not in out.sql(dialect="snowflake")
+    alter = sqlglot.parse_one("ALTER ICEBERG TABLE A.T ADD COLUMN X VARCHAR", read="snowflake")
+    plain = alter.transform(fakesnow_compat.iceberg_as_plain_table)
+    assert plain.sql(dialect="snowflake") == "ALTER TABLE A.T ADD X VARCHAR"
+
+
+def test_iceberg_table_statements_run_on_the_server(cursor) -> None:
+    """The archive migration's DDL and the move's DML run unchanged: same SQL, a DuckDB table underneath."""
+    cursor.execute(ICEBERG_DDL.format(name="COMPAT_TEST.ICEBERG_T"))
+    cursor.execute(ICEBERG_DDL.format(name="COMPAT_TEST.ICEBERG_T"))  # IF NOT EXISTS: a rerun is a no-op
+    cursor.execute("INSERT INTO COMPAT_TEST.ICEBERG_T VALUES (1, '2026-01-01 00:00:00')")
+    cursor.execute("ALTER ICEBERG TABLE COMPAT_TEST.ICEBERG_T ADD COLUMN X VARCHAR")
+    assert cursor.execute("SELECT K, X FROM COMPAT_TEST.ICEBERG_T").fetchall() == [(1, None)]
+    cursor.execute("DROP TABLE COMPAT_TEST.ICEBERG_T")

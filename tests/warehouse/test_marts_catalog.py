@@ -50,10 +50,15 @@ def test_optional_upstreams_switch_their_query_on(env: Environment) -> None:
     revenue = next(m for m in marts.marts() if m.name == "daily_revenue")
     variants = marts.variants(revenue, env)
     assert set(variants) == {"", "FXRATES__DAILY_RATES"}
+    # read through HISTORY (hot + Iceberg archive) where the environment archives CURATED, else CURATED itself
+    schema = "HISTORY" if env.curated_archive else "CURATED"
     assert (
         "FXRATES__DAILY_RATES" not in variants[""]
-        and "CURATED.FXRATES__DAILY_RATES" in variants["FXRATES__DAILY_RATES"]
+        and f"{schema}.FXRATES__DAILY_RATES" in variants["FXRATES__DAILY_RATES"]
     )
+    bare = marts.variants(revenue, env.model_copy(update={"curated_archive": None}))
+    assert "CURATED.FXRATES__DAILY_RATES" in bare["FXRATES__DAILY_RATES"]
+    assert "HISTORY." not in bare["FXRATES__DAILY_RATES"]
 
 
 def _mart_folder(tmp_path: Path, metadata: str, query: str) -> Path:

@@ -1,0 +1,81 @@
+-- CURATED (and MARTS) history older than curated_archive.hot_months: Snowflake-managed Apache Iceberg tables on S3,
+-- through the external volume cdktf's Snowflake stack creates (finsight.catalog.archive_volume), tiered by the
+-- bucket's S3 lifecycle. OPS.ARCHIVE_CURATED (snowpark/archive.py, daily retention graph) moves the rows monthly;
+-- HISTORY.<table> is what readers query for the full 7 years: the hot rows plus the archived rows whose key is not
+-- hot (between the move's copy and delete steps a key is in both: the hot row wins, never a duplicate).
+-- Locally (fakesnow) finsight/local/fakesnow_compat.py reduces the Iceberg clauses to a plain table.
+-- Named to run after R__curated_tables.sql and R__warehouse_tables.sql (schemachange applies R__ scripts by name).
+{%- if archive %}
+{%- set a = archive %}
+CREATE SCHEMA IF NOT EXISTS {{ database }}.{{ a.schema }};
+CREATE SCHEMA IF NOT EXISTS {{ database }}.{{ a.history_schema }};
+{% for t in a.tables %}
+CREATE ICEBERG TABLE IF NOT EXISTS {{ database }}.{{ a.schema }}.{{ t.name }} (
+    {%- for c in t.columns %}
+    {{ c.name }} {{ c.iceberg_type }}{{ "," if not loop.last }}
+    {%- endfor %}
+)
+EXTERNAL_VOLUME = '{{ a.external_volume }}'
+CATALOG = 'SNOWFLAKE'
+BASE_LOCATION = '{{ t.base_location }}';
+
+CREATE OR REPLACE VIEW {{ database }}.{{ a.history_schema }}.{{ t.name }} AS
+SELECT
+    {%- for c in t.columns %}
+    H.{{ c.name }}{{ "," if not loop.last }}
+    {%- endfor %}
+FROM {{ database }}.{{ t.hot }} AS H
+UNION ALL
+SELECT
+    {%- for c in t.columns %}
+    {%- if c.json %}
+    PARSE_JSON(A.{{ c.name }}) AS {{ c.name }}{{ "," if not loop.last }}
+    {%- else %}
+    A.{{ c.name }}{{ "," if not loop.last }}
+    {%- endif %}
+    {%- endfor %}
+FROM {{ database }}.{{ a.schema }}.{{ t.name }} AS A
+WHERE NOT EXISTS (
+    SELECT 1 FROM {{ database }}.{{ t.hot }} AS HOT
+    WHERE
+        {%- for k in t["keys"] %}
+        {{ "AND " if not loop.first }}HOT.{{ k }} = A.{{ k }}
+        {%- endfor %}
+);
+{%- endfor %}
+{%- if not is_local %}
+{%- set g = governance %}
+{%- set gov = database ~ "." ~ g.governance_schema %}
+{%- set archived = a.tables | map(attribute="name") | list %}
+
+-- Access control, as R__governance.sql sets it for CURATED (that script runs first, before these objects exist; and
+-- CREATE OR REPLACE VIEW drops a view's policies, so they are attached again here, every time the views are).
+-- The Iceberg tables are the pipeline's alone, like RAW; readers query HISTORY, whose views carry CURATED's PII
+-- masking and row-access policies (on the views: sqlfluff cannot parse ALTER ICEBERG TABLE).
+ALTER SCHEMA {{ database }}.{{ a.schema }} ENABLE MANAGED ACCESS;
+ALTER SCHEMA {{ database }}.{{ a.history_schema }} ENABLE MANAGED ACCESS;
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ g.roles.governance }};
+{%- for reader in [g.roles.analyst, g.roles.pii_reader] %}
+REVOKE ALL PRIVILEGES ON SCHEMA {{ database }}.{{ a.schema }} FROM ROLE {{ reader }};
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+GRANT SELECT ON ALL VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+GRANT SELECT ON FUTURE VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
+{%- endfor %}
+
+USE ROLE {{ g.roles.governance }};
+{%- for t in tables if t.curated in archived %}
+{%- for c in t.columns if c.pii %}
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
+SET MASKING POLICY {{ gov }}.PII_MASK FORCE;
+{%- endfor %}
+{%- endfor %}
+{%- for name in g.row_access_tables if name in archived %}
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
+ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }}
+ADD ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS ON ({{ g.row_access_column }});
+{%- endfor %}
+USE ROLE {{ g.roles.pipeline }};
+{%- endif %}
+{%- else %}
+SELECT 'no curated_archive in this environment: CURATED keeps all its history' AS CURATED_ARCHIVE;
+{%- endif %}

@@ -1,0 +1,145 @@
+"""ARCHIVE_CURATED procedure: CURATED (and MARTS) history older than `hot_months` moves to Iceberg tables on S3.
+
+Run by the daily FINSIGHT_RETENTION graph after APPLY_RETENTION. The cutoff is month-aligned (the first day of the
+month `hot_months` before the current one), so the job moves one whole month once a month; the daily schedule only
+makes a failed move retry the next day. The Iceberg tables (ARCHIVE.<table>, external volume from cdktf) and the
+history views (HISTORY.<table> = hot rows, plus archived rows whose key is not hot) are created by
+migrations/R__warehouse_views_archive.sql from the same config.
+
+Each table moves in two idempotent steps, so a rerun after a crash anywhere never duplicates or loses a row:
+  1. copy: every old hot row not yet in the archive is inserted, a newer version replaces an archived one
+     (tables: MERGE by key and version; marts: the old partitions are replaced whole, as a mart build does);
+  2. delete: only the old hot rows the archive verifiably holds (same key, same or newer version) leave CURATED.
+Between the two steps the history view shows each key once (the hot row wins), so readers never see a duplicate.
+Source deletes (tombstones) newer than an archived version remove it from the archive as well.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from snowpark.sql_text import literal
+
+RUNS = "OPS.RETENTION_RUNS"
+ARCHIVE_SCHEMA = "ARCHIVE"  # = finsight.catalog.ARCHIVE_SCHEMA (procedures ship without finsight/)
+VERSION = ("_EXTRACTED_AT", "_BATCH_ID", "_ROW_NUMBER")  # MERGE's order: which version of a key wins
+# a mart row's version is its build: a partition rebuilt since the copy is not deleted from MARTS
+SAME_BUILD = "(a._BUILT_AT = h._BUILT_AT OR (a._BUILT_AT IS NULL AND h._BUILT_AT IS NULL))"
+
+
+def cutoff_sql(hot_months: int) -> str:
+    """The first day of the month `hot_months` before the current month: rows older than that are archived."""
+    return f"DATEADD(MONTH, -{int(hot_months)}, DATE_TRUNC('MONTH', CAST(CURRENT_TIMESTAMP() AS TIMESTAMP_NTZ)))"
+
+
+def _old(t: dict[str, Any], alias: str, cutoff: str) -> str:
+    bound = f"CAST({cutoff} AS DATE)" if t["kind"] == "mart" else cutoff
+    return f"{alias}.{t['age_column']} < {bound}"
+
+
+def _keys(t: dict[str, Any], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in t["keys"])
+
+
+def _newer(left: str, right: str, or_equal: bool) -> str:
+    """`left`'s version is newer than `right`'s (or the same one, with or_equal)."""
+    e, b, r = VERSION
+    last = ">=" if or_equal else ">"
+    return (
+        f"({left}.{e} > {right}.{e} OR ({left}.{e} = {right}.{e} AND ({left}.{b} > {right}.{b} "
+        f"OR ({left}.{b} = {right}.{b} AND {left}.{r} {last} {right}.{r}))))"
+    )
+
+
+def _to_archive(t: dict[str, Any], alias: str) -> list[str]:
+    """Column values as the Iceberg table stores them (JSON as text)."""
+    return [f"TO_JSON({alias}.{c})" if c in t["json"] else f"{alias}.{c}" for c in t["columns"]]
+
+
+def _count(session: Any, sql: str) -> int:
+    return int(session.sql(sql).collect()[0][0])
+
+
+def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
+    """Step 1: the old hot rows into the archive, unless an equal or newer version is already there. Returns the rows
+    written (0 on a rerun)."""
+    hot, arc, cols = t["hot"], t["archive"], t["columns"]
+    if t["kind"] == "mart":
+        part = t["age_column"]
+        moved = f"SELECT DISTINCT h.{part} FROM {hot} AS h WHERE {_old(t, 'h', cutoff)}"
+        pending = f"NOT EXISTS (SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {SAME_BUILD})"
+        n = _count(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {_old(t, 'h', cutoff)} AND {pending}")
+        if n:  # replace the old partitions whole: a rebuilt partition may have lost keys
+            session.sql(f"DELETE FROM {arc} WHERE {part} IN ({moved})").collect()
+            session.sql(
+                f"INSERT INTO {arc} ({', '.join(cols)}) SELECT {', '.join(_to_archive(t, 'h'))} FROM {hot} AS h "
+                f"WHERE {_old(t, 'h', cutoff)}"
+            ).collect()
+        return n
+    pending = (
+        f"FROM {hot} AS h WHERE {_old(t, 'h', cutoff)} AND NOT EXISTS "
+        f"(SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {_newer('a', 'h', or_equal=True)})"
+    )
+    n = _count(session, f"SELECT COUNT(*) {pending}")
+    if n:
+        values = _to_archive(t, "h")
+        session.sql(
+            f"MERGE INTO {arc} AS a USING (SELECT {', '.join('h.' + c for c in cols)} {pending}) AS h "
+            f"ON {_keys(t, 'a', 'h')} "
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(f'{c} = {v}' for c, v in zip(cols, values, strict=True))} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join(values)})"
+        ).collect()
+    return n
+
+
+def delete_archived(session: Any, t: dict[str, Any], cutoff: str) -> int:
+    """Step 2: old hot rows whose key the archive holds at the same (or a newer) version leave the hot table."""
+    hot, arc = t["hot"], t["archive"]
+    same = SAME_BUILD if t["kind"] == "mart" else _newer("a", "h", or_equal=True)
+    where = f"{_old(t, 'h', cutoff)} AND EXISTS (SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {same})"
+    n = _count(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {where}")
+    if n:
+        session.sql(f"DELETE FROM {hot} AS h WHERE {where}").collect()
+    return n
+
+
+def drop_deleted_at_source(session: Any, t: dict[str, Any]) -> int:
+    """Archived versions a later tombstone says were deleted at the source (MERGE can only delete hot rows)."""
+    if not t.get("tombstones"):
+        return 0
+    e, b, _ = VERSION
+    where = (
+        f"EXISTS (SELECT 1 FROM {t['tombstones']} AS d WHERE {_keys(t, 'd', 'a')} "
+        f"AND (d.{e} > a.{e} OR (d.{e} = a.{e} AND d.{b} >= a.{b})))"
+    )
+    n = _count(session, f"SELECT COUNT(*) FROM {t['archive']} AS a WHERE {where}")
+    if n:
+        session.sql(f"DELETE FROM {t['archive']} AS a WHERE {where}").collect()
+    return n
+
+
+def move_table(session: Any, t: dict[str, Any], cutoff: str) -> dict[str, int]:
+    """One table's move: tombstones, copy, delete (each step safe to repeat)."""
+    dropped = drop_deleted_at_source(session, t)
+    copied = copy_to_archive(session, t, cutoff)
+    deleted = delete_archived(session, t, cutoff)
+    return {"copied": copied, "deleted_from_hot": deleted, "dropped_deleted_at_source": dropped}
+
+
+def archive_curated(session: Any, run_id: str, spec_json: str) -> str:
+    """Handler of OPS.ARCHIVE_CURATED(run_id, spec_json); spec = finsight.catalog.archive_spec(env)."""
+    spec = json.loads(spec_json)
+    cutoff = cutoff_sql(spec["hot_months"])
+    moved = {}
+    policy = literal(f"archive_hot_months={spec['hot_months']}")
+    for t in spec["tables"]:
+        moved[t["hot"]] = result = move_table(session, t, cutoff)
+        session.sql(
+            f"INSERT INTO {RUNS} (RUN_ID, TABLE_NAME, POLICY, ROWS_DELETED, CUTOFF, RAN_AT) VALUES "
+            f"({literal(run_id)}, {literal(t['hot'])}, {policy}, "
+            f"{result['deleted_from_hot']}, {cutoff}, CURRENT_TIMESTAMP())"
+        ).collect()
+    total = sum(r["deleted_from_hot"] for r in moved.values())
+    return json.dumps({"run_id": run_id, "rows_archived": total, "external_volume": spec["external_volume"],
+                       "tables": moved})  # fmt: skip

@@ -1,0 +1,148 @@
+"""ARCHIVE_CURATED on the real stack: CURATED/MARTS rows older than hot_months move to the archive tables (Iceberg in
+Snowflake, plain tables in fakesnow through the compat layer), HISTORY views still show every row exactly once, a
+rerun changes nothing, and a crash between the copy and the delete step never duplicates nor loses a row.
+
+The move runs on one CURATED table and one mart only (the procedure's spec, filtered): rows of private keys, removed
+in `finally`, so the shared stack is left as found.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from finsight import catalog, migrate, warehouse
+from finsight.config import Environment
+from finsight.local.stack import LocalStack
+from snowpark import archive
+from tests.warehouse.helpers import sf
+
+pytestmark = pytest.mark.stack
+
+TABLE, MART = "CURATED.RISK__RISK_ASSESSMENTS", "MARTS.DAILY_REVENUE"
+OLD_KEYS = (9_810_000_001, 9_810_000_002)
+RECENT_KEYS = (9_810_000_003,)
+DELETED_KEY = 9_810_000_004  # archived earlier, then deleted at the source (a newer tombstone)
+KEYS = ", ".join(map(str, (*OLD_KEYS, *RECENT_KEYS, DELETED_KEY)))
+MERCHANT = 9_810_000_999
+COLUMNS = "ASSESSMENT_ID, SCORE, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, _ROW_NUMBER, _OP, _MERGED_AT"
+
+
+def _spec(env: Environment) -> dict[str, Any]:
+    spec = catalog.archive_spec(env)
+    assert spec is not None, "the local environment configures curated_archive"
+    spec["tables"] = [t for t in spec["tables"] if t["hot"] in (TABLE, MART)]
+    assert len(spec["tables"]) == 2
+    return spec
+
+
+def _rows(env: Environment, schema_table: str, where: str) -> list[tuple]:
+    cols = COLUMNS if "RISK" in schema_table else "BUSINESS_DATE, MERCHANT_ID, CURRENCY, CARD_BRAND, PAYMENT_COUNT"
+    return sorted(sf(env, f"SELECT {cols} FROM {schema_table} WHERE {where}"), key=repr)
+
+
+def _state(env: Environment) -> dict[str, list[tuple]]:
+    risk, mart = f"ASSESSMENT_ID IN ({KEYS})", f"MERCHANT_ID = {MERCHANT}"
+    return {
+        "hot": _rows(env, TABLE, risk),
+        "archive": _rows(env, "ARCHIVE.RISK__RISK_ASSESSMENTS", risk),
+        "history": _rows(env, "HISTORY.RISK__RISK_ASSESSMENTS", risk),
+        "mart_hot": _rows(env, MART, mart),
+        "mart_archive": _rows(env, "ARCHIVE.DAILY_REVENUE", mart),
+        "mart_history": _rows(env, "HISTORY.DAILY_REVENUE", mart),
+    }
+
+
+@pytest.fixture
+def seeded(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[str, list[tuple]]]:
+    """Old and recent rows in CURATED and MARTS; returns what they held before any move."""
+    migrate.deploy(local_env)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    old, recent = now - timedelta(days=200), now - timedelta(days=5)  # hot_months 3 (+ the month alignment)
+    batch = f"test-arc-{uuid.uuid4().hex[:8]}"
+    with warehouse.connect(local_env) as conn:
+        cur = conn.cursor()
+        for n, (key, at) in enumerate([(k, old) for k in OLD_KEYS] + [(k, recent) for k in RECENT_KEYS]):
+            cur.execute(f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ({key}, {n}, '{at}', '{batch}', '{at}', {n}, 'U', "
+                        f"'{at}')")  # fmt: skip
+        cur.execute(f"INSERT INTO ARCHIVE.RISK__RISK_ASSESSMENTS ({COLUMNS}) VALUES ({DELETED_KEY}, 9, '{old}', "
+                    f"'{batch}', '{old}', 1, 'U', '{old}')")  # fmt: skip
+        cur.execute(f"INSERT INTO OPS.RISK__RISK_ASSESSMENTS__TOMBSTONES (ASSESSMENT_ID, _BATCH_ID, _EXTRACTED_AT, "
+                    f"_DELETED_AT) VALUES ({DELETED_KEY}, '{batch}-d', '{recent}', '{recent}')")  # fmt: skip
+        for day, count in ((old.date(), 1), (old.date() - timedelta(days=1), 2), (recent.date(), 3)):
+            cur.execute(f"INSERT INTO {MART} (BUSINESS_DATE, MERCHANT_ID, CURRENCY, CARD_BRAND, PAYMENT_COUNT, "
+                        f"_RUN_ID, _BUILT_AT) VALUES ('{day}', {MERCHANT}, 'USD', 'visa', {count}, '{batch}', "
+                        f"'{now}')")  # fmt: skip
+    try:
+        yield _state(local_env)
+    finally:
+        with warehouse.connect(local_env) as conn:
+            cur = conn.cursor()
+            for table in (TABLE, "ARCHIVE.RISK__RISK_ASSESSMENTS", "OPS.RISK__RISK_ASSESSMENTS__TOMBSTONES"):
+                cur.execute(f"DELETE FROM {table} WHERE ASSESSMENT_ID IN ({KEYS})")
+            for table in (MART, "ARCHIVE.DAILY_REVENUE"):
+                cur.execute(f"DELETE FROM {table} WHERE MERCHANT_ID = {MERCHANT}")
+            cur.execute("DELETE FROM OPS.RETENTION_RUNS WHERE RUN_ID LIKE 'test-arc-%'")
+
+
+def _live(before: dict[str, list[tuple]]) -> list[tuple]:
+    """What readers should see: everything CURATED held (the source-deleted key was never hot)."""
+    return before["hot"]
+
+
+def test_old_rows_move_recent_stay_history_unchanged_rerun_is_a_noop(
+    local_env: Environment, seeded: dict[str, list[tuple]]
+) -> None:
+    spec = _spec(local_env)
+    session = warehouse.snowpark_session(local_env)
+    try:
+        out = json.loads(archive.archive_curated(session, "test-arc-run", json.dumps(spec)))
+        after = _state(local_env)
+        rerun = json.loads(archive.archive_curated(session, "test-arc-rerun", json.dumps(spec)))
+    finally:
+        session.close()
+    assert out["external_volume"] == catalog.archive_volume(local_env)
+    assert out["tables"][TABLE] == {"copied": 2, "deleted_from_hot": 2, "dropped_deleted_at_source": 1}
+    assert out["tables"][MART]["deleted_from_hot"] == 2  # the two old partitions
+    assert [r[0] for r in after["hot"]] == list(RECENT_KEYS)  # recent rows stay hot
+    assert sorted(r[0] for r in after["archive"]) == sorted(OLD_KEYS)  # old rows moved; the deleted key dropped
+    assert after["history"] == _live(seeded)  # readers see exactly what CURATED held
+    assert [r[4] for r in after["mart_hot"]] == [3] and sorted(r[4] for r in after["mart_archive"]) == [1, 2]
+    assert after["mart_history"] == seeded["mart_hot"]
+    assert all(v == {"copied": 0, "deleted_from_hot": 0, "dropped_deleted_at_source": 0}
+               for v in rerun["tables"].values()), rerun  # fmt: skip
+    assert _state(local_env) == after  # a rerun changes nothing
+    policy = f"archive_hot_months={spec['hot_months']}"
+    logged = sf(local_env, f"SELECT ROWS_DELETED FROM OPS.RETENTION_RUNS WHERE RUN_ID = 'test-arc-run' "
+                           f"AND TABLE_NAME = '{TABLE}' AND POLICY = '{policy}'")  # fmt: skip
+    assert logged == [(2,)]
+
+
+def test_crash_between_copy_and_delete_then_rerun_leaves_no_duplicate(
+    local_env: Environment, seeded: dict[str, list[tuple]]
+) -> None:
+    spec = _spec(local_env)
+    cutoff = archive.cutoff_sql(spec["hot_months"])
+    session = warehouse.snowpark_session(local_env)
+    try:
+        for t in spec["tables"]:  # move_table's steps up to the copy: the run dies before delete_archived
+            archive.drop_deleted_at_source(session, t)
+            archive.copy_to_archive(session, t, cutoff)
+        crashed = _state(local_env)
+        for t in spec["tables"]:
+            archive.move_table(session, t, cutoff)  # the next day's run
+    finally:
+        session.close()
+    # mid-crash: old rows are in both places, readers still see each row once (the hot copy wins)
+    assert crashed["hot"] == seeded["hot"] and sorted(r[0] for r in crashed["archive"]) == sorted(OLD_KEYS)
+    assert crashed["history"] == _live(seeded) and crashed["mart_history"] == seeded["mart_hot"]
+    after = _state(local_env)
+    assert sorted(r[0] for r in after["archive"]) == sorted(OLD_KEYS)  # once each, no duplicate
+    assert [r[0] for r in after["hot"]] == list(RECENT_KEYS)
+    assert after["history"] == _live(seeded)
+    assert sorted(r[4] for r in after["mart_archive"]) == [1, 2] and after["mart_history"] == seeded["mart_hot"]
