@@ -52,8 +52,32 @@ def _changed_partitions(session: Any, spec: dict[str, Any], since: str, upto: st
     return sorted({_partition(d, spec["partition_grain"]) for d in days})
 
 
+# A concurrent build of the same mart (OPS.BACKFILL called while the hourly graph runs) deletes the same partition
+# rows. Snowflake serializes the two DELETEs on the table lock; DuckDB (the local engine) is optimistic and aborts
+# the later writer instead ("TransactionContext Error: Conflict on tuple deletion!"). Either way the loser's
+# transaction is rolled back whole, so building again from the start (dates recomputed after the winner's build) is
+# correct and idempotent.
+WRITE_CONFLICTS = ("conflict on tuple", "write-write conflict", "deadlock", "lock wait timeout", "locked by")
+BUILD_ATTEMPTS = 5
+
+
+def _write_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in WRITE_CONFLICTS)
+
+
 def build_mart(session: Any, mart: str, run_id: str, config_json: str | None = None) -> str:
     """Handler of OPS.BUILD_MART(mart, run_id, config). Returns a JSON summary (mode, partitions, rows)."""
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            return _build_once(session, mart, run_id, config_json)
+        except Exception as exc:  # only a lost write race is retried; anything else is the build's error
+            if attempt == BUILD_ATTEMPTS or not _write_conflict(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build_once(session: Any, mart: str, run_id: str, config_json: str | None) -> str:
     spec = pipeline_catalog.spec(session, "mart", mart)
     config = _config(config_json)
     present = _present(session, spec)

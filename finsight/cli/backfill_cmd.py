@@ -6,7 +6,8 @@
 
 Chunks run here (threads) through the same extract_source as the ECS task; checkpoints live in S3, so rerunning
 the same command after a crash or a failure runs only the unfinished chunks. On `local` the landed batches are then
-loaded and merged, so CURATED shows the result.
+loaded and the run ends with OPS.BACKFILL(table, start, end) per table (the procedure Snowflake runs): the window
+is merged into CURATED and the mart dates it touched are rebuilt.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def _print_run(run: BackfillRun, load: Any | None, local: bool) -> None:
     if load is not None:
         pipe = load.pipe
         typer.echo(f"  loaded   : {pipe.rows_loaded} rows in {pipe.files_loaded} files into RAW (manifests included)")
-        merges = [t for t in load.dag.tasks if t.name.startswith("MERGE_")]
-        failed = [t.name for t in merges if t.state != "SUCCEEDED"]
-        typer.echo(f"  merged   : {load.dag.merged_rows()} rows into CURATED by {', '.join(t.name for t in merges)}"
-                   + (f"; FAILED: {' '.join(failed)}" if failed else ""))  # fmt: skip
+        tables = ", ".join(r["table"] for r in load.results)
+        typer.echo(f"  merged   : {load.merged_rows()} rows of the window into CURATED by OPS.BACKFILL ({tables})")
+        built = [f"{m['mart']} ({m['mode']}, {m['partitions']} dates)" for m in load.marts()]
+        typer.echo(f"  marts    : {', '.join(built) or 'none reads these tables'}")
+        for err in load.errors:
+            typer.secho(f"  OPS.BACKFILL FAILED: {err}", fg="red", err=True)
         for err in load.pipe.errors:
             typer.secho(f"  load error: {err}", fg="red", err=True)
     elif not local and run.rows:
@@ -130,7 +133,8 @@ def _run(cfg: Environment, plan: BackfillPlan, parallel: int, as_json: bool) -> 
     if cfg.is_local and run.tables_landed():
         from finsight.local.backfill import load_and_merge
 
-        load = load_and_merge(cfg, [cfg.postgres_sources[plan.source].tables[t] for t in run.tables_landed()])
+        tables = [cfg.postgres_sources[plan.source].tables[t] for t in run.tables_landed()]
+        load = load_and_merge(cfg, tables, (plan.start, plan.end))
     if as_json:
         summary = run.to_json()
         if load is not None:
@@ -139,9 +143,10 @@ def _run(cfg: Environment, plan: BackfillPlan, parallel: int, as_json: bool) -> 
                 "rows": load.pipe.rows_loaded,
                 "errors": load.pipe.errors,
             }
-            summary["merge"] = {
-                "rows": load.dag.merged_rows(),
-                "tasks": {t.name: t.state for t in load.dag.tasks if t.name.startswith("MERGE_")},
+            summary["merge"] = {  # what CALL OPS.BACKFILL(table, start, end) did, per table
+                "rows": load.merged_rows(),
+                "backfills": load.results,
+                "errors": load.errors,
             }
         typer.echo(json.dumps(summary, indent=2))
     else:

@@ -1,60 +1,72 @@
-"""Local glue after a backfill: load what landed (the Snowpipe player) and merge the affected tables into CURATED.
+"""Local glue after a backfill: load what landed (the Snowpipe player), then CALL OPS.BACKFILL for each table.
 
-In AWS, Snowpipe loads the batches as they land and the hourly Task graph merges them; locally nothing runs by
-itself, so `finsight backfill --env local` calls this once its chunks are extracted.
+In AWS, Snowpipe loads the batches as they land and `finsight backfill` ends with `CALL OPS.BACKFILL(table, start,
+end)` (or the hourly root's CONFIG); locally nothing loads by itself, so `finsight backfill --env local` drains the
+landing queue and then runs the very same procedure handler in-process: the window's landed batches are merged
+into CURATED (hourly and backfill batches alike, ordered by read time) and the mart dates they touched rebuilt.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from finsight import migrate, warehouse
 from finsight.config import Environment, Table
 from finsight.local.snowpipe import PipeRun, drain
 from snowpark import procedures
-from tasks.dag import build_dag
-from tasks.runner import DagRun, run_dag
+from tasks.runner import sync_catalog
 
 
 @dataclass
 class BackfillLoad:
     pipe: PipeRun
-    dag: DagRun
+    results: list[dict[str, Any]] = field(default_factory=list)  # one OPS.BACKFILL summary per table
+    errors: list[str] = field(default_factory=list)  # "<table>: <error>" of a failed CALL
 
     @property
     def ok(self) -> bool:
-        return not self.pipe.errors and self.dag.succeeded
+        return not self.pipe.errors and not self.errors
+
+    def merged_rows(self) -> int:
+        return sum(int(r.get("rows_merged", 0)) for r in self.results)
+
+    def marts(self) -> list[dict[str, Any]]:
+        """The mart builds the procedure ran (the dates the window touched)."""
+        return [m for r in self.results for m in r.get("marts", [])]
 
 
-def merge_task_names(env: Environment, tables: list[Table]) -> list[str]:
-    """The DAG's MERGE task of each table (found by its spec, so the task naming lives only in tasks/dag.py)."""
-    wanted = {t.qualified for t in tables}
-    return [
-        node.name
-        for node in build_dag(env)
-        if node.procedure is procedures.MERGE_TABLE and json.loads(node.args[0] or "{}")["table"] in wanted
-    ]
+def call_backfill(
+    env: Environment, tables: list[Table], window: tuple[datetime, datetime], run_id: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CALL OPS.BACKFILL(table, start, end) for each table, as Snowflake runs it (the same handler, in-process).
 
-
-def merge_backfilled_tables(env: Environment, tables: list[Table], run_id: str) -> DagRun:
-    """Merge RAW -> CURATED for the tables a backfill landed batches for.
-
-    The one place to switch to the warehouse's OPS.BACKFILL procedure once it exists (today: the hourly DAG's own
-    MERGE tasks of these tables, which merge every complete, not yet merged batch, backfill batches included).
-    """
+    The window is ISO text, as the manifests record their cursor range."""
+    handler = procedures.BACKFILL.function()
+    start, end = (w.isoformat() for w in window)
+    results, errors = [], []
     session = warehouse.snowpark_session(env)
     try:
-        return run_dag(env, session, run_id, only=merge_task_names(env, tables))
+        sync_catalog(env, session)  # the procedure reads its table and mart specs from OPS.PIPELINE_CATALOG
+        for table in tables:
+            try:
+                results.append(json.loads(handler(session, table.qualified, start, end, f"{run_id}-{table.name}")))
+            except Exception as exc:  # one table's failure is reported; the other tables still get their CALL
+                errors.append(f"{table.qualified}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         session.close()
+    return results, errors
 
 
-def load_and_merge(env: Environment, tables: list[Table], run_id: str | None = None) -> BackfillLoad:
-    """Apply pending migrations (RAW/CURATED must exist), drain the landing queue, merge `tables`."""
+def load_and_merge(
+    env: Environment, tables: list[Table], window: tuple[datetime, datetime], run_id: str | None = None
+) -> BackfillLoad:
+    """Apply pending migrations (RAW/CURATED must exist), drain the landing queue, CALL OPS.BACKFILL per table."""
     migrate.deploy(env)
     with warehouse.connect(env, schema=env.snowflake.schemas["raw"]) as conn:
         pipe = drain(env, conn.cursor())
-    dag = merge_backfilled_tables(env, tables, run_id or f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%S}")
-    return BackfillLoad(pipe, dag)
+    run_id = run_id or f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    results, errors = call_backfill(env, tables, window, run_id)
+    return BackfillLoad(pipe, results, errors)

@@ -28,7 +28,8 @@ def extract_stages(
     """One EXTRACT_<SOURCE> result per configured source: FAILED when it returned no run (its error attached)."""
     ran = {s.source: s for s in sources}
     out = []
-    for source in env.postgres_sources:
+    # the payment-API sources too: an API that could not be read makes the run PARTIAL, as a database does
+    for source in [*env.postgres_sources, *env.api_sources]:
         run = ran.get(source)
         if run is not None:
             end = min(completed_at, started_at + timedelta(seconds=run.seconds))

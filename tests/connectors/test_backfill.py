@@ -38,7 +38,7 @@ from connectors.backfill import (
     plan_windows,
 )
 from connectors.landing.state import load_state
-from finsight import migrate, warehouse
+from finsight import marts, migrate, warehouse
 from finsight.aws import client
 from finsight.cli.main import app
 from finsight.config import Environment, Table, load_environment, repo_root
@@ -259,7 +259,7 @@ def _curated_rows(env: Environment, table: Table, window: tuple[datetime, dateti
 def _fresh_window(env: Environment, table: Table, window: tuple[datetime, datetime], chunk: str) -> BackfillPlan:
     """Merge whatever is pending, then remove the window from CURATED and forget any earlier checkpoints of this
     backfill: what CURATED holds for the window afterwards can only come from the backfill under test."""
-    load_and_merge(env, [table], run_id="test-backfill-setup")
+    load_and_merge(env, [table], window, run_id="test-backfill-setup")
     _warehouse_rows(
         env,
         f"DELETE FROM CURATED.{table.curated_name} WHERE {table.cursor.upper()} >= %s AND {table.cursor.upper()} < %s",
@@ -315,7 +315,17 @@ def test_backfill_lands_exactly_the_window_and_keeps_the_watermark(stack: LocalS
     assert modes == [("backfill",)]
     # ... merged into CURATED, and the hourly watermark did not move
     assert sorted(_curated_rows(env, table, window)) == sorted(source)
-    assert summary["merge"]["tasks"] == {f"MERGE_{table.raw_name}": "SUCCEEDED"}
+    # ... by OPS.BACKFILL(table, start, end), the procedure Snowflake runs
+    assert summary["merge"]["errors"] == [] and [b["table"] for b in summary["merge"]["backfills"]] == [TABLE]
+    assert set(batch_ids) <= set(summary["merge"]["backfills"][0]["batches"])
+    # ... and the marts reading the table rebuilt the dates the window touched (the CURATED rows came back)
+    called = summary["merge"]["backfills"][0]
+    readers = {m.name for m in marts.marts() if TABLE in {u.table for u in m.upstreams}}
+    assert readers and {m["mart"] for m in called["marts"]} == readers, called["marts"]
+    assert all(m["mode"] != "unchanged" and m["partitions"] > 0 for m in called["marts"]), called["marts"]
+    for mart in readers:
+        rebuilt = f"SELECT COUNT(*) FROM MARTS.{mart.upper()} WHERE _RUN_ID = %s"
+        assert _warehouse_rows(env, rebuilt, (called["run_id"],))[0][0] > 0, mart
     assert load_state(env, table) == watermark
 
     # every checkpoint is KMS-encrypted, and `status` reads the progress back

@@ -6,15 +6,22 @@ in separate databases, so joins happen here), with Decimal arithmetic, to compar
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import time
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import requests
+
 from finsight import warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
+from finsight.secrets import read_secret
 
 ZERO = Decimal("0")
 
@@ -95,24 +102,49 @@ def mart_revenue(env: Environment) -> dict[tuple, tuple]:
     return {(r[0], r[1], r[2]): (int(r[3]), int(r[4]), r[5], r[6], r[7], r[8]) for r in rows}
 
 
-def usd_rates(stack: LocalStack) -> dict[str, list[tuple[date, Decimal]]]:
-    """currency -> [(rate_date, units per USD)] from the internal FX book, oldest first."""
-    rates: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+def _api_get(env: Environment, source: str, path: str, params: dict[str, str] | None = None) -> Any:
+    """GET from the stack's mock payment API (the API source itself), with its own key; 429 waits Retry-After."""
+    api = env.api_sources[source]
+    key = read_secret(env, api.secret)["api_key"].get_secret_value()
+    for _ in range(20):
+        resp = requests.get(f"{api.base_url}{path}", params=params, headers={"X-API-Key": key}, timeout=10)
+        if resp.status_code != 429:
+            resp.raise_for_status()
+            return resp
+        time.sleep(float(resp.headers.get("Retry-After", "1")))  # the provider's rate limit, not a wait for state
+    raise AssertionError(f"{source}{path}: still rate-limited")
+
+
+FX_BOOK, FX_API = "fx.fx_rates", "fxrates.daily_rates"
+
+
+def usd_rates(env: Environment, stack: LocalStack) -> dict[str, list[tuple[date, int, Decimal, str]]]:
+    """currency -> [(rate_date, preference, units per USD, source)], from the internal FX book (PostgreSQL) and,
+    when the FX API is a catalog table, from the FX API itself (preferred on the same date)."""
+    rates: dict[str, list[tuple[date, int, Decimal, str]]] = defaultdict(list)
     for quote, day, rate in pg(
         stack,
         "fx",
-        "SELECT quote_currency, rate_date, rate FROM fx_rates "
-        "WHERE base_currency = 'USD' AND rate > 0 ORDER BY rate_date",
+        "SELECT quote_currency, rate_date, rate FROM fx_rates WHERE base_currency = 'USD' AND rate > 0",
     ):
-        rates[quote].append((day, rate))
+        rates[quote].append((day, 2, rate, FX_BOOK))
+    if FX_API in {t.qualified for t in env.warehouse_tables()}:
+        stream = env.table(FX_API)
+        path = env.api_sources[stream.source].streams[stream.name].path
+        end = today() + timedelta(days=1)
+        params = {"base": "USD", "start_date": (end - timedelta(days=365)).isoformat(), "end_date": end.isoformat()}
+        for r in _api_get(env, stream.source, path, params).json()["rates"]:
+            if Decimal(str(r["rate"])) > 0:
+                rates[r["quote"]].append((date.fromisoformat(r["date"]), 1, Decimal(str(r["rate"])), FX_API))
     return rates
 
 
-def rate_of_day(rates: dict[str, list[tuple[date, Decimal]]], currency: str, day: date) -> Decimal | None:
+def rate_of_day(rates: dict[str, list[tuple[date, int, Decimal, str]]], currency: str, day: date) -> tuple:
+    """(rate, source): the latest rate on or before the day, the FX API before the book on the same date."""
     if currency == "USD":
-        return Decimal(1)
-    found = [r for d, r in rates.get(currency, []) if d <= day]
-    return found[-1] if found else None
+        return Decimal(1), "identity"
+    found = sorted((d, -pref, rate, src) for d, pref, rate, src in rates.get(currency, []) if d <= day)
+    return (found[-1][2], found[-1][3]) if found else (None, None)
 
 
 def usd(amount: Decimal, rate: Decimal) -> Decimal:
@@ -157,9 +189,25 @@ def source_rates(stack: LocalStack) -> dict[tuple, tuple[int, int, int]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def source_settlements(stack: LocalStack) -> dict[tuple, tuple[Decimal, Decimal]]:
-    """(settlement_date, merchant_id, currency) -> (internal net, payout amount)."""
-    out: dict[tuple, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+ADYEN = "adyen.settlement_details"
+ACQUIRER_LINES = ("Settled", "Refunded", "Chargeback")  # payout and fee lines carry no merchant
+
+
+def acquirer_lines(env: Environment) -> list[dict[str, str]]:
+    """Every line of every settlement report the acquirer's API publishes (the CSV files themselves)."""
+    stream = env.table(ADYEN)
+    path = env.api_sources[stream.source].streams[stream.name].path
+    out = []
+    for report in _api_get(env, stream.source, path).json()["data"]:
+        text = _api_get(env, stream.source, "/" + report["downloadPath"].lstrip("/")).text
+        out += list(csv.DictReader(io.StringIO(text)))
+    return out
+
+
+def source_settlements(env: Environment, stack: LocalStack) -> dict[tuple, tuple]:
+    """(settlement_date, merchant_id, currency) -> (internal net, payout amount, acquirer lines, acquirer net);
+    the acquirer side is (None, None) when the acquirer's API is not a catalog table."""
+    out: dict[tuple, list] = defaultdict(lambda: [ZERO, ZERO, 0, ZERO])
     for merchant, currency, day, net in pg(
         stack,
         "settlements",
@@ -175,19 +223,29 @@ def source_settlements(stack: LocalStack) -> dict[tuple, tuple[Decimal, Decimal]
         "AND merchant_id IS NOT NULL",
     ):
         out[(day, merchant, currency)][1] += amount
-    return {k: (v[0], v[1]) for k, v in out.items()}
+    acquirer_on = ADYEN in {t.qualified for t in env.warehouse_tables()}
+    if acquirer_on:
+        for line in acquirer_lines(env):
+            found = re.match(r"M(\d+)-", line["Merchant Reference"] or "")
+            if line["Type"] not in ACQUIRER_LINES or not found:
+                continue
+            row = out[(date.fromisoformat(line["Creation Date"][:10]), int(found[1]), line["Net Currency"])]
+            row[2] += 1
+            row[3] += Decimal(line["Net Credit (NC)"] or "0") - Decimal(line["Net Debit (NC)"] or "0")
+    return {k: (v[0], v[1], v[2], v[3]) if acquirer_on else (v[0], v[1], None, None) for k, v in out.items()}
 
 
-def expected_status(rows: dict[tuple, tuple[Decimal, Decimal]], key: tuple, days: int) -> str:
-    net, paid = rows[key]
-    if net - paid == 0:
+def expected_status(rows: dict[tuple, tuple], key: tuple, days: int) -> str:
+    net, paid, _, acquirer = rows[key]
+    acquirer_agrees = acquirer is None or net - acquirer == 0
+    if net - paid == 0 and acquirer_agrees:
         return "matched"
     day, merchant, currency = key
     window = sum(
         (rows[k][0] - rows[k][1] for k in rows if k[1:] == (merchant, currency) and abs((k[0] - day).days) <= days),
         ZERO,
     )
-    return "timing" if window == 0 else "mismatch"
+    return "timing" if window == 0 and acquirer_agrees else "mismatch"
 
 
 def last_run_detail(env: Environment, run_id: str) -> dict[str, Any]:

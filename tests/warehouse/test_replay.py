@@ -23,16 +23,9 @@ from finsight.reconcile import reconcile
 from snowpark.merge import merge_table
 from tests.warehouse.helpers import sf
 
-# Known failures on main (see the closing note of the session that merged issues 7-9): tracked, not hidden.
-KNOWN_FAILING = (
-    "fails on main since the API sources and quality checks joined the graph (mart build 'Conflict on tuple "
-    "deletion' in fakesnow; optional-upstream column names): tracked in issues 8 and 9"
-)
-
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.xfail(reason=KNOWN_FAILING, strict=False)
 def test_replaying_a_full_batch_after_hard_deletes_resurrects_nothing(
     local_env: Environment, local_stack: LocalStack
 ) -> None:
