@@ -382,5 +382,13 @@ def test_the_quarantined_batch_stays_out_of_curated_until_released(scenario: Sce
     merged = sf(env, f"SELECT RUN_ID FROM OPS.MERGED_BATCHES WHERE BATCH_ID = '{inj.batch}'")
     # held in the anomaly run, merged by the first run after the release (later batches may re-read its rows)
     assert [r[0] for r in merged] == [scenario.fixed.dag.run_id]
+    # its volume counts once, in the run it arrived in: landed (not a missing hour) while held, not again when merged
+    held = json.loads(scenario.bad.results["customers.customers:row_count"]["OBSERVED"])
+    landed = sf(env, f"SELECT ROW_COUNT FROM OPS.LANDED_BATCHES WHERE BATCH_ID = '{inj.batch}'")[0][0]
+    assert held["held_batches"] == 1 and held["rows"] >= landed > 0, held
+    after = json.loads(scenario.fixed.results["customers.customers:row_count"]["OBSERVED"])
+    fixed_batches = sf(env, "SELECT COUNT(*) FROM OPS.MERGED_BATCHES WHERE RAW_TABLE = 'CUSTOMERS__CUSTOMERS' "
+                            f"AND RUN_ID = '{scenario.fixed.dag.run_id}'")[0][0]  # fmt: skip
+    assert after["batches"] == fixed_batches - 1, after
     assert sf(env, f"SELECT COUNT(*) FROM CURATED.CUSTOMERS__CUSTOMERS WHERE CUSTOMER_ID = {inj.new_customer}") == [
         (1,)]  # fmt: skip
