@@ -41,6 +41,8 @@ ALERT_TYPES: dict[str, AlertType] = {
         AlertType("pipe_failed", "data_engineering", "quarantined-file.md",
                   "a pipe could not load a file: it is quarantined"),
         AlertType("quality_error", "data_engineering", "quality-error.md", "a data-quality check failed (error)"),
+        AlertType("quality_warning", "data_engineering", "quality-error.md",
+                  "a data-quality check failed (warn): recorded, the marts were still published"),
         AlertType("freshness_breach", "data_engineering", "sla-breach.md",
                   "a table is older than its freshness SLA"),
         AlertType("budget_exceeded", "devops", "warehouse-quota.md",
@@ -109,40 +111,29 @@ def task_owners(env: Environment) -> dict[str, str]:
 
 
 def quality_errors(env: Environment, cur: Any) -> list[Alert]:
-    """Failed error-severity checks of each check's latest result, from whatever OPS.QUALITY_RESULTS holds."""
+    """The latest result of every check (one per check id: table, check and column) in OPS.QUALITY_RESULTS: a failed
+    `error` or `quarantine` check is a `quality_error`, a failed `warn` check a `quality_warning`."""
     ops = env.snowflake.schemas["ops"]
     try:
-        rows = _rows(cur, f"SELECT * FROM {ops}.{QUALITY_RESULTS_TABLE}")
-    except Exception:
+        rows = _rows(cur, f"SELECT CHECK_ID, CHECK_NAME, TABLE_NAME, SEVERITY, STATUS, DETAIL, OBSERVED, RUN_ID "
+                          f"FROM {ops}.{QUALITY_RESULTS_TABLE} "
+                          "QUALIFY ROW_NUMBER() OVER (PARTITION BY CHECK_ID ORDER BY CHECKED_AT DESC) = 1")  # fmt: skip
+    except Exception:  # the quality migration not deployed yet: nothing to alert on
         return []
-
-    def pick(row: dict[str, Any], *names: str) -> Any:
-        return next((row[n] for n in names if n in row and row[n] is not None), None)
-
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        table = str(pick(row, "TABLE_NAME", "TABLE", "TARGET", "OBJECT_NAME") or "?")
-        check = str(pick(row, "CHECK_NAME", "CHECK", "CHECK_ID", "RULE") or "?")
-        at = str(pick(row, "CHECKED_AT", "FINISHED_AT", "RUN_AT", "CREATED_AT", "RUN_ID") or "")
-        key = f"{table}/{check}"
-        if key not in latest or at >= latest[key]["_at"]:
-            latest[key] = {**row, "_at": at, "_table": table, "_check": check}
     out = []
-    for key, row in sorted(latest.items()):
-        status = str(pick(row, "STATUS", "OUTCOME", "RESULT", "STATE") or "").upper()
-        passed = pick(row, "PASSED", "OK", "SUCCESS")
-        severity = str(pick(row, "SEVERITY", "LEVEL") or "error").lower()
-        failed = status in ("FAIL", "FAILED", "ERROR") or passed is False
-        if failed and severity in ("error", "critical", "fatal"):
-            detail = pick(row, "DETAIL", "MESSAGE", "DETAILS", "FAILED_ROWS")
+    for row in sorted(rows, key=lambda r: r["CHECK_ID"]):
+        if str(row["STATUS"]).upper() != "FAIL":
+            continue
+        kind = "quality_warning" if str(row["SEVERITY"]).lower() == "warn" else "quality_error"
+        table = str(row["TABLE_NAME"])
+        try:
+            owner = table_owner(env, table.lower())
+        except KeyError:
             owner = ""
-            if "." in row["_table"]:
-                try:
-                    owner = table_owner(env, row["_table"].lower())
-                except KeyError:
-                    owner = ""
-            out.append(Alert("quality_error", key, f"check {row['_check']} failed on {row['_table']}: {detail}",
-                             owner=owner, details={"table": row["_table"]}))  # fmt: skip
+        detail = row["DETAIL"] or row["OBSERVED"]
+        message = f"check {row['CHECK_ID']} [{row['SEVERITY']}] failed on {table}: {detail} (`finsight dq explain`)"
+        out.append(Alert(kind, row["CHECK_ID"], message, owner=owner,
+                         details={"table": table, "check": row["CHECK_NAME"], "run_id": row["RUN_ID"]}))  # fmt: skip
     return out
 
 
