@@ -23,10 +23,13 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import Result
+from typer.testing import CliRunner
 
 from connectors.apis.run import extract_api_source
 from connectors.run import ExtractionError, extract_source
 from finsight import migrate, warehouse
+from finsight.cli.main import app
 from finsight.config import Environment, load_environment, repo_root
 from finsight.local.graph import extract_stages, load_stage, now
 from finsight.local.snowpipe import drain
@@ -255,6 +258,11 @@ class Scenario:
     fixed: Cycle
     injected: Injected
     seconds: dict[str, float]
+    cli: dict[str, Result]  # `finsight dq ...` as the on-call runs it, at points of the scenario
+
+
+def _dq(args: list[str]) -> Result:
+    return CliRunner().invoke(app, ["dq", *args, "--env", "local"])  # the test catalog's tables, same stack
 
 
 @pytest.fixture(scope="module")
@@ -293,14 +301,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, local_stack: LocalStack) 
         time.sleep(wait)
         bad = p.graph(landed)
         seconds["anomalies"] = round(time.monotonic() - clock, 1)
+        cli = {"dq_bad": _dq(["--table", "disputes.disputes"])}
 
         # the fixes: sources corrected, RAW repaired and the batch released, the stalled source reachable again
         clock = time.monotonic()
         _fix_sources(stack, inj)
-        _repair_raw_and_release(env, inj)
+        sf(env, inj.repair or "SELECT 1")
+        cli["release"] = _dq(["release", inj.batch or "?"])
+        cli["release_again"] = _dq(["release", inj.batch or "?"])
         fixed = p.cycle()
         seconds["fixed"] = round(time.monotonic() - clock, 1)
-        yield Scenario(env, normal, bad, fixed, inj, seconds)
+        cli["dq_fixed"] = _dq(["--table", "disputes.disputes"])
+        yield Scenario(env, normal, bad, fixed, inj, seconds, cli)
     finally:
         pg(stack, "disputes", f'ALTER ROLE "{role}" LOGIN')
         _fix_sources(stack, inj)
@@ -375,6 +387,14 @@ def test_failed_checks_block_exactly_the_marts_reading_their_tables(scenario: Sc
     # the run log says why: the finalizer lists the failed checks by severity
     final = next(t for t in bad.dag.tasks if t.name == "FINSIGHT_HOURLY_FINALIZE")
     assert "quality checks failed" in (final.error or "") and "disputes.disputes:freshness" in (final.error or "")
+
+
+def test_the_on_call_sees_it_in_finsight_dq_and_releases_the_held_batch_with_it(scenario: Scenario) -> None:
+    cli = scenario.cli
+    assert cli["dq_bad"].exit_code == 1 and "disputes.disputes:freshness" in cli["dq_bad"].stdout  # failing: exit 1
+    assert cli["release"].exit_code == 0 and f"released {scenario.injected.batch}" in cli["release"].stdout
+    assert cli["release_again"].exit_code == 2 and "not held" in cli["release_again"].output
+    assert cli["dq_fixed"].exit_code == 0, cli["dq_fixed"].output
 
 
 def test_the_quarantined_batch_stays_out_of_curated_until_released(scenario: Scenario) -> None:
