@@ -80,7 +80,7 @@ def test_hourly_cycles_first_load_rerun_mutations_and_replay(local_env: Environm
     """One operator scenario in order, inside one test: first load, idempotent rerun, source changes, replay."""
     first = hourly_cycle(local_env)
     assert first.ok, first
-    assert set(first.seconds) == {"migrate", "extract", "load", "graph", "merge", "transform", "validate"}
+    assert set(first.seconds) == {"migrate", "extract", "load", "graph", "merge", "quality", "transform", "validate"}
     assert first.dag.state == "SUCCEEDED" and first.dag.latency_seconds() is not None
     assert all(t.state == "SUCCEEDED" for t in first.dag.tasks)
     _assert_caught_up(local_env, local_stack)
