@@ -33,6 +33,7 @@ def references(env: Environment, table: Table) -> list[dict[str, str]]:
                     "parent": target.curated_name,
                     "parent_column": column.upper(),
                     "parent_table": target.qualified,
+                    "parent_raw": target.raw_name,  # held (quarantined) parents wait in RAW, not CURATED
                 }
             )
     return out

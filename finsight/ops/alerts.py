@@ -52,6 +52,8 @@ ALERT_TYPES: dict[str, AlertType] = {
         AlertType("pipe_failed", "data_engineering", "quarantined-file.md",
                   "a pipe could not load a file: it is quarantined"),
         AlertType("quality_error", "data_engineering", "quality-error.md", "a data-quality check failed (error)"),
+        AlertType("quality_warning", "data_engineering", "quality-error.md",
+                  "a data-quality check failed (warn): recorded, the marts were still published"),
         AlertType("freshness_breach", "data_engineering", "sla-breach.md",
                   "a table is older than its freshness SLA"),
         AlertType("budget_exceeded", "devops", "warehouse-quota.md",
@@ -60,7 +62,9 @@ ALERT_TYPES: dict[str, AlertType] = {
 }  # fmt: skip
 # What broke belongs to a source or table: its catalog owner's team is paged. The rest (budget, platform) keeps
 # its type's team: infrastructure alerts go to DevOps whoever owns the data.
-OWNER_ROUTED = frozenset({"connector_failed", "task_failed", "pipe_failed", "quality_error", "freshness_breach"})
+OWNER_ROUTED = frozenset(
+    {"connector_failed", "task_failed", "pipe_failed", "quality_error", "quality_warning", "freshness_breach"}
+)
 
 
 def route(alert_type: str, owner: str) -> Team:
@@ -134,8 +138,9 @@ def task_owners(env: Environment) -> dict[str, str]:
 
 
 def quality_errors(env: Environment, cur: Any) -> list[Alert]:
-    """Blocking checks (severity error or quarantine) whose latest result failed (OPS.QUALITY_RESULTS): one alert
-    per check id, naming the table, the check and the run, owned by the table's source owner."""
+    """The latest result of every check (one per check id: table, check and column) in OPS.QUALITY_RESULTS: a failed
+    `error` or `quarantine` check is a `quality_error`, a failed `warn` check a `quality_warning`; each names the
+    table, the check and the run, owned by the table's source owner."""
     ops = env.snowflake.schemas["ops"]
     try:
         rows = _rows(cur, f"SELECT RUN_ID, CHECK_ID, CHECK_NAME, TABLE_NAME, SEVERITY, STATUS, OBSERVED, EXPECTED, "
@@ -145,16 +150,18 @@ def quality_errors(env: Environment, cur: Any) -> list[Alert]:
         return []
     out = []
     for row in sorted(rows, key=lambda r: r["CHECK_ID"]):
-        if row["STATUS"] != "FAIL" or str(row["SEVERITY"]).lower() not in BLOCKING_SEVERITIES:
+        if str(row["STATUS"]).upper() != "FAIL":
             continue
+        kind = "quality_error" if str(row["SEVERITY"]).lower() in BLOCKING_SEVERITIES else "quality_warning"
         table, check, run_id = row["TABLE_NAME"], row["CHECK_NAME"], row["RUN_ID"]
         try:
             owner = table_owner(env, str(table).lower())
         except KeyError:  # a mart's check: the marts are data engineering's
             owner = ""
         message = (f"check {check} ({row['SEVERITY']}) failed on {table} in run {run_id}: observed {row['OBSERVED']}, "
-                   f"expected {row['EXPECTED']}" + (f"; {row['DETAIL']}" if row["DETAIL"] else ""))  # fmt: skip
-        out.append(Alert("quality_error", row["CHECK_ID"], message, owner=owner,
+                   f"expected {row['EXPECTED']}" + (f"; {row['DETAIL']}" if row["DETAIL"] else "")
+                   + " (`finsight dq explain`)")  # fmt: skip
+        out.append(Alert(kind, row["CHECK_ID"], message, owner=owner,
                          details={"table": table, "check": check, "check_id": row["CHECK_ID"], "run_id": run_id,
                                   "severity": row["SEVERITY"]}))  # fmt: skip
     return out

@@ -126,16 +126,27 @@ def _baseline_volumes(ctx: Context, cfg: dict[str, Any]) -> list[float]:
 
 
 def row_count(ctx: Context) -> list[Result]:
-    """The run's landed (manifests) and merged rows against a robust baseline (median, MAD)."""
+    """The run's landed (manifests) and merged rows against a robust baseline (median, MAD).
+
+    A batch counts in the run it arrived in: one the quarantine gate held in this run landed (the hour is not
+    missing, `raw_duplicates` reports it), and when it merges after its release it is not counted again.
+    """
     cfg = ctx.checks["row_count"]
+    raw = literal(ctx.spec["raw"])
+    holds = _rows(ctx.session, f"SELECT BATCH_ID, RUN_ID FROM {HOLDS} WHERE RAW_TABLE = {raw}")
+    held_now = {b for b, run in holds if run == ctx.run_id}
+    held_before = {b for b, run in holds if run != ctx.run_id} - held_now
+    arrived = sorted((set(ctx.batches) - held_before) | held_now)
     sql = (
         f"SELECT COALESCE(SUM(m.ROW_COUNT), 0), (SELECT COALESCE(SUM(ROWS_MERGED), 0) FROM {MERGED} "
-        f"WHERE RAW_TABLE = {literal(ctx.spec['raw'])} AND RUN_ID = {literal(ctx.run_id)}) FROM {MANIFESTS} AS m "
-        f"WHERE m.RAW_TABLE = {literal(ctx.spec['raw'])} AND m.BATCH_ID IN ({ctx.batch_list})"
+        f"WHERE RAW_TABLE = {raw} AND RUN_ID = {literal(ctx.run_id)}) FROM {MANIFESTS} AS m "
+        f"WHERE m.RAW_TABLE = {raw} AND m.BATCH_ID IN ({literal_list(arrived) if arrived else 'NULL'})"
     )
     landed, merged = (int(v) for v in _rows(ctx.session, sql)[0])
     history = _baseline_volumes(ctx, cfg)
-    observed = {"rows": landed, "merged": merged, "batches": len(ctx.batches)}
+    observed = {"rows": landed, "merged": merged, "batches": len(arrived)}
+    if held_now:
+        observed["held_batches"] = len(held_now)
     if cfg["never_quiet"] and landed == 0:
         return [
             ctx.result(
@@ -228,18 +239,29 @@ def null_spike(ctx: Context) -> list[Result]:
 
 
 def referential(ctx: Context) -> list[Result]:
-    """Children whose parent is missing from CURATED, once past the grace window (parents may land later)."""
+    """Children whose parent is missing from CURATED, once past the grace window (parents may land later).
+
+    A parent that landed but is held by the quarantine gate is not missing: the parent table's own check fails
+    while it is held (blocking the marts that read the parent), and its children wait for the release like
+    children inside the grace window, instead of failing every table that references the held batch.
+    """
     cfg = ctx.checks["referential"]
     cutoff = ctx.now - timedelta(minutes=cfg["grace_minutes"])
     out = []
     for ref in ctx.spec["references"]:
-        col = ref["column"]
-        orphans = (
+        col, parent_raw = ref["column"], ref.get("parent_raw", ref["parent"])
+        missing = (
             f"FROM {ctx.curated} AS c WHERE c.{col} IS NOT NULL AND c._EXTRACTED_AT <= {_ts(cutoff)} "
             f"AND NOT EXISTS (SELECT 1 FROM CURATED.{ref['parent']} AS p WHERE p.{ref['parent_column']} = c.{col})"
         )
-        sql = f"SELECT COUNT(*) {orphans}"
-        n = int(_rows(ctx.session, sql)[0][0])
+        in_held = (
+            f"EXISTS (SELECT 1 FROM RAW.{parent_raw} AS r JOIN {HOLDS} AS h ON h.BATCH_ID = r._BATCH_ID "
+            f"AND h.RAW_TABLE = {literal(parent_raw)} AND h.RELEASED_AT IS NULL "
+            f"WHERE r.{ref['parent_column']} = c.{col})"
+        )
+        orphans = f"{missing} AND NOT {in_held}"
+        sql = f"SELECT SUM(CASE WHEN {in_held} THEN 0 ELSE 1 END), SUM(CASE WHEN {in_held} THEN 1 ELSE 0 END) {missing}"
+        n, waiting = (int(v or 0) for v in _rows(ctx.session, sql)[0])
         sample = []
         if n:
             sample = [
@@ -250,7 +272,7 @@ def referential(ctx: Context) -> list[Result]:
                 "referential",
                 FAIL if n else PASS,
                 column=col,
-                observed={"orphans": n},
+                observed={"orphans": n, "waiting_on_held_parent": waiting},
                 expected={
                     "orphans": 0,
                     "parent": f"{ref['parent_table']}.{ref['parent_column'].lower()}",
