@@ -45,6 +45,7 @@ RETENTION_RUNS_TABLE = "RETENTION_RUNS"
 LANDED_STREAM = "LANDED_BATCHES_STREAM"  # the hourly graph's trigger (a stream over OPS.LANDED_BATCHES)
 TOMBSTONE_SUFFIX = "__TOMBSTONES"  # OPS.<RAW>__TOMBSTONES: keys deleted at the source, with the read time
 QUARANTINE_PREFIX = "quarantine"  # s3://<bucket>/quarantine/<original key>: files a pipe could not load
+LOAD_ERRORS_FOLDER = "_load_errors/"  # below the stage root: the quarantine Lambda's records for OPS.LOAD_ERRORS
 
 _SNOWFLAKE_TYPES = {
     "string": "VARCHAR",
@@ -227,6 +228,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "run_log_table": RUN_LOG_TABLE,
         "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
         "load_errors_table": LOAD_ERRORS_TABLE,
+        "load_errors_pipe": load_errors_pipe(env),
         "task_history_table": TASK_HISTORY_TABLE,
         "changed_dates_table": CHANGED_DATES_TABLE,
         "mart_builds_table": MART_BUILDS_TABLE,
@@ -268,7 +270,29 @@ def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
 
 def quarantine_key(env: Environment, key: str) -> str:
     """Where a file a pipe could not load is moved: outside raw/, so no pipe event and no RAW lifecycle."""
-    return f"{QUARANTINE_PREFIX}/{key}"
+    from finsight.quarantine import quarantine_key as under  # the key rule the AWS Lambda applies too
+
+    return under(QUARANTINE_PREFIX, key)
+
+
+def load_errors_records_prefix(env: Environment) -> str:
+    """Where the quarantine Lambda writes OPS.LOAD_ERRORS records (JSON) for the LOAD_ERRORS pipe (AWS only)."""
+    return s3_key(env, LOAD_ERRORS_FOLDER)
+
+
+def load_errors_pipe(env: Environment) -> dict[str, str]:
+    """The pipe that copies the quarantine Lambda's records into OPS.LOAD_ERRORS (rendered for AWS only: the local
+    pipe player inserts its records directly)."""
+    ops, raw = env.snowflake.schemas["ops"], env.snowflake.schemas["raw"]
+    copy_sql = (
+        f"COPY INTO {ops}.{LOAD_ERRORS_TABLE} (PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT)\n"
+        "FROM (\n    SELECT\n"
+        "        $1:pipe::VARCHAR,\n        $1:key::VARCHAR,\n        $1:error::VARCHAR,\n"
+        "        $1:quarantine_key::VARCHAR,\n        $1:failed_at::TIMESTAMP_NTZ\n"
+        f"    FROM @{raw}.{LANDING_STAGE}/{LOAD_ERRORS_FOLDER}\n)\n"
+        "FILE_FORMAT = (TYPE = 'JSON')"
+    )
+    return {"name": f"{LOAD_ERRORS_TABLE}_PIPE", "target": f"{ops}.{LOAD_ERRORS_TABLE}", "copy_sql": copy_sql}
 
 
 def mart_vars() -> list[dict[str, Any]]:

@@ -49,3 +49,15 @@ AWS_SNS_TOPIC = '{{ raw_events_topic_arn }}'
 AS
 {{ p.copy_sql }};
 {%- endfor %}
+{%- if not is_local %}
+
+-- Files Snowpipe could not load: its error notifications reach the quarantine Lambda (cdktf/), which moves each
+-- file to the quarantine prefix and writes one JSON record per file that this pipe loads into OPS.LOAD_ERRORS.
+-- Locally the pipe player inserts the same record itself (finsight/local/snowpipe.py).
+CREATE PIPE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ load_errors_pipe.name }}
+AUTO_INGEST = TRUE
+ERROR_INTEGRATION = {{ error_integration }}
+AWS_SNS_TOPIC = '{{ raw_events_topic_arn }}'
+AS
+{{ load_errors_pipe.copy_sql }};
+{%- endif %}

@@ -34,6 +34,7 @@ STACK_FREE = (
     "sql/test_dag.py",
     "sql/test_dag_safety.py",
     "sql/test_sql_lint.py",
+    "warehouse/test_quarantine_handler.py",
 )
 
 

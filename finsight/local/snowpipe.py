@@ -25,6 +25,7 @@ from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import evolve_raw_for_file
+from finsight.quarantine import move_to_quarantine
 
 
 @dataclass
@@ -75,12 +76,11 @@ def _literal(value: object) -> str:
 
 
 def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -> str:
-    """Move the file out of the pipe's way, record it and alert; returns the quarantine key."""
-    s3, bucket = client(env, "s3"), env.aws.s3.bucket
+    """Move the file out of the pipe's way, record it and alert; returns the quarantine key.
+
+    The move is finsight.quarantine's, the one the AWS Lambda runs on Snowpipe's error notifications."""
     target = catalog.quarantine_key(env, key)
-    s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key},
-                   ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
-    s3.delete_object(Bucket=bucket, Key=key)
+    move_to_quarantine(client(env, "s3"), env.aws.s3.bucket, key, target, kms_key_id(env))
     cursor.execute(
         f"INSERT INTO {_errors_table(env)} (PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT) VALUES "
         f"({_literal(pipe)}, {_literal(key)}, {_literal(error)}, {_literal(target)}, CURRENT_TIMESTAMP())"
