@@ -18,6 +18,7 @@ from finsight_infra.kms import build_keys
 from finsight_infra.naming import Names
 from finsight_infra.network import build_network
 from finsight_infra.observability import build_alarms, build_alert_topics
+from finsight_infra.quarantine import build_quarantine
 from finsight_infra.secrets import build_secrets
 from finsight_infra.state import use_remote_state
 from finsight_infra.storage import build_storage
@@ -54,6 +55,8 @@ class AwsStack(TerraformStack):
             compute.scheduler_dlq,
             names.schedule_group,
         )
+        # files Snowpipe could not load: its error notifications reach the data-engineering topic
+        build_quarantine(self, names, keys.data, keys.ops, alerts.topics["data_engineering"])
         if identities is not None:
             snowflake_storage_role(self, names, keys.data, identities.aws_iam_user_arn)
             snowflake_archive_role(self, names, keys.data, storage.archive.arn, identities.aws_iam_user_arn)

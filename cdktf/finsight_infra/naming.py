@@ -156,6 +156,31 @@ class Names:
     def alarm(self, what: str) -> str:
         return f"{self.prefix}-{what}"
 
+    # -- quarantine of files Snowpipe could not load (finsight/quarantine.py as a Lambda) ------------------
+    @property
+    def quarantine_function(self) -> str:
+        return f"{self.prefix}-quarantine"
+
+    @property
+    def quarantine_role(self) -> str:
+        return f"{self.prefix}-quarantine"
+
+    @property
+    def quarantine_dlq(self) -> str:
+        return f"{self.prefix}-quarantine-dlq"
+
+    @property
+    def quarantine_log_group(self) -> str:
+        return f"/aws/lambda/{self.quarantine_function}"  # where Lambda writes a function's logs
+
+    @property
+    def quarantine_prefix(self) -> str:
+        return catalog.QUARANTINE_PREFIX  # s3://<raw bucket>/quarantine/<original key>
+
+    @property
+    def load_errors_records_prefix(self) -> str:
+        return catalog.load_errors_records_prefix(self.env)  # what the LOAD_ERRORS pipe copies (migrations/)
+
     # -- network --------------------------------------------------------------------------------
     def net(self, what: str) -> str:
         return f"{self.prefix}-{what}"
