@@ -189,3 +189,26 @@ class _MisreportingS3:
 
     def move(self, key: str, target: str, expected_key: str) -> str:
         return quarantine.move_to_quarantine(self, BUCKET, key, target, expected_key)
+
+
+def test_the_load_errors_pipe_reads_what_the_handler_writes() -> None:
+    """The AWS-only LOAD_ERRORS pipe copies the handler's records: same folder, same JSON fields, into OPS."""
+    import re
+    from dataclasses import fields
+
+    from finsight import migrate
+
+    sql = migrate.render_all(ENV)["R__raw_tables_and_pipes.sql"]
+    pipe = catalog.load_errors_pipe(ENV)
+    block = re.search(rf"CREATE PIPE IF NOT EXISTS \S+\.{pipe['name']}\b.*?(?:;|\Z)", sql, re.S)
+    assert block, "the LOAD_ERRORS pipe is not rendered for AWS"
+    text = block.group(0)
+    assert f"ERROR_INTEGRATION = {catalog.error_integration(ENV)}" in text
+    assert f"INTO {ENV.snowflake.schemas['ops']}.{catalog.LOAD_ERRORS_TABLE} " in text
+    # the stage (over s3://<bucket>/<raw_prefix>/) folder it copies from is where the Lambda writes its records
+    stage = f"@{ENV.snowflake.schemas['raw']}.{catalog.LANDING_STAGE}/"
+    assert f"FROM {stage}{RECORDS.removeprefix(RAW + '/')}\n" in text
+    written = {f.name for f in fields(quarantine.LoadErrorRecord)} - {"outcome"}
+    assert set(re.findall(r"\$1:(\w+)::", text)) == written
+    # locally the pipe player inserts the record itself: no such pipe to play
+    assert pipe["name"] not in migrate.render_all(load_environment("local"))["R__raw_tables_and_pipes.sql"]
