@@ -41,6 +41,8 @@ def moto() -> Iterator[Moto]:
                   "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # fmt: skip
         s3 = boto3.client("s3", **kwargs)
         s3.create_bucket(Bucket=BUCKET)
+        # versioned, as the raw bucket is in AWS: a rewritten record would show as a second version
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         key_arn = boto3.client("kms", **kwargs).create_key()["KeyMetadata"]["Arn"]
         yield Moto(s3, key_arn)
     finally:
@@ -99,6 +101,10 @@ def _records(moto: Moto) -> list[dict[str, Any]]:
     return [json.loads(moto.s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in listed]
 
 
+def _record_versions(moto: Moto) -> int:
+    return len(moto.s3.list_object_versions(Bucket=BUCKET, Prefix=RECORDS).get("Versions", []))
+
+
 def test_a_failed_file_is_moved_encrypted_and_recorded_once(lambda_env: Moto) -> None:
     moto = lambda_env
     bad, other = _land(moto, "corrupt-a"), _land(moto, "corrupt-b")
@@ -120,12 +126,14 @@ def test_a_failed_file_is_moved_encrypted_and_recorded_once(lambda_env: Moto) ->
          "quarantine_key": target, "failed_at": "2026-11-27 14:03:29.471000"}
     ]  # fmt: skip
     assert len(_records(moto)) == before + 2
+    versions = _record_versions(moto)
 
     # SNS delivers at least once: the same notification again changes nothing and writes no second record
     again = quarantine.handler(event, None, moto.s3)
     assert [r["outcome"] for r in again["records"]] == ["already_quarantined", "already_quarantined"]
     assert moto.s3.head_object(Bucket=BUCKET, Key=target)["ServerSideEncryption"] == "aws:kms"
     assert len(_records(moto)) == before + 2
+    assert _record_versions(moto) == versions  # not rewritten: Snowpipe would load a rewritten object again
 
 
 def test_a_file_already_gone_is_recorded_without_a_quarantine_key(lambda_env: Moto) -> None:
