@@ -123,7 +123,9 @@ def parse_notification(message: str | dict[str, Any], bucket: str) -> list[Faile
         if not isinstance(entry, dict):
             raise NotificationError(f"Snowpipe error notification: {where} is not an object")
         name = _field(entry, "fileName", where).lstrip("/")
-        key = f"{stage_path.rstrip('/')}/{name}" if stage_path.strip("/") else name
+        folder = stage_path.strip("/")
+        # fileName is relative to stageLocation; tolerate one that already repeats the stage path
+        key = name if not folder or name.startswith(folder + "/") else f"{folder}/{name}"
         out.append(FailedFile(pipe, key, _field(entry, "firstError", where), failed_at, message_id))
     if not out:
         raise NotificationError("Snowpipe error notification: field 'messages' is empty")

@@ -143,6 +143,21 @@ def test_a_file_already_gone_is_recorded_without_a_quarantine_key(lambda_env: Mo
     assert not _exists(lambda_env, catalog.quarantine_key(ENV, key))
 
 
+@pytest.mark.parametrize(
+    ("stage", "file_name"),
+    [
+        (f"s3://{BUCKET}/{RAW}/merchants/merchants/", "dt=2026-11-27/hr=14/b-0000.parquet"),  # the pipe's folder
+        (f"s3://{BUCKET}/{RAW}/", "/merchants/merchants/dt=2026-11-27/hr=14/b-0000.parquet"),  # the stage root
+        (f"s3://{BUCKET}/{RAW}", f"{RAW}/merchants/merchants/dt=2026-11-27/hr=14/b-0000.parquet"),  # path repeated
+    ],
+)
+def test_the_key_is_the_stage_location_plus_the_file_name(stage: str, file_name: str) -> None:
+    message = _notification("m", "x", stageLocation=stage, messages=[{"fileName": file_name, "firstError": "e"}])
+    (failed,) = quarantine.parse_notification(json.dumps(message), BUCKET)
+    assert failed.key == f"{RAW}/merchants/merchants/dt=2026-11-27/hr=14/b-0000.parquet"
+    assert failed.pipe == "MERCHANTS__MERCHANTS_PIPE" and failed.failed_at == "2026-11-27 14:03:29.471000"
+
+
 def test_other_messages_on_the_alert_topic_are_ignored(lambda_env: Moto) -> None:
     """The topic also carries CloudWatch alarms and task errors; the subscription filters them, the handler too."""
     alarm = {"AlarmName": "finsight-dev-scheduler-dlq-depth", "messageType": "ALARM"}
