@@ -142,8 +142,8 @@ def test_an_hour_boundary_crossed_mid_run(scenario, local_env: Environment, loca
     partition = f"/dt={read_at[b1.batch_id]:%Y-%m-%d}/hr={read_at[b1.batch_id]:%H}/"
     assert b1.manifest_key and all(partition in k for k in [*b1.files, b1.manifest_key]), (partition, b1)
     # each batch merged exactly once, by the run that saw it land
-    assert _merged_by(local_env, [b1.batch_id, b2.batch_id]) == [(b1.batch_id, dag_late.run_id),
-                                                                 (b2.batch_id, dag_next.run_id)]  # fmt: skip
+    merged = [(b1.batch_id, dag_late.run_id), (b2.batch_id, dag_next.run_id)]
+    assert _merged_by(local_env, [b1.batch_id, b2.batch_id]) == sorted(merged)
     late = verdict(local_env)  # right after the late merge: no newer version overwritten, no deleted row back
     assert (late.lost, late.duplicated, late.stale) == (0, 0, 0), "\n".join(late.problems)
 
