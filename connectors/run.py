@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors.landing.state import load_state, save_state
+from connectors.landing.state import load_state, save_state_unless_superseded
 from connectors.landing.writer import BatchResult, LandingWriter
 from connectors.pci import PanTokenizer
 from connectors.postgres import deletes
@@ -141,7 +141,8 @@ def _land_table(job: TableJob, ids: ExitStack) -> BatchResult:
         }
         if delete_state is not None:
             new_state["deletes"] = delete_state
-        save_state(env, table, new_state)
+        if not save_state_unless_superseded(env, table, new_state):  # an overrunning run never rolls a newer back
+            log.warning("%s: state kept: a run that read the source later saved first", table.qualified)
     log.info(
         "landed %s batch=%s rows=%d files=%d bytes=%d",
         table.qualified,

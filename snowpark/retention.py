@@ -65,10 +65,10 @@ def apply_retention(session: Any, run_id: str, years: int) -> str:
     archived = _archive_tables(session)
     for spec in pipeline_catalog.specs(session, "table"):
         curated = f"CURATED.{spec['curated']}"
-        # a row's age is its date/time cursor; a table with an integer cursor has none (kept, like its archive)
+        # a row's age is its date/time cursor; with an integer cursor, the read time of its last change (every change
+        # is read again, so an unchanged row keeps the _EXTRACTED_AT of its last version)
         age = spec.get("age_column", spec["cursor"])
-        if age:
-            deleted[curated] = _delete(session, run_id, curated, policy, f"{age} < {cutoff}", cutoff)
+        deleted[curated] = _delete(session, run_id, curated, policy, f"{age or '_EXTRACTED_AT'} < {cutoff}", cutoff)
         if age and spec["curated"] in archived:
             archive = f"{ARCHIVE_SCHEMA}.{spec['curated']}"
             deleted[archive] = _delete(session, run_id, archive, policy, f"{age} < {cutoff}", cutoff)

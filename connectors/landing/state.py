@@ -6,6 +6,7 @@ The state is written only after a batch's files and manifest are all in S3, so a
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from finsight.aws import client, kms_key_id
@@ -34,3 +35,18 @@ def save_state(env: Environment, table: Table, state: dict[str, Any]) -> None:
 
 def reset_state(env: Environment, table: Table) -> None:
     client(env, "s3").delete_object(Bucket=env.aws.s3.bucket, Key=state_key(table))
+
+
+def save_state_unless_superseded(env: Environment, table: Table, state: dict[str, Any]) -> bool:
+    """Save a run's state unless a run that read the source later has already saved its own; returns whether saved.
+
+    A run that overran its hour can finish after the next hour's run. That run's window covered this one's and its
+    delete check is newer: overwriting it would move the watermark back and forget the keys the newer check saw, so
+    a row born after this run's read and deleted later would never be tombstoned (found by the chaos suite).
+    """
+    stored = load_state(env, table)
+    read, stored_read = state.get("read_at"), stored.get("read_at")
+    if read and stored_read and datetime.fromisoformat(stored_read) > datetime.fromisoformat(read):
+        return False
+    save_state(env, table, state)
+    return True

@@ -1,4 +1,5 @@
-"""A loopback HTTP proxy in front of moto that makes S3 misbehave on purpose: 500, 503 SlowDown, slow answers.
+"""A loopback HTTP proxy in front of moto that makes S3 misbehave on purpose: 500, 503 SlowDown, slow answers, and
+writes held back until the test releases them (a run stalled mid-upload while the next run goes by).
 
 Only S3 data requests are touched (path-style `/<bucket>/<key>`, PUT/POST: parts, puts, multipart create/complete);
 Secrets Manager, KMS and SQS calls (POST `/` with an X-Amz-Target or Action) pass through untouched, so a fault is
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-FaultKind = Literal["error_500", "slow_down_503", "throttle_503", "slow"]
+FaultKind = Literal["error_500", "slow_down_503", "throttle_503", "slow", "hold"]
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "error_500": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -28,11 +29,13 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
 class FaultPlan:
     kind: FaultKind
     every: int = 2  # every n-th matching request is faulted
-    delay_s: float = 1.0  # for "slow": how long each faulted answer is held back
+    delay_s: float = 1.0  # "slow": how long each faulted answer is held back; "hold": the most a write waits
     only_multipart_parts: bool = False  # fault only UploadPart requests (`?partNumber=`)
     seen: int = 0
     injected: int = 0
     part_requests: int = 0  # UploadPart requests that reached the proxy (faulted or not)
+    released: threading.Event = field(default_factory=threading.Event)  # "hold": set, held writes go on; none after
+    hold_expired: int = 0  # "hold": writes that went on because `delay_s` passed, not because the test released them
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matches(self, method: str, path: str) -> bool:
@@ -44,7 +47,7 @@ class FaultPlan:
         with self.lock:
             if "partNumber=" in path:
                 self.part_requests += 1
-            if not self.matches(method, path):
+            if not self.matches(method, path) or (self.kind == "hold" and self.released.is_set()):
                 return False
             self.seen += 1
             hit = self.seen % self.every == 0
@@ -71,6 +74,11 @@ class S3FaultProxy:
                 if plan is not None and plan.decide(self.command, self.path):
                     if plan.kind == "slow":
                         time.sleep(plan.delay_s)
+                    elif plan.kind == "hold":
+                        # bounded below botocore's 60 s read timeout: a held write is never retried behind our back
+                        if not plan.released.wait(plan.delay_s):
+                            with plan.lock:
+                                plan.hold_expired += 1
                     else:
                         self._fault(*_ERRORS[plan.kind])
                         return

@@ -1,6 +1,7 @@
-"""The payment APIs misbehaving on the stack's own mock server: a 429 storm, 5xx bursts, truncated bodies, an
-expired token (retried: every record lands), then a looping cursor (the stream fails, keeps its window, and the
-next run completes). The verdict covers the API streams too (`finsight local verify`: CURATED vs the mock)."""
+"""The payment APIs misbehaving on the stack's own mock server: a 429 storm, 5xx bursts, truncated bodies (a CSV
+report, then JSON pages), an expired token (retried: every record lands), then a looping cursor (the stream fails,
+keeps its window, and the next run completes). The verdict covers the API streams too (`finsight local verify`:
+CURATED vs the mock)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,19 @@ from finsight.local.stack import LocalStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.timeout(600)]
 
-TRANSIENT: dict[str, dict[str, Any]] = {
-    "stripe": {"mode": "error_burst", "count": 5, "status": 429, "delay_seconds": 1},  # Retry-After storm
-    "paypal": {"mode": "expire_token", "count": 1, "after": 1},  # tokens revoked mid-run
-    "adyen": {"mode": "truncate", "count": 1, "after": 1},  # a report download cut in half
-    "fxrates": {"mode": "error_burst", "count": 3, "status": 503},
-}
+# one fault per source at a time (the mock keeps one per source): two rounds
+TRANSIENT: list[dict[str, dict[str, Any]]] = [
+    {
+        "stripe": {"mode": "error_burst", "count": 5, "status": 429, "delay_seconds": 1},  # Retry-After storm
+        "paypal": {"mode": "expire_token", "count": 1, "after": 1},  # tokens revoked mid-run
+        "adyen": {"mode": "truncate", "count": 1, "after": 1},  # a report download (CSV) cut in half
+        "fxrates": {"mode": "error_burst", "count": 3, "status": 503},
+    },
+    {
+        "stripe": {"mode": "truncate", "count": 2, "after": 1},  # JSON list pages cut in half mid-run
+        "fxrates": {"mode": "truncate", "count": 1, "after": 1},
+    },
+]
 
 
 def _admin(env: Environment, method: str, path: str, **kwargs: Any) -> Any:
@@ -35,19 +43,21 @@ def _admin(env: Environment, method: str, path: str, **kwargs: Any) -> Any:
 def test_payment_apis_under_faults(scenario, local_env: Environment, local_stack: LocalStack) -> None:
     s = scenario(
         "payment APIs: 429 storm, 5xx burst, truncated body, expired token, looping cursor",
-        "faults injected by the mock APIs (`/_admin/faults`) during extraction",
+        "faults injected by the mock APIs (`/_admin/faults`) during extraction; truncated: an Adyen CSV report, "
+        "Stripe and FX JSON pages",
         "retries (Retry-After, backoff); the looping stream fails alone and the next run completes",
     )
     _admin(local_env, "DELETE", "faults")
-    for source in TRANSIENT:
-        _admin(local_env, "POST", "mutate", json={"source": source})  # provider activity to read
     s.fault()
     try:
-        for source, fault in TRANSIENT.items():
-            _admin(local_env, "POST", "faults", json={"source": source, **fault})
-        for source in TRANSIENT:
-            extract_api_source(local_env, source)
-        assert _admin(local_env, "GET", "faults")["faults"] == {}  # every faulty answer was served and survived
+        for faults in TRANSIENT:
+            for source in faults:
+                _admin(local_env, "POST", "mutate", json={"source": source})  # provider activity to read
+            for source, fault in faults.items():
+                _admin(local_env, "POST", "faults", json={"source": source, **fault})
+            for source in faults:
+                extract_api_source(local_env, source)
+            assert _admin(local_env, "GET", "faults")["faults"] == {}  # every faulty answer was served and survived
 
         _admin(local_env, "POST", "mutate", json={"source": "stripe"})
         _admin(local_env, "POST", "faults", json={"source": "stripe", "mode": "repeat_page", "count": 500})

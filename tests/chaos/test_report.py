@@ -27,3 +27,11 @@ def test_the_proxy_faults_exactly_every_nth_s3_write() -> None:
     parts = FaultPlan("slow", every=1, only_multipart_parts=True)
     assert not parts.decide("PUT", "/bucket/key") and parts.decide("PUT", "/bucket/key?partNumber=1&uploadId=u")
     assert parts.part_requests == 1
+
+
+def test_the_proxy_holds_writes_until_released_and_none_after() -> None:
+    plan = FaultPlan("hold", every=1)
+    assert plan.decide("PUT", "/bucket/raw/a.parquet") and plan.decide("POST", "/bucket/raw/b?uploads")
+    assert not plan.decide("GET", "/bucket/state/x.json") and not plan.decide("POST", "/")  # reads, other APIs pass
+    plan.released.set()
+    assert not plan.decide("PUT", "/bucket/raw/c.parquet") and plan.injected == 2

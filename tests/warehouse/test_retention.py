@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from finsight import migrate, warehouse
-from finsight.config import Environment
+from finsight.catalog import archive_age_column
+from finsight.config import Environment, Table
 from finsight.local.stack import LocalStack
 from tasks.dag import build_retention_dag
 from tasks.runner import run_retention
@@ -20,6 +21,22 @@ from tests.warehouse.helpers import sf
 pytestmark = pytest.mark.stack
 KEYS = (9_800_000_001, 9_800_000_002, 9_800_000_003, 9_800_000_004, 9_800_000_005, 9_800_000_006)
 MERCHANT = 9_800_000_999
+_LITERALS = {"string": "'test-ret-{n}'", "int": "{n}", "bigint": "{n}", "bool": "TRUE", "timestamp": "'{at}'",
+             "date": "'{day}'"}  # fmt: skip
+
+
+def _undated(env: Environment) -> Table:
+    """A table whose cursor is not a date/time (an integer batch number): its rows age by their read time."""
+    return next(t for t in env.warehouse_tables() if archive_age_column(t) is None)
+
+
+def _undated_row(table: Table, n: int, read_at: datetime) -> str:
+    """INSERT of a CURATED row of `table` read at `read_at`: every required column set, the key made of `n`."""
+    required = {c: col for c, col in table.landed_columns().items() if not col.nullable or c in table.primary_key}
+    values = [_LITERALS.get(col.type, "0").format(n=n, at=read_at, day=read_at.date()) for col in required.values()]
+    columns = [*map(str.upper, required), "_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP"]
+    values += ["'test-ret'", f"'{read_at}'", "1", "'U'"]
+    return f"INSERT INTO CURATED.{table.curated_name} ({', '.join(columns)}) VALUES ({', '.join(values)})"
 
 
 @pytest.fixture
@@ -49,6 +66,8 @@ def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[
                     f"({k[5]}, 1, '{eight}', 'test', '{eight}', 1, 'U')")  # fmt: skip
         cur.execute(f"INSERT INTO ARCHIVE.DAILY_REVENUE (BUSINESS_DATE, MERCHANT_ID, CURRENCY, CARD_BRAND) VALUES "
                     f"('{eight.date()}', {MERCHANT}, 'EUR', 'visa')")  # fmt: skip
+        for key, read_at in ((k[3], eight), (k[4], six)):
+            cur.execute(_undated_row(_undated(local_env), key, read_at))
         for day in (eight.date(), six.date()):
             cur.execute(f"INSERT INTO MARTS.DAILY_REVENUE (BUSINESS_DATE, MERCHANT_ID, CURRENCY, CARD_BRAND) VALUES "
                         f"('{day}', {MERCHANT}, 'USD', 'visa')")  # fmt: skip
@@ -59,6 +78,7 @@ def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[
         cur.execute(f"DELETE FROM RAW.RISK__RISK_ASSESSMENTS WHERE ASSESSMENT_ID IN ({keys})")
         cur.execute(f"DELETE FROM CURATED.RISK__RISK_ASSESSMENTS WHERE ASSESSMENT_ID IN ({keys})")
         cur.execute(f"DELETE FROM MARTS.DAILY_REVENUE WHERE MERCHANT_ID = {MERCHANT}")
+        cur.execute(f"DELETE FROM CURATED.{_undated(local_env).curated_name} WHERE _BATCH_ID = 'test-ret'")
         cur.execute(f"DELETE FROM ARCHIVE.RISK__RISK_ASSESSMENTS WHERE ASSESSMENT_ID IN ({keys})")
         cur.execute(f"DELETE FROM ARCHIVE.DAILY_REVENUE WHERE MERCHANT_ID = {MERCHANT}")
         cur.execute("DELETE FROM OPS.MERGED_BATCHES WHERE BATCH_ID LIKE 'test-ret-%'")
@@ -90,6 +110,11 @@ def test_retention_graph_prunes_raw_after_merge_and_keeps_seven_years(
                              f"({KEYS[3]}, {KEYS[4]}, {KEYS[5]})")  # fmt: skip
     assert archived == [(KEYS[4],)]  # KEYS[5], archived 8 years ago, pruned from the archive
     assert sf(local_env, f"SELECT CURRENCY FROM ARCHIVE.DAILY_REVENUE WHERE MERCHANT_ID = {MERCHANT}") == [("USD",)]
+    # an integer-cursor table is not archived, but its rows still leave after 7 years (by read time)
+    undated = _undated(local_env)
+    read = sf(local_env, f"SELECT _EXTRACTED_AT FROM CURATED.{undated.curated_name} WHERE _BATCH_ID = 'test-ret'")
+    seven_years_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=7 * 365)
+    assert len(read) == 1 and read[0][0] > seven_years_ago, (undated.qualified, read)  # the 8-year-old row is gone
     log = dict(sf(local_env, f"SELECT TABLE_NAME, ROWS_DELETED FROM OPS.RETENTION_RUNS WHERE RUN_ID = '{run_id}' "
                              "AND TABLE_NAME IN ('RAW.RISK__RISK_ASSESSMENTS', 'CURATED.RISK__RISK_ASSESSMENTS', "
                              "'MARTS.DAILY_REVENUE') AND POLICY NOT LIKE 'archive%'"))  # fmt: skip
