@@ -338,6 +338,13 @@ def archive_age_column(table: Table) -> str | None:
     return table.cursor.upper() if column is not None and column.type in _AGE_TYPES else None
 
 
+def curated_reader(env: Environment, table: Table) -> str:
+    """Where a reader finds all of a table's CURATED rows: HISTORY.<t> (hot + Iceberg archive) when the archive moves
+    its old rows, else CURATED.<t>. Marts, the referential check and reconcile read through it."""
+    archived = env.curated_archive is not None and archive_age_column(table) is not None
+    return f"{HISTORY_SCHEMA if archived else env.snowflake.schemas['curated']}.{table.curated_name}"
+
+
 def archived_tables(env: Environment) -> list[dict[str, Any]]:
     """Every table the archive job moves: CURATED tables with a date/time cursor, and the marts (the cost model counts
     MARTS history as archived like CURATED's). Empty without `curated_archive:`.

@@ -122,18 +122,18 @@ def render_query(mart: MartMetadata, env: Environment, present: frozenset[str] =
     template = jinja.from_string((Path(mart.folder) / "query.sql").read_text())
     flags = {up.raw_name.lower(): up.raw_name in present for up in mart.upstreams if up.optional}
     declared = {up.table: up for up in mart.upstreams}
+    in_catalog = {t.qualified: t for t in env.warehouse_tables()}
     from finsight import catalog
-
-    archived = {t["name"] for t in catalog.archived_tables(env) if t["kind"] == "table"}
 
     def curated(table: str) -> str:
         # a query may only read what its metadata declares: the DAG and the rebuild-by-date logic rely on it
         if table not in declared:
             raise ConfigError(f"{mart.folder}/query.sql reads {table!r}, which metadata.yaml does not list as upstream")
-        name = declared[table].raw_name
         # with the Iceberg archive, CURATED holds only hot_months: a refund of an archived payment, or an account not
         # changed for months, is found through HISTORY (hot + archive), so old and new dates build alike
-        return f"{catalog.HISTORY_SCHEMA}.{name}" if name in archived else f"{env.snowflake.schemas['curated']}.{name}"
+        if table in in_catalog:
+            return catalog.curated_reader(env, in_catalog[table])
+        return f"{env.snowflake.schemas['curated']}.{declared[table].raw_name}"  # an optional source not built yet
 
     text = template.render(present=flags, curated=curated, meta=mart, schemas=env.snowflake.schemas)
     return text.strip().rstrip(";")

@@ -19,6 +19,8 @@ NOT_CHECKED_FOR_NULLS = {"_raw"}  # the whole API record: its nulls are its fiel
 
 def references(env: Environment, table: Table) -> list[dict[str, str]]:
     """Child column -> parent CURATED table and column, for every `references` whose parent lands in CURATED."""
+    from finsight import catalog  # the archive's names (catalog imports this module lazily)
+
     known = {t.qualified: t for t in env.warehouse_tables()}
     out = []
     for name, col in table.columns.items():
@@ -34,6 +36,8 @@ def references(env: Environment, table: Table) -> list[dict[str, str]]:
                     "parent_column": column.upper(),
                     "parent_table": target.qualified,
                     "parent_raw": target.raw_name,  # held (quarantined) parents wait in RAW, not CURATED
+                    # an archived parent older than hot_months is in HISTORY (hot + archive), not CURATED alone
+                    "parent_relation": catalog.curated_reader(env, target),
                 }
             )
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import sql
 
-from finsight import warehouse
+from finsight import catalog, warehouse
 from finsight.config import Environment, PciClass, Table
 from finsight.secrets import read_secret
 
@@ -128,7 +128,7 @@ def _curated_rows(cur: Any, env: Environment, table: Table) -> dict[tuple, tuple
     pans = [c for c, col in table.columns.items() if col.pci is PciClass.PAN]
     pan_cols = [f"{c}_token, {c}_last4" for c in pans]
     cols = ", ".join([*(c.upper() for c in plain), *(p.upper() for p in pan_cols)])
-    cur.execute(f"SELECT {cols} FROM {env.snowflake.schemas['curated']}.{table.curated_name}")
+    cur.execute(f"SELECT {cols} FROM {catalog.curated_reader(env, table)}")  # archived rows are not missing
     key_index = [plain.index(k) for k in table.primary_key]
     out = {}
     for row in cur.fetchall():

@@ -250,9 +250,10 @@ def referential(ctx: Context) -> list[Result]:
     out = []
     for ref in ctx.spec["references"]:
         col, parent_raw = ref["column"], ref.get("parent_raw", ref["parent"])
+        parent = ref.get("parent_relation", f"CURATED.{ref['parent']}")
         missing = (
             f"FROM {ctx.curated} AS c WHERE c.{col} IS NOT NULL AND c._EXTRACTED_AT <= {_ts(cutoff)} "
-            f"AND NOT EXISTS (SELECT 1 FROM CURATED.{ref['parent']} AS p WHERE p.{ref['parent_column']} = c.{col})"
+            f"AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.{ref['parent_column']} = c.{col})"
         )
         in_held = (
             f"EXISTS (SELECT 1 FROM RAW.{parent_raw} AS r JOIN {HOLDS} AS h ON h.BATCH_ID = r._BATCH_ID "

@@ -83,3 +83,16 @@ def test_data_metric_functions_are_rendered_for_snowflake_only() -> None:
         assert f"PAYMENTS__PAYMENTS ADD DATA METRIC FUNCTION SNOWFLAKE.CORE.{dmf}" in prod, dmf
     local = migrate.render_all(load_environment("local"))["R__quality_metrics.sql"]
     assert "DATA METRIC" not in local.replace("Data Metric", "")
+
+
+def test_referential_parents_are_read_through_history_where_the_archive_moves_them() -> None:
+    """With the Iceberg archive, a parent older than hot_months is only in HISTORY: reading CURATED alone would turn
+    every child of an archived parent into an orphan after hot_months."""
+    env = load_environment("local")
+    assert env.curated_archive is not None
+    payments = env.table("payments.payments")
+    refs = quality.references(env, payments)
+    assert refs and {r["parent_relation"] for r in refs} == {f"HISTORY.{r['parent']}" for r in refs}
+    plain = env.model_copy(update={"curated_archive": None})
+    without_archive = quality.references(plain, payments)
+    assert {r["parent_relation"] for r in without_archive} == {f"CURATED.{r['parent']}" for r in refs}
