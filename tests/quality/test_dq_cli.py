@@ -9,7 +9,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from finsight import quality, warehouse
+from finsight import catalog, quality, warehouse
 from finsight.cli.main import app
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
@@ -36,7 +36,8 @@ def test_dq_lists_latest_results_and_explains_a_check(local_env: Environment, lo
     explained = runner.invoke(app, ["dq", "explain", "payments.payments:referential:merchant_id", "--env", "local"])
     assert explained.exit_code == 0, explained.output
     assert f"in run {run_id}" in explained.stdout
-    assert "NOT EXISTS (SELECT 1 FROM CURATED.MERCHANTS__MERCHANTS" in explained.stdout
+    parent = catalog.curated_reader(local_env, local_env.table("merchants.merchants"))  # HISTORY with the archive
+    assert f"NOT EXISTS (SELECT 1 FROM {parent} AS p" in explained.stdout
     unknown = runner.invoke(app, ["dq", "explain", "payments.payments:nonsense", "--env", "local"])
     assert unknown.exit_code == 2 and "no result for check" in unknown.output
     bad_table = runner.invoke(app, ["dq", "--env", "local", "--table", "payments.paymnts"])
