@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors import MODES
 from connectors.backfill import BackfillError, check_backfill_id, run_window
 from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environment
 from finsight.ops.log_context import IdsFilter, bind
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-MODES = ("incremental", "full", "backfill")
 INJECTED_SECRETS = ("FINSIGHT_SOURCE_SECRET", "FINSIGHT_PAN_TOKENIZATION_KEY")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

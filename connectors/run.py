@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from connectors import MODES
 from connectors.landing.state import load_state, save_state_unless_superseded
 from connectors.landing.writer import BatchResult, LandingWriter
 from connectors.pci import PanTokenizer
@@ -32,7 +33,19 @@ from finsight.ops.log_context import bind, submit
 from finsight.secrets import read_secret
 
 log = logging.getLogger("finsight.connectors")
-MODES = ("incremental", "full", "backfill")
+
+
+def check_mode(mode: str, window: tuple[datetime, datetime] | None) -> None:
+    """The run modes every source kind accepts (databases and APIs alike)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if mode == "backfill" and window is None:
+        raise ValueError("backfill needs a window (start, end)")
+
+
+def tokenizer_for(env: Environment) -> PanTokenizer:
+    """The PAN tokenizer under the environment's current key (Secrets Manager)."""
+    return PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
 
 
 class ExtractionError(RuntimeError):
@@ -173,10 +186,7 @@ def extract_source(
 
     Raises ExtractionError, naming the source and every failed table, for anything that went wrong.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
-    if mode == "backfill" and window is None:
-        raise ValueError("backfill needs a window (start, end)")
+    check_mode(mode, window)
     with bind(source=source):
         return _extract_source(env, source, mode, tables, window)
 
@@ -192,7 +202,7 @@ def _extract_source(
     airbyte_source = PostgresSource(env, source)
     try:
         creds = credentials(env, source)
-        tokenizer = PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
+        tokenizer = tokenizer_for(env)
     except Exception as exc:
         raise ExtractionError(f"source {source!r}: {_first_line(exc)}") from None
     ok, error = airbyte_source.check_connection(log, {})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.sql_text import literal
+from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
 ARCHIVE_SCHEMA = "ARCHIVE"  # = finsight.catalog.ARCHIVE_SCHEMA (procedures ship without finsight/)
@@ -57,10 +57,6 @@ def _to_archive(t: dict[str, Any], alias: str) -> list[str]:
     return [f"TO_JSON({alias}.{c})" if c in t["json"] else f"{alias}.{c}" for c in t["columns"]]
 
 
-def _count(session: Any, sql: str) -> int:
-    return int(session.sql(sql).collect()[0][0])
-
-
 def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
     """Step 1: the old hot rows into the archive, unless an equal or newer version is already there. Returns the rows
     written (0 on a rerun)."""
@@ -69,7 +65,7 @@ def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
         part = t["age_column"]
         moved = f"SELECT DISTINCT h.{part} FROM {hot} AS h WHERE {_old(t, 'h', cutoff)}"
         pending = f"NOT EXISTS (SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {SAME_BUILD})"
-        n = _count(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {_old(t, 'h', cutoff)} AND {pending}")
+        n = count_rows(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {_old(t, 'h', cutoff)} AND {pending}")
         if n:  # replace the old partitions whole: a rebuilt partition may have lost keys
             session.sql(f"DELETE FROM {arc} WHERE {part} IN ({moved})").collect()
             session.sql(
@@ -81,7 +77,7 @@ def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
         f"FROM {hot} AS h WHERE {_old(t, 'h', cutoff)} AND NOT EXISTS "
         f"(SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {_newer('a', 'h', or_equal=True)})"
     )
-    n = _count(session, f"SELECT COUNT(*) {pending}")
+    n = count_rows(session, f"SELECT COUNT(*) {pending}")
     if n:
         values = _to_archive(t, "h")
         session.sql(
@@ -98,7 +94,7 @@ def delete_archived(session: Any, t: dict[str, Any], cutoff: str) -> int:
     hot, arc = t["hot"], t["archive"]
     same = SAME_BUILD if t["kind"] == "mart" else _newer("a", "h", or_equal=True)
     where = f"{_old(t, 'h', cutoff)} AND EXISTS (SELECT 1 FROM {arc} AS a WHERE {_keys(t, 'a', 'h')} AND {same})"
-    n = _count(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {where}")
+    n = count_rows(session, f"SELECT COUNT(*) FROM {hot} AS h WHERE {where}")
     if n:
         session.sql(f"DELETE FROM {hot} AS h WHERE {where}").collect()
     return n
@@ -113,7 +109,7 @@ def drop_deleted_at_source(session: Any, t: dict[str, Any]) -> int:
         f"EXISTS (SELECT 1 FROM {t['tombstones']} AS d WHERE {_keys(t, 'd', 'a')} "
         f"AND (d.{e} > a.{e} OR (d.{e} = a.{e} AND d.{b} >= a.{b})))"
     )
-    n = _count(session, f"SELECT COUNT(*) FROM {t['archive']} AS a WHERE {where}")
+    n = count_rows(session, f"SELECT COUNT(*) FROM {t['archive']} AS a WHERE {where}")
     if n:
         session.sql(f"DELETE FROM {t['archive']} AS a WHERE {where}").collect()
     return n

@@ -22,7 +22,7 @@ from typing import Any
 
 from snowpark.quality.gate import hold
 from snowpark.schema_evolution import evolve_curated
-from snowpark.sql_text import literal, literal_list
+from snowpark.sql_text import count_rows, literal, literal_list
 
 MANIFESTS = "OPS.LANDED_BATCHES"
 MERGED = "OPS.MERGED_BATCHES"
@@ -191,7 +191,7 @@ def _apply_snapshot(session: Any, spec: dict[str, Any], run_id: str, snapshot: d
     """Delete what the snapshot no longer has; its dates go to the change feed and its keys become tombstones."""
     curated, pk = f"CURATED.{spec['curated']}", spec["primary_key"]
     gone = _gone(spec, snapshot)
-    count = _count(session, f"SELECT COUNT(*) FROM {curated} AS c WHERE {gone}")
+    count = count_rows(session, f"SELECT COUNT(*) FROM {curated} AS c WHERE {gone}")
     if not count:
         return 0
     columns = spec.get("date_columns") or []
@@ -216,10 +216,6 @@ def _apply_snapshot(session: Any, spec: dict[str, Any], run_id: str, snapshot: d
     return count
 
 
-def _count(session: Any, sql: str) -> int:
-    return int(session.sql(sql).collect()[0][0])
-
-
 def merge_batches(
     session: Any, spec: dict[str, Any], run_id: str, ready: list[dict], record: bool = True
 ) -> dict[str, Any]:
@@ -234,8 +230,8 @@ def merge_batches(
         # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
         spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
         _record_changed_dates(session, spec, run_id, ids)
-        out["rows_merged"] = _count(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
-        out["rows_skipped_deleted"] = _count(
+        out["rows_merged"] = count_rows(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
+        out["rows_skipped_deleted"] = count_rows(
             session,
             f"SELECT COUNT(*) FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({ids}) "
             f"AND COALESCE(s._OP, 'U') <> 'D' AND {_deleted_later(spec, 's')}",

@@ -16,13 +16,13 @@ from typing import Any
 from snowpark import pipeline_catalog
 from snowpark.archive import ARCHIVE_SCHEMA
 from snowpark.merge import MERGED, tombstones
-from snowpark.sql_text import literal
+from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
 
 
 def _delete(session: Any, run_id: str, table: str, policy: str, where: str, cutoff_sql: str) -> int:
-    n = int(session.sql(f"SELECT COUNT(*) FROM {table} WHERE {where}").collect()[0][0])
+    n = count_rows(session, f"SELECT COUNT(*) FROM {table} WHERE {where}")
     if n:
         session.sql(f"DELETE FROM {table} WHERE {where}").collect()
     session.sql(

@@ -42,7 +42,7 @@ def build_alert_topics(scope: Construct, names: Names, ops_key: KmsKey) -> Alert
     )
 
 
-def _alarm(
+def metric_alarm(
     scope: Construct,
     cid: str,
     names: Names,
@@ -113,7 +113,7 @@ def _task_failures(scope: Construct, names: Names, cluster: EcsCluster, ops_key:
     )
     CloudwatchEventTarget(scope, "task-failed-target", rule=rule.name, arn=group.arn)
     _task_failures_to_topic(scope, names, rule, topic)
-    _alarm(
+    metric_alarm(
         scope,
         "connector-task-failures",
         names,
@@ -190,7 +190,7 @@ def build_alarms(
 ) -> None:
     data_eng, devops = alerts.topics["data_engineering"], alerts.topics["devops"]
     _task_failures(scope, names, cluster, ops_key, data_eng)
-    _alarm(
+    metric_alarm(
         scope,
         "pipeline-events-dlq-depth",
         names,
@@ -201,7 +201,7 @@ def build_alarms(
         {"QueueName": events_dlq.name},
         1,
     )
-    _alarm(
+    metric_alarm(
         scope,
         "pipeline-events-oldest-message-age",
         names,
@@ -212,7 +212,7 @@ def build_alarms(
         {"QueueName": events_queue.name},
         names.env.schedule.sla_minutes * 60,
     )
-    _alarm(
+    metric_alarm(
         scope,
         "scheduler-dlq-depth",
         names,
@@ -223,7 +223,7 @@ def build_alarms(
         {"QueueName": scheduler_dlq.name},
         1,
     )
-    _alarm(
+    metric_alarm(
         scope,
         "scheduler-target-errors",
         names,

@@ -41,7 +41,7 @@ from finsight import quarantine
 from finsight_infra.ingestion import DLQ_RETENTION_SECONDS
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names
-from finsight_infra.observability import _alarm
+from finsight_infra.observability import metric_alarm
 from finsight_infra.policy import allow, assume_role, document, service_principal
 
 RUNTIME = "python3.12"
@@ -171,7 +171,7 @@ def build_quarantine(
         filter_policy_scope="MessageBody",
         filter_policy=json.dumps({"messageType": [quarantine.FAILED_FILE]}),
     )
-    _alarm(
+    metric_alarm(
         scope,
         "quarantine-dlq-depth",
         names,

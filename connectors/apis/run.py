@@ -36,7 +36,7 @@ from connectors.apis.records import to_arrow
 from connectors.landing.state import load_state, save_state
 from connectors.landing.writer import BatchResult, LandingWriter
 from connectors.pci import PanTokenizer
-from connectors.run import ExtractionError, SourceRun, new_batch_id
+from connectors.run import ExtractionError, SourceRun, check_mode, new_batch_id, tokenizer_for
 from finsight.config import ApiSource, ApiStream, Environment
 from finsight.ops.log_context import bind
 from finsight.secrets import read_secret
@@ -50,10 +50,6 @@ def utc_now() -> datetime:
     from connectors.postgres.source import utc_now as now
 
     return now()
-
-
-def tokenizer_for(env: Environment) -> PanTokenizer:
-    return PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
 
 
 def check_transport(env: Environment, name: str, api: ApiSource) -> None:
@@ -256,10 +252,7 @@ def extract_api_source(
     window: tuple[datetime, datetime] | None = None,
 ) -> SourceRun:
     """Same contract as connectors.run.extract_source, for an `api_sources` entry."""
-    if mode not in ("incremental", "full", "backfill"):
-        raise ValueError(f"unknown mode {mode!r}: use incremental, full or backfill")
-    if mode == "backfill" and window is None:
-        raise ValueError("backfill needs a window (start, end)")
+    check_mode(mode, window)
     with bind(source=source):
         return _extract_api_source(env, source, mode, tables, window)
 

@@ -65,8 +65,24 @@ class Context:
         return ", ".join(f"{alias}{k}" for k in self.spec["primary_key"])
 
 
+def _age_check(ctx: Context, sql: str, limit: float, measure: str, column: str | None, detail: bool) -> Result:
+    """Freshness of the newest timestamp `sql` returns: FAIL when there is none or it is older than `limit` minutes."""
+    newest = _rows(ctx.session, sql)[0][0]
+    age = None if newest is None else round((ctx.now - newest).total_seconds() / 60, 1)
+    return ctx.result(
+        "freshness",
+        FAIL if age is None or age > limit else PASS,
+        column=column,
+        observed={measure: age},
+        expected={"max_minutes": limit},
+        sql=sql,
+        detail=f"newest read {newest}" if detail and newest is not None else None,
+    )
+
+
 def freshness(ctx: Context) -> list[Result]:
-    """Age of the newest successful read of the table (a landed batch, or an extract that found nothing new)."""
+    """Age of the newest successful read of the table (a landed batch, or an extract that found nothing new), and of
+    the newest cursor value when the table has a cursor SLA."""
     cfg = ctx.checks["freshness"]
     source = literal(f"EXTRACT_{ctx.spec['source'].upper()}")
     sql = (
@@ -75,36 +91,11 @@ def freshness(ctx: Context) -> list[Result]:
         f"UNION ALL SELECT MAX(QUERY_START_TIME) AS t FROM {TASK_HISTORY} WHERE NAME = {source} "
         "AND STATE = 'SUCCEEDED')"
     )
-    newest = _rows(ctx.session, sql)[0][0]
-    out = []
-    age = None if newest is None else round((ctx.now - newest).total_seconds() / 60, 1)
-    status = FAIL if age is None or age > cfg["read_sla_minutes"] else PASS
-    out.append(
-        ctx.result(
-            "freshness",
-            status,
-            column=None,
-            observed={"minutes_since_read": age},
-            expected={"max_minutes": cfg["read_sla_minutes"]},
-            sql=sql,
-            detail=None if newest is None else f"newest read {newest}",
-        )
-    )
+    out = [_age_check(ctx, sql, cfg["read_sla_minutes"], "minutes_since_read", None, detail=True)]
     if cfg.get("cursor_sla_minutes"):
-        sql = f"SELECT MAX({ctx.spec['cursor']}) FROM {ctx.curated}"
-        newest = _rows(ctx.session, sql)[0][0]
-        age = None if newest is None else round((ctx.now - newest).total_seconds() / 60, 1)
-        status = FAIL if age is None or age > cfg["cursor_sla_minutes"] else PASS
-        out.append(
-            ctx.result(
-                "freshness",
-                status,
-                column=ctx.spec["cursor"],
-                observed={"minutes_since_cursor": age},
-                expected={"max_minutes": cfg["cursor_sla_minutes"]},
-                sql=sql,
-            )
-        )
+        cursor = ctx.spec["cursor"]
+        sql = f"SELECT MAX({cursor}) FROM {ctx.curated}"
+        out.append(_age_check(ctx, sql, cfg["cursor_sla_minutes"], "minutes_since_cursor", cursor, detail=False))
     return out
 
 

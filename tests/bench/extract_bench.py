@@ -123,17 +123,16 @@ def dlt_parquet(uri: str, table: str, backend: str, out: str) -> int:
 
 def ours(env: Environment, table: str, chunks: int) -> int:
     from connectors.landing.writer import LandingWriter
-    from connectors.pci import PanTokenizer
     from connectors.postgres.bulk import Window, key_ranges, open_snapshot, pipelined, select_sql, stream_chunk
     from connectors.postgres.connection import credentials
     from connectors.postgres.schema import live_columns
-    from connectors.run import new_batch_id
+    from connectors.run import new_batch_id, tokenizer_for
 
     runtime = env.connectors.model_copy(update={"chunks_per_table": chunks, "chunk_min_rows": 1})
     env = env.model_copy(update={"connectors": runtime})
     t = bench_table(env, table)
     creds = credentials(env, SOURCE)
-    tokenizer = PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
+    tokenizer = tokenizer_for(env)
     with open_snapshot(env, SOURCE, creds) as (snap, conn):
         live = live_columns(conn, table)
         writer = LandingWriter(env, t, new_batch_id(snap.read_at), snap.read_at, tokenizer, "full")

@@ -20,10 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
-from connectors.apis.run import tokenizer_for
 from connectors.landing.state import load_state, reset_state, save_state, save_state_unless_superseded
 from connectors.landing.writer import LandingWriter
-from connectors.run import extract_source, new_batch_id
+from connectors.run import extract_source, new_batch_id, tokenizer_for
 from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.graph import on_landed
