@@ -94,7 +94,11 @@ class PartWriter:
             )
             self._sink = self.batch.open_sink(relative)
             self._parquet = pq.ParquetWriter(
-                self._sink, shaped.schema, compression="zstd", use_dictionary=self.batch.dictionary_columns
+                self._sink,
+                shaped.schema,
+                compression="zstd",
+                use_dictionary=self.batch.dictionary_columns,
+                write_statistics=self.batch.statistics_columns,
             )
         self._parquet.write_table(shaped)
         assert self._sink is not None
@@ -152,6 +156,8 @@ class LandingWriter:
         self.dictionary_columns = [
             f.name for f in self.schema if pa.types.is_string(f.type) and not f.name.endswith("_TOKEN")
         ]
+        # min/max of random tokens prune nothing, and comparing 67-byte strings is a third of a token column's cost
+        self.statistics_columns = [f.name for f in self.schema if not f.name.endswith("_TOKEN")]
 
     # -- S3 -------------------------------------------------------------------------------------
     def open_sink(self, relative: str) -> S3MultipartSink:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.postgres.connection import (
     Credentials,
@@ -34,6 +35,9 @@ from connectors.postgres.schema import LiveColumn
 from finsight.config import Environment, Table
 
 PIPELINE_DEPTH = 2  # record batches in flight between the decoding thread and the writer: bounds memory
+# NUMERIC(p, s) with p <= 18 travels as the integer value * 10^s (int8 on the wire): the client then skips a
+# numeric -> text -> decimal round trip per value (a third of the decoding CPU on payments-shaped tables)
+SCALED_MAX_PRECISION = 18
 
 _SNAPSHOT_SQL = """
 SELECT pg_export_snapshot(),
@@ -105,8 +109,35 @@ def _ts(value: datetime) -> str:
     return f"(TIMESTAMP '{value.isoformat(sep=' ')}' AT TIME ZONE 'UTC')"
 
 
+@dataclass(frozen=True)
+class ChunkQuery:
+    """A chunk's SQL, and the NUMERIC columns it reads as scaled integers (name -> scale) to turn back into decimals."""
+
+    sql: str
+    scaled: Mapping[str, int] = field(default_factory=dict)
+
+    def decode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.scaled:
+            return batch
+        columns = list(batch.columns)
+        for i, name in enumerate(batch.schema.names):
+            if (scale := self.scaled.get(name)) is not None:
+                # same 16-byte unscaled integers: decimal(19, 0) viewed with the column's scale is the exact value
+                columns[i] = pc.cast(columns[i], pa.decimal128(19, 0)).view(pa.decimal128(19, scale))
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def scaled_numeric(live: LiveColumn) -> int | None:
+    """The scale a NUMERIC column is read at as an integer, or None when it is read as is."""
+    if live.pg_type == "numeric" and live.precision is not None and live.precision <= SCALED_MAX_PRECISION:
+        return live.scale or 0
+    return None
+
+
 def select_expression(name: str, live: LiveColumn) -> str:
     ident = quote_ident(name)
+    if (scale := scaled_numeric(live)) is not None:
+        return f"({ident} * {10**scale})::int8 AS {ident}"  # exact: p <= 18 digits fit int8 once scaled
     if live.pg_type == "timestamp with time zone":
         return f"({ident} AT TIME ZONE 'UTC') AS {ident}"  # naive UTC on the wire: RAW is TIMESTAMP_NTZ in UTC
     if live.pg_type in ("json", "jsonb", "uuid"):
@@ -114,9 +145,13 @@ def select_expression(name: str, live: LiveColumn) -> str:
     return ident
 
 
-def select_sql(table: Table, live: dict[str, LiveColumn], window: Window, key_range: tuple[int, int] | None) -> str:
+def select_sql(
+    table: Table, live: dict[str, LiveColumn], window: Window, key_range: tuple[int, int] | None
+) -> ChunkQuery:
     """The chunk's query: live columns the landed table has, the cursor window, the key range. No ORDER BY."""
-    cols = [select_expression(name, live[name]) for name in table.columns if name in live]
+    selected = [name for name in table.columns if name in live]
+    cols = [select_expression(name, live[name]) for name in selected]
+    scaled = {name: scale for name in selected if (scale := scaled_numeric(live[name])) is not None}
     cursor = live[table.cursor]
     cursor_sql = quote_ident(table.cursor)
     as_ts = _ts if cursor.pg_type == "timestamp with time zone" else (lambda v: f"TIMESTAMP '{v.isoformat(sep=' ')}'")
@@ -126,7 +161,7 @@ def select_sql(table: Table, live: dict[str, LiveColumn], window: Window, key_ra
     if key_range is not None:
         pk = quote_ident(table.primary_key[0])
         where.append(f"{pk} >= {int(key_range[0])} AND {pk} < {int(key_range[1])}")
-    return f"SELECT {', '.join(cols)} FROM {quote_ident(table.name)} WHERE {' AND '.join(where)}"
+    return ChunkQuery(f"SELECT {', '.join(cols)} FROM {quote_ident(table.name)} WHERE {' AND '.join(where)}", scaled)
 
 
 def key_ranges(conn: psycopg.Connection, env: Environment, table: Table) -> list[tuple[int, int] | None]:
@@ -149,20 +184,27 @@ def key_ranges(conn: psycopg.Connection, env: Environment, table: Table) -> list
     return [(start, min(start + step, high)) for start in range(low, high, step)]
 
 
-def stream_chunk(env: Environment, source: str, creds: Credentials, snapshot_id: str, query: str) -> Iterator[Any]:
+def stream_chunk(
+    env: Environment, source: str, creds: Credentials, snapshot_id: str, query: ChunkQuery | str
+) -> Iterator[Any]:
     """Record batches of one chunk, read inside the leader's exported snapshot."""
+    if isinstance(query, str):
+        query = ChunkQuery(query)
     conn = adbc_connect(env, source, creds)
     try:
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
-        cur.execute(query)
-        yield from cur.fetch_record_batch()
+        cur.execute(query.sql)
+        for batch in cur.fetch_record_batch():
+            yield query.decode(batch)
         cur.execute("COMMIT")
     except SourceUnavailable:
         raise
     except Exception as exc:
-        raise SourceUnavailable(f"source {source!r}: bulk read failed: {redact(_first(exc), creds)}") from None
+        # a NUMERIC NaN cannot travel as a scaled integer: name the columns that do
+        scaled = f" (NUMERIC read as scaled integers: {', '.join(query.scaled)})" if query.scaled else ""
+        raise SourceUnavailable(f"source {source!r}: bulk read failed: {redact(_first(exc), creds)}{scaled}") from None
     finally:
         conn.close()
 
@@ -214,4 +256,13 @@ def _first(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["Snapshot", "Window", "application_name", "key_ranges", "open_snapshot", "select_sql", "stream_chunk"]
+__all__ = [
+    "ChunkQuery",
+    "Snapshot",
+    "Window",
+    "application_name",
+    "key_ranges",
+    "open_snapshot",
+    "select_sql",
+    "stream_chunk",
+]

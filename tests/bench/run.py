@@ -55,6 +55,7 @@ def _markdown(results: dict[str, Any]) -> str:
         ("ours, 4 chunks", "ours_4_chunks_rows_per_s"),
     ):
         lines.append(f"| {label} | {e[key]:,} | {e[key] / limit:.2f} |")
+    lines += _cpu_lines(e)
     lines += [
         "",
         f"Ours vs dlt(connectorx): {e['ratios']['ours_vs_dlt_connectorx']:.2f}x. Peak RSS of ours on a "
@@ -65,6 +66,30 @@ def _markdown(results: dict[str, Any]) -> str:
         if section in results:
             lines += [f"## {section}", "", "```json", json.dumps(results[section], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _cpu_lines(e: dict[str, Any]) -> list[str]:
+    """CPU seconds per method on the three sides sharing the cores, and the wall time they allow at best."""
+    cpu = e.get("cpu_seconds")
+    if not cpu:
+        return []
+    cores = e.get("cores") or os.cpu_count() or 1
+    lines = [
+        "",
+        f"CPU seconds per method (client = the bench process; {cores} cores shared by all three sides). "
+        "'Best wall' is their sum over the cores: no client can finish sooner on this machine.",
+        "",
+        "| method | wall s | client | PostgreSQL | moto | best wall s | best vs COPY limit |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    copy_wall = cpu["copy_limit"]["wall"]
+    for name, c in cpu.items():
+        best = max((c["client"] + c["postgres"] + c["moto"]) / cores, c["postgres"])
+        lines.append(
+            f"| {name} | {c['wall']} | {c['client']} | {c['postgres']} | {c['moto']} | {best:.2f} | "
+            f"{copy_wall / best:.2f} |"
+        )
+    return lines
 
 
 def main() -> None:

@@ -8,13 +8,23 @@ it over the same values. The watermark arithmetic is checked against the configu
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.postgres.bulk import Snapshot, Window, quote_ident, select_sql
+from connectors.postgres.bulk import (
+    ChunkQuery,
+    Snapshot,
+    Window,
+    quote_ident,
+    scaled_numeric,
+    select_expression,
+    select_sql,
+)
 from connectors.postgres.schema import LiveColumn
 from connectors.postgres.source import TableStream
 from finsight.config import Environment, load_environment
@@ -72,7 +82,7 @@ def test_the_query_returns_exactly_the_window(
         cursors = [*cursors, upper, *([lower] if lower else [])]
     rows = list(enumerate(cursors))
     window = Window(lower, upper, inclusive)
-    query = select_sql(table, _live(table, cursor_type), window, key_range)
+    query = select_sql(table, _live(table, cursor_type), window, key_range).sql
     assert "ORDER BY" not in query  # a window needs no sort (1.5x slower at the source)
     expected = {
         key
@@ -86,10 +96,10 @@ def test_the_query_returns_exactly_the_window(
 
 def test_timestamptz_cursors_are_compared_and_landed_as_utc(env: Environment) -> None:
     table = env.table("payments.payments")
-    query = select_sql(table, _live(table, "timestamptz"), Window(None, BASE), None)
+    query = select_sql(table, _live(table, "timestamptz"), Window(None, BASE), None).sql
     assert f"(TIMESTAMP '{BASE.isoformat(sep=' ')}' AT TIME ZONE 'UTC')" in query
     assert '("updated_at" AT TIME ZONE \'UTC\') AS "updated_at"' in query  # naive UTC on the wire
-    plain = select_sql(table, _live(table, "timestamp"), Window(None, BASE), None)
+    plain = select_sql(table, _live(table, "timestamp"), Window(None, BASE), None).sql
     assert f"\"updated_at\" <= TIMESTAMP '{BASE.isoformat(sep=' ')}'" in plain
 
 
@@ -97,7 +107,7 @@ def test_only_live_columns_the_catalog_knows_are_selected(env: Environment) -> N
     table = env.table("payments.payments")
     live = _live(table, "timestamp") | {"not_in_catalog": LiveColumn("text"), "meta": LiveColumn("jsonb")}
     del live["card_brand"]  # dropped at the source: not selected (lands as NULL)
-    query = select_sql(table, live, Window(None, BASE), None)
+    query = select_sql(table, live, Window(None, BASE), None).sql
     selected = query.removeprefix("SELECT ").split(" FROM ")[0]
     assert '"not_in_catalog"' not in selected and '"card_brand"' not in selected
     assert selected.split(", ")[0] == '"payment_id"'
@@ -139,5 +149,36 @@ def test_snapshot_upper_never_passes_an_open_transaction(read_at: datetime, hori
 def test_a_key_range_chunk_reads_its_half_open_range(env: Environment, cursor_type: str) -> None:
     table = env.table("payments.payments")
     rows = [(key, BASE) for key in range(10)]
-    query = select_sql(table, _live(table, cursor_type), Window(None, BASE), (3, 7))
+    query = select_sql(table, _live(table, cursor_type), Window(None, BASE), (3, 7)).sql
     assert _selected(table, cursor_type, rows, query) == {3, 4, 5, 6}
+
+
+@settings(max_examples=40, deadline=None)
+@given(scale=st.integers(0, 6), data=st.data())
+def test_a_numeric_read_as_a_scaled_integer_decodes_to_the_exact_decimal(scale: int, data: st.DataObject) -> None:
+    """NUMERIC(18, s) travels as value * 10^s in an int8; decoding must give back the very decimal, sign and all."""
+    bound = Decimal(10) ** (18 - scale) - Decimal(10) ** -scale  # the largest NUMERIC(18, s) magnitude
+    values = data.draw(
+        st.lists(
+            st.none() | st.decimals(-bound, bound, places=scale, allow_nan=False, allow_infinity=False), max_size=20
+        )
+    )
+    live = LiveColumn("numeric", 18, scale)
+    con = duckdb.connect()
+    # DECIMAL(38, s): DuckDB's decimal product overflows at 18 digits, PostgreSQL's NUMERIC product does not
+    con.execute(f"CREATE TABLE t (amount DECIMAL(38, {scale}))")
+    for v in values:
+        con.execute("INSERT INTO t VALUES (?)", [v])
+    arrow = con.execute(f"SELECT {select_expression('amount', live)} FROM t").to_arrow_table()
+    assert arrow.schema.field("amount").type == pa.int64()  # what travels is an integer, not text
+    query = ChunkQuery("", {"amount": scaled_numeric(live)})  # type: ignore[dict-item]
+    decoded = [v for b in arrow.to_batches() for v in query.decode(b).column("amount").to_pylist()]
+    assert decoded == values
+
+
+def test_wide_or_unconstrained_numerics_are_read_as_they_are() -> None:
+    assert scaled_numeric(LiveColumn("numeric", 19, 2)) is None  # 19 digits may not fit an int8 once scaled
+    assert scaled_numeric(LiveColumn("numeric")) is None  # unconstrained: any scale
+    assert scaled_numeric(LiveColumn("bigint", 64, 0)) is None
+    assert select_expression("amount", LiveColumn("numeric", 38, 9)) == '"amount"'
+    assert select_expression("amount", LiveColumn("numeric", 12, 3)) == '("amount" * 1000)::int8 AS "amount"'
