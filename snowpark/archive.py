@@ -12,6 +12,10 @@ Each table moves in two idempotent steps, so a rerun after a crash anywhere neve
   2. delete: only the old hot rows the archive verifiably holds (same key, same or newer version) leave CURATED.
 Between the two steps the history view shows each key once (the hot row wins), so readers never see a duplicate.
 Source deletes (tombstones) newer than an archived version remove it from the archive as well.
+
+Columns schema evolution added to a hot table at run time (snowpark/schema_evolution.py) are not in the spec (the
+catalog's columns at deploy time): before each copy the archive table gains them (ALTER ICEBERG TABLE ... ADD COLUMN,
+Iceberg-compatible type) and the copy carries them, so their values are never deleted from CURATED unarchived.
 """
 
 from __future__ import annotations
@@ -19,13 +23,78 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.sql_text import count_rows, literal
+from snowpark.schema_evolution import snowflake_type
+from snowpark.sql_text import count_rows, literal, literal_list
 
 RUNS = "OPS.RETENTION_RUNS"
 ARCHIVE_SCHEMA = "ARCHIVE"  # = finsight.catalog.ARCHIVE_SCHEMA (procedures ship without finsight/)
 VERSION = ("_EXTRACTED_AT", "_BATCH_ID", "_ROW_NUMBER")  # MERGE's order: which version of a key wins
 # a mart row's version is its build: a partition rebuilt since the copy is not deleted from MARTS
 SAME_BUILD = "(a._BUILT_AT = h._BUILT_AT OR (a._BUILT_AT IS NULL AND h._BUILT_AT IS NULL))"
+
+
+JSON_TYPES = ("VARIANT", "OBJECT", "ARRAY")  # no such type in Snowflake-managed Iceberg: kept as JSON text
+_LIVE_COLUMNS_SQL = (
+    "SELECT table_schema, table_name, column_name, data_type, numeric_precision, numeric_scale "
+    "FROM information_schema.columns WHERE table_schema IN ({schemas}) AND table_name IN ({tables}) "
+    "ORDER BY table_schema, table_name, ordinal_position"
+)
+
+
+def iceberg_type(column_type: str) -> str:
+    """The archive column type for a hot column type (schema_evolution.snowflake_type's text); = catalog.iceberg_type
+    for the catalog's types. Iceberg times are microseconds; it has no semi-structured type and no time zone offset
+    (TIMESTAMP_TZ keeps its instant as TIMESTAMP_LTZ)."""
+    if column_type in JSON_TYPES:
+        return "VARCHAR"
+    if column_type in ("TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIME"):
+        return f"{column_type}(6)"
+    if column_type == "TIMESTAMP_TZ":
+        return "TIMESTAMP_LTZ(6)"
+    return column_type
+
+
+def live_columns(session: Any, tables: list[str]) -> dict[str, dict[str, str]]:
+    """SCHEMA.TABLE -> {column: type} as the warehouse holds them now (absent: the table does not exist)."""
+    schemas, names = sorted({t.split(".")[0] for t in tables}), sorted({t.split(".")[1] for t in tables})
+    rows = session.sql(_LIVE_COLUMNS_SQL.format(schemas=literal_list(schemas), tables=literal_list(names))).collect()
+    out: dict[str, dict[str, str]] = {}
+    for schema, table, column, data_type, precision, scale in rows:
+        out.setdefault(f"{schema}.{table}", {})[column] = snowflake_type(data_type, precision, scale)
+    return {t: out[t] for t in tables if t in out}
+
+
+def evolved_columns(hot: str, catalog_columns: list[str], live: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The hot table's columns that the catalog lacks (added by schema evolution), as the archive must hold them."""
+    return [
+        {"name": c, "type": typ, "iceberg_type": iceberg_type(typ), "json": typ in JSON_TYPES}
+        for c, typ in live.get(hot, {}).items()
+        if c not in catalog_columns
+    ]
+
+
+def add_archive_columns(
+    session: Any, archive: str, evolved: list[dict[str, Any]], live: dict[str, dict[str, str]]
+) -> list[str]:
+    """ALTER the archive table to hold every evolved column it lacks; returns the columns added."""
+    missing = [c for c in evolved if c["name"] not in live.get(archive, {})]
+    for c in missing:
+        session.sql(f"ALTER ICEBERG TABLE {archive} ADD COLUMN {c['name']} {c['iceberg_type']}").collect()
+    return [c["name"] for c in missing]
+
+
+def with_evolved_columns(session: Any, t: dict[str, Any]) -> dict[str, Any]:
+    """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first)."""
+    live = live_columns(session, [t["hot"], t["archive"]])
+    evolved = evolved_columns(t["hot"], t["columns"], live)
+    if not evolved:
+        return t
+    add_archive_columns(session, t["archive"], evolved, live)
+    return {
+        **t,
+        "columns": [*t["columns"], *(c["name"] for c in evolved)],
+        "json": [*t["json"], *(c["name"] for c in evolved if c["json"])],
+    }
 
 
 def cutoff_sql(hot_months: int) -> str:
@@ -53,13 +122,14 @@ def _newer(left: str, right: str, or_equal: bool) -> str:
 
 
 def _to_archive(t: dict[str, Any], alias: str) -> list[str]:
-    """Column values as the Iceberg table stores them (JSON as text)."""
-    return [f"TO_JSON({alias}.{c})" if c in t["json"] else f"{alias}.{c}" for c in t["columns"]]
+    """Column values as the Iceberg table stores them (JSON as text), under their own names."""
+    return [f"TO_JSON({alias}.{c}) AS {c}" if c in t["json"] else f"{alias}.{c}" for c in t["columns"]]
 
 
 def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
     """Step 1: the old hot rows into the archive, unless an equal or newer version is already there. Returns the rows
-    written (0 on a rerun)."""
+    written (0 on a rerun). Evolved columns travel too: the spec only knows the catalog's."""
+    t = with_evolved_columns(session, t)
     hot, arc, cols = t["hot"], t["archive"], t["columns"]
     if t["kind"] == "mart":
         part = t["age_column"]
@@ -79,12 +149,13 @@ def copy_to_archive(session: Any, t: dict[str, Any], cutoff: str) -> int:
     )
     n = count_rows(session, f"SELECT COUNT(*) {pending}")
     if n:
-        values = _to_archive(t, "h")
+        # the source rows are converted (TO_JSON) before the MERGE, so its clauses only name plain columns
+        # (fakesnow's MERGE also only carries source columns that a clause names bare)
         session.sql(
-            f"MERGE INTO {arc} AS a USING (SELECT {', '.join('h.' + c for c in cols)} {pending}) AS h "
+            f"MERGE INTO {arc} AS a USING (SELECT {', '.join(_to_archive(t, 'h'))} {pending}) AS h "
             f"ON {_keys(t, 'a', 'h')} "
-            f"WHEN MATCHED THEN UPDATE SET {', '.join(f'{c} = {v}' for c, v in zip(cols, values, strict=True))} "
-            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join(values)})"
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(f'{c} = h.{c}' for c in cols)} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('h.' + c for c in cols)})"
         ).collect()
     return n
 

@@ -19,7 +19,7 @@ import pytest
 from finsight import catalog, migrate, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
-from snowpark import archive
+from snowpark import archive, schema_evolution
 from tests.warehouse.helpers import sf
 
 pytestmark = pytest.mark.stack
@@ -146,3 +146,43 @@ def test_crash_between_copy_and_delete_then_rerun_leaves_no_duplicate(
     assert [r[0] for r in after["hot"]] == list(RECENT_KEYS)
     assert after["history"] == _live(seeded)
     assert sorted(r[4] for r in after["mart_archive"]) == [1, 2] and after["mart_history"] == seeded["mart_hot"]
+
+
+# two columns the source gained after deploy, added to CURATED by schema evolution; JSON is kept as text in Iceberg
+EVOLVED = {"ARC_TEST_NOTE": "VARCHAR", "ARC_TEST_META": "VARIANT"}
+
+
+def _evolved(env: Environment, schema_table: str, meta: str) -> list[tuple]:
+    rows = sf(env, f"SELECT ASSESSMENT_ID, ARC_TEST_NOTE, {meta} FROM {schema_table} WHERE ASSESSMENT_ID IN ({KEYS})")
+    return sorted((k, note, json.loads(m) if m is not None else None) for k, note, m in rows)
+
+
+def test_columns_added_by_schema_evolution_are_archived_with_their_values(
+    local_env: Environment, seeded: dict[str, list[tuple]]
+) -> None:
+    spec = _spec(local_env)
+    arc = "ARCHIVE.RISK__RISK_ASSESSMENTS"
+    session = warehouse.snowpark_session(local_env)
+    try:
+        current = schema_evolution.table_columns(session, "CURATED", TABLE.split(".")[1])
+        for _, _, ddl in schema_evolution.evolve_statements(TABLE, current, EVOLVED):  # as MERGE_TABLE evolves it
+            session.sql(ddl).collect()
+        for key in (*OLD_KEYS, *RECENT_KEYS):  # values on old rows (moved) and on a recent one (stays hot)
+            meta = json.dumps({"k": key})
+            session.sql(f"UPDATE {TABLE} SET ARC_TEST_NOTE = 'note {key}', ARC_TEST_META = PARSE_JSON('{meta}') "
+                        f"WHERE ASSESSMENT_ID = {key}").collect()  # fmt: skip
+        expected = _evolved(local_env, TABLE, "TO_JSON(ARC_TEST_META)")
+        out = json.loads(archive.archive_curated(session, "test-arc-evolved", json.dumps(spec)))
+        arc_columns = schema_evolution.table_columns(session, "ARCHIVE", arc.split(".")[1])
+        archived = _evolved(local_env, arc, "ARC_TEST_META") if EVOLVED.keys() <= arc_columns.keys() else []
+        hot = _evolved(local_env, TABLE, "TO_JSON(ARC_TEST_META)")
+    finally:
+        for table in (TABLE, arc):
+            for column in EVOLVED:
+                session.sql(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}").collect()
+        session.close()
+    assert {c: arc_columns.get(c) for c in EVOLVED} == {"ARC_TEST_NOTE": "VARCHAR", "ARC_TEST_META": "VARCHAR"}
+    assert out["tables"][TABLE]["deleted_from_hot"] == len(OLD_KEYS)
+    assert [k for k, *_ in hot] == list(RECENT_KEYS)
+    assert archived == [r for r in expected if r[0] in OLD_KEYS]  # the evolved values moved, not dropped
+    assert archived[0][1:] == (f"note {OLD_KEYS[0]}", {"k": OLD_KEYS[0]})
