@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from schemachange.JinjaTemplateProcessor import JinjaTemplateProcessor
 
@@ -52,6 +53,33 @@ def render_all(env: Environment) -> dict[str, str]:
     }
 
 
+def live_migration_vars(env: Environment, dry_run: bool = False) -> dict[str, Any]:
+    """The catalog's variables plus the columns schema evolution added to archived tables at run time, so the archive
+    tables and the HISTORY views (re-created, their policies re-attached, whenever the rendering changes) carry them.
+
+    The archive tables gain any such column they lack first (as OPS.ARCHIVE_CURATED does before each move), so the
+    views can read it from both sides. `render_all` stays the catalog's alone: lint and review need no warehouse.
+    """
+    variables = catalog.migration_vars(env)
+    archive_vars = variables.get("archive")
+    if not archive_vars:
+        return variables
+    from snowpark import archive  # the move's own rules: live columns, Iceberg types, the ALTER
+
+    session = warehouse.snowpark_session(env)
+    try:
+        live = archive.live_columns(session, [n for t in archive_vars["tables"] for n in (t["hot"], t["archive"])])
+        tables = []
+        for t in archive_vars["tables"]:
+            evolved = archive.evolved_columns(t["hot"], [c["name"] for c in t["columns"]], live)
+            if evolved and t["archive"] in live and not dry_run:  # a new archive table is created with them
+                archive.add_archive_columns(session, t["archive"], evolved, live)
+            tables.append({**t, "columns": [*t["columns"], *evolved]})
+    finally:
+        session.close()
+    return {**variables, "archive": {**archive_vars, "tables": tables}}
+
+
 def _bootstrap_local_database(env: Environment) -> None:
     # Real accounts get the database from cdktf/ (account level); fakesnow needs it and the history schema first.
     with warehouse.connect(env) as conn:
@@ -68,7 +96,7 @@ def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
     argv = [
         str(Path(sys.executable).with_name("schemachange")), "deploy",
         "-f", str(migrations_dir()),
-        "--vars", json.dumps(catalog.migration_vars(env)),
+        "--vars", json.dumps(live_migration_vars(env, dry_run)),
         "-a", s.account, "-u", s.user, "-r", s.role, "-d", s.database,
         "-w", s.warehouse_name("transform"),
         "-c", change_history_table(env), "--create-change-history-table",

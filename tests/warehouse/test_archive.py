@@ -150,39 +150,48 @@ def test_crash_between_copy_and_delete_then_rerun_leaves_no_duplicate(
 
 # two columns the source gained after deploy, added to CURATED by schema evolution; JSON is kept as text in Iceberg
 EVOLVED = {"ARC_TEST_NOTE": "VARCHAR", "ARC_TEST_META": "VARIANT"}
+NAME = TABLE.split(".")[1]
 
 
-def _evolved(env: Environment, schema_table: str, meta: str) -> list[tuple]:
-    rows = sf(env, f"SELECT ASSESSMENT_ID, ARC_TEST_NOTE, {meta} FROM {schema_table} WHERE ASSESSMENT_ID IN ({KEYS})")
-    return sorted((k, note, json.loads(m) if m is not None else None) for k, note, m in rows)
+def _evolved(env: Environment, session: Any, schema: str) -> tuple[dict[str, str], list[tuple]]:
+    """The evolved columns' types in SCHEMA.<NAME> and their values (none when the columns are missing there)."""
+    types = schema_evolution.table_columns(session, schema, NAME)
+    if not EVOLVED.keys() <= types.keys():
+        return {c: types.get(c) for c in EVOLVED}, []
+    meta = "ARC_TEST_META" if schema == "ARCHIVE" else "TO_JSON(ARC_TEST_META)"  # JSON text either way
+    rows = sf(env, f"SELECT ASSESSMENT_ID, ARC_TEST_NOTE, {meta} FROM {schema}.{NAME} WHERE ASSESSMENT_ID IN ({KEYS})")
+    values = sorted((k, note, json.loads(m) if m is not None else None) for k, note, m in rows)
+    return {c: types[c] for c in EVOLVED}, values
 
 
 def test_columns_added_by_schema_evolution_are_archived_with_their_values(
     local_env: Environment, seeded: dict[str, list[tuple]]
 ) -> None:
     spec = _spec(local_env)
-    arc = "ARCHIVE.RISK__RISK_ASSESSMENTS"
     session = warehouse.snowpark_session(local_env)
     try:
-        current = schema_evolution.table_columns(session, "CURATED", TABLE.split(".")[1])
+        current = schema_evolution.table_columns(session, "CURATED", NAME)
         for _, _, ddl in schema_evolution.evolve_statements(TABLE, current, EVOLVED):  # as MERGE_TABLE evolves it
             session.sql(ddl).collect()
         for key in (*OLD_KEYS, *RECENT_KEYS):  # values on old rows (moved) and on a recent one (stays hot)
             meta = json.dumps({"k": key})
             session.sql(f"UPDATE {TABLE} SET ARC_TEST_NOTE = 'note {key}', ARC_TEST_META = PARSE_JSON('{meta}') "
                         f"WHERE ASSESSMENT_ID = {key}").collect()  # fmt: skip
-        expected = _evolved(local_env, TABLE, "TO_JSON(ARC_TEST_META)")
+        _, before = _evolved(local_env, session, "CURATED")
         out = json.loads(archive.archive_curated(session, "test-arc-evolved", json.dumps(spec)))
-        arc_columns = schema_evolution.table_columns(session, "ARCHIVE", arc.split(".")[1])
-        archived = _evolved(local_env, arc, "ARC_TEST_META") if EVOLVED.keys() <= arc_columns.keys() else []
-        hot = _evolved(local_env, TABLE, "TO_JSON(ARC_TEST_META)")
+        arc_types, archived = _evolved(local_env, session, "ARCHIVE")
+        _, hot = _evolved(local_env, session, "CURATED")
+        migrate.deploy(local_env)  # the next deploy re-creates HISTORY with the live columns
+        _, history = _evolved(local_env, session, "HISTORY")
     finally:
-        for table in (TABLE, arc):
+        for table in (TABLE, f"{archive.ARCHIVE_SCHEMA}.{NAME}"):
             for column in EVOLVED:
                 session.sql(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}").collect()
         session.close()
-    assert {c: arc_columns.get(c) for c in EVOLVED} == {"ARC_TEST_NOTE": "VARCHAR", "ARC_TEST_META": "VARCHAR"}
+        migrate.deploy(local_env)  # HISTORY back to the catalog's columns: the shared stack as found
+    assert arc_types == {"ARC_TEST_NOTE": "VARCHAR", "ARC_TEST_META": "VARCHAR"}  # Iceberg: no VARIANT
     assert out["tables"][TABLE]["deleted_from_hot"] == len(OLD_KEYS)
     assert [k for k, *_ in hot] == list(RECENT_KEYS)
-    assert archived == [r for r in expected if r[0] in OLD_KEYS]  # the evolved values moved, not dropped
+    assert archived == [r for r in before if r[0] in OLD_KEYS]  # the evolved values moved, not dropped
     assert archived[0][1:] == (f"note {OLD_KEYS[0]}", {"k": OLD_KEYS[0]})
+    assert history == before  # readers see every value, hot and archived, JSON as JSON again
