@@ -4,6 +4,8 @@
 -- HISTORY.<table> is what readers query for the full 7 years: the hot rows plus the archived rows whose key is not
 -- hot (between the move's copy and delete steps a key is in both: the hot row wins, never a duplicate).
 -- Locally (fakesnow) finsight/local/fakesnow_compat.py reduces the Iceberg clauses to a plain table.
+-- Columns schema evolution added at run time are rendered too (finsight.migrate.live_migration_vars), so a deploy
+-- after a source gained a column re-creates the views with it.
 -- Named to run after R__curated_tables.sql and R__warehouse_tables.sql (schemachange applies R__ scripts by name).
 {%- if archive %}
 {%- set a = archive %}

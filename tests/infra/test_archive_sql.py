@@ -94,6 +94,19 @@ def test_procedures_name_the_archive_schema_of_the_catalog() -> None:
     assert archive.ARCHIVE_SCHEMA == catalog.ARCHIVE_SCHEMA  # procedures ship without finsight/: one copy, checked
 
 
+@pytest.mark.parametrize("env_name", ENVS)
+def test_evolved_columns_get_the_iceberg_types_of_the_catalog(env_name: str) -> None:
+    from snowpark import archive
+
+    # the move types a column schema evolution added as the migration types the catalog's (procedures: own copy)
+    columns = [c for t in catalog.archived_tables(load_environment(env_name)) for c in t["columns"]]
+    assert {c["type"]: archive.iceberg_type(c["type"]) for c in columns} == {
+        c["type"]: c["iceberg_type"] for c in columns
+    }
+    assert {archive.iceberg_type(t) for t in ("VARIANT", "OBJECT", "ARRAY")} == {"VARCHAR"}  # stored via TO_JSON
+    assert archive.iceberg_type("TIMESTAMP_TZ") == "TIMESTAMP_LTZ(6)"  # Iceberg keeps no offset: the instant stays
+
+
 def test_without_curated_archive_nothing_is_archived() -> None:
     env: Environment = load_environment("local")
     assert env.curated_archive is not None  # the local stack runs the move too (fakesnow: plain tables)
