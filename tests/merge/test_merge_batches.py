@@ -36,12 +36,23 @@ def session(local_env: Environment, local_stack: LocalStack) -> Iterator[Any]:
     s.close()
 
 
+_CREATED: list[Table] = []  # dropped after each test (_drop_tables): the shared stack keeps no test tables
+
+
+@pytest.fixture(autouse=True)
+def _drop_tables() -> Iterator[None]:
+    yield
+    while _CREATED:
+        _CREATED.pop().drop()
+
+
 class Table:
     """A RAW/CURATED pair (ID primary key, V value) with helpers to land batches and read CURATED."""
 
     def __init__(self, session: Any, pk_snapshot: bool = False) -> None:
         self.session = session
         self.name = f"MT_{uuid.uuid4().hex[:10].upper()}"
+        _CREATED.append(self)
         self.spec = {"table": f"test.{self.name.lower()}", "raw": self.name, "curated": self.name,
                      "primary_key": ["ID"], "cursor": "UPDATED_AT", "columns": ["ID", "V", "UPDATED_AT"],
                      "pk_snapshot": pk_snapshot}  # fmt: skip
@@ -57,6 +68,13 @@ class Table:
 
     def sql(self, text: str) -> list[Any]:
         return self.session.sql(text).collect()
+
+    def drop(self) -> None:
+        """The tables and the OPS rows this table's batches left (manifests, merge records)."""
+        for table in (f"RAW.{self.name}", f"RAW.{self.name}__PKS", f"CURATED.{self.name}", tombstones(self.spec)):
+            self.sql(f"DROP TABLE IF EXISTS {table}")
+        for ops in ("OPS.LANDED_BATCHES", "OPS.MERGED_BATCHES"):
+            self.sql(f"DELETE FROM {ops} WHERE RAW_TABLE = '{self.name}'")
 
     def land(
         self,

@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from tests.merge import test_merge_batches as scenarios
-from tests.merge.test_merge_batches import session  # noqa: F401 - the scenarios' fakesnow session (module scope)
+from tests.merge.test_merge_batches import (  # noqa: F401 - the scenarios' session, and their tables dropped after
+    _drop_tables,
+    session,
+)
 from tests.mutation.sql_mutants import KILLED_BY, MUTANTS, TARGET
 
 pytestmark = pytest.mark.stack
