@@ -172,10 +172,11 @@ def test_each_notified_file_loads_once_into_its_pipes_table(pipe: Pipe) -> None:
 
 def test_events_outside_the_pipes_and_for_removed_files_are_dropped_quietly(pipe: Pipe) -> None:
     gone = pipe.key("removed-0000.parquet")  # notified, then removed by an operator before the drain
-    pipe.notify("elsewhere/merchants/merchants/x.parquet", catalog.s3_key(pipe.env, "no_such_source/t/x.parquet"),
-                gone)  # fmt: skip
+    also_gone = pipe.key("removed-0001.parquet")
+    pipe.notify("elsewhere/merchants/merchants/x.parquet", catalog.s3_key(pipe.env, "no_such_source/t/x.parquet"))
+    pipe.notify(gone, also_gone)
     run = drain(pipe.env, pipe.cursor)
-    assert (run.files_loaded, run.files_skipped, run.errors, run.retry) == (0, 1, [], [])
+    assert (run.files_loaded, run.files_skipped, run.errors, run.retry) == (0, 2, [], [])  # each removed file counts
     assert pipe.queued() == (0, 0) and pipe.rows() == []
 
 
@@ -230,6 +231,20 @@ class _Unreachable:
 
     def execute(self, text: str) -> None:
         raise snowflake.connector.errors.OperationalError(msg="250003: Failed to get the response. Hanging?")
+
+
+class _Reset:
+    """A connection dropped without a word: an exception whose text is empty."""
+
+    def execute(self, text: str) -> None:
+        raise ConnectionResetError()
+
+
+def test_an_error_without_text_is_reported_by_its_type(pipe: Pipe) -> None:
+    key = pipe.put_rows("reset-0000.parquet", [8])
+    run = drain(pipe.env, _Reset())
+    assert run.errors == [f"{pipe.pipe}: {key}: ConnectionResetError"] and run.retry == [key]
+    assert discard(pipe.env, key) == 1  # the kept event, dropped so the next test starts from an empty queue
 
 
 def test_an_unreachable_warehouse_keeps_the_event_for_the_next_drain(pipe: Pipe) -> None:

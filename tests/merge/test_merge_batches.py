@@ -177,7 +177,8 @@ def test_an_older_batch_merged_later_never_moves_curated_backwards(session: Any)
     t.merge()
     assert t.curated() == {1: "new", 2: "only-old"}
     t.land("b3", T0 + timedelta(hours=1), [(1, "same-read-later-batch", "U")])  # equal read time: later batch wins
-    t.merge()
+    out = t.merge()
+    assert (out["rows_inserted"], out["rows_updated"]) == (0, 1)
     assert t.curated()[1] == "same-read-later-batch"
     t.land("a9", T0 + timedelta(hours=1), [(1, "same-read-earlier-batch", "U")])  # ... and an earlier one never
     t.merge()
@@ -239,6 +240,8 @@ def test_two_pending_snapshots_the_latest_decides_what_was_deleted(session: Any)
     t.land("b2", T0 + timedelta(minutes=5), [], pks=[1, 3])  # both pending: one merge sees both snapshots
     out = t.merge()
     assert t.curated() == {1: "x", 3: "z"} and out["rows_deleted"] == 1
+    rows = t.sql(f"SELECT BATCH_ID, ROWS_DELETED FROM OPS.MERGED_BATCHES WHERE RAW_TABLE = '{t.name}' ORDER BY 1")
+    assert [(r[0], r[1]) for r in rows] == [("b1", 0), ("b2", 1)]  # the delete is the latest snapshot's
 
 
 def test_replaying_a_batch_changes_nothing_newer_and_is_not_recorded_again(session: Any) -> None:
