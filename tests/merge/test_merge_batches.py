@@ -36,52 +36,85 @@ def session(local_env: Environment, local_stack: LocalStack) -> Iterator[Any]:
     s.close()
 
 
-class Table:
-    """A RAW/CURATED pair (ID primary key, V value) with helpers to land batches and read CURATED."""
+def _sql_key(key: Key) -> str:
+    return ", ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
-    def __init__(self, session: Any, pk_snapshot: bool = False) -> None:
+
+_CREATED: list[Table] = []  # dropped after each test (_drop_tables): the shared stack keeps no test tables
+
+
+@pytest.fixture(autouse=True)
+def _drop_tables() -> Iterator[None]:
+    yield
+    while _CREATED:
+        _CREATED.pop().drop()
+
+
+Key = int | tuple[int, int]  # ID, or (ID, REGION) for a table with a two-column primary key
+
+
+class Table:
+    """A RAW/CURATED pair (ID primary key, V value) with helpers to land batches and read CURATED.
+
+    `region_key`: the primary key is (ID, REGION); `date_columns`: MERGE records UPDATED_AT's dates it changes."""
+
+    def __init__(
+        self, session: Any, pk_snapshot: bool = False, region_key: bool = False, date_columns: bool = False
+    ) -> None:
         self.session = session
         self.name = f"MT_{uuid.uuid4().hex[:10].upper()}"
+        _CREATED.append(self)
+        self.keys = ["ID", "REGION"] if region_key else ["ID"]
         self.spec = {"table": f"test.{self.name.lower()}", "raw": self.name, "curated": self.name,
-                     "primary_key": ["ID"], "cursor": "UPDATED_AT", "columns": ["ID", "V", "UPDATED_AT"],
+                     "primary_key": self.keys, "cursor": "UPDATED_AT", "columns": [*self.keys, "V", "UPDATED_AT"],
                      "pk_snapshot": pk_snapshot}  # fmt: skip
+        if date_columns:
+            self.spec["date_columns"] = ["UPDATED_AT"]
         meta = "_BATCH_ID VARCHAR, _EXTRACTED_AT TIMESTAMP_NTZ, _ROW_NUMBER NUMBER(38, 0), _OP VARCHAR"
-        cols = "ID NUMBER(38, 0), V VARCHAR, UPDATED_AT TIMESTAMP_NTZ"
+        key_cols = ", ".join(f"{k} NUMBER(38, 0)" for k in self.keys)
+        cols = f"{key_cols}, V VARCHAR, UPDATED_AT TIMESTAMP_NTZ"
         self.sql(f"CREATE TABLE RAW.{self.name} ({cols}, {meta})")
         self.sql(f"CREATE TABLE CURATED.{self.name} ({cols}, {meta}, _MERGED_AT TIMESTAMP_NTZ)")
         # deleted keys remembered (migrations/R__warehouse_tables.sql)
-        self.sql(f"CREATE TABLE {tombstones(self.spec)} (ID NUMBER(38, 0), _BATCH_ID VARCHAR, "
+        self.sql(f"CREATE TABLE {tombstones(self.spec)} ({key_cols}, _BATCH_ID VARCHAR, "
                  "_EXTRACTED_AT TIMESTAMP_NTZ, _DELETED_AT TIMESTAMP_NTZ)")  # fmt: skip
         if pk_snapshot:
-            self.sql(f"CREATE TABLE RAW.{self.name}__PKS (ID NUMBER(38, 0), _BATCH_ID VARCHAR, _ROW_NUMBER NUMBER)")
+            self.sql(f"CREATE TABLE RAW.{self.name}__PKS ({key_cols}, _BATCH_ID VARCHAR, _ROW_NUMBER NUMBER)")
 
     def sql(self, text: str) -> list[Any]:
         return self.session.sql(text).collect()
+
+    def drop(self) -> None:
+        """The tables and the OPS rows this table's batches left (manifests, merge records)."""
+        for table in (f"RAW.{self.name}", f"RAW.{self.name}__PKS", f"CURATED.{self.name}", tombstones(self.spec)):
+            self.sql(f"DROP TABLE IF EXISTS {table}")
+        for ops in ("OPS.LANDED_BATCHES", "OPS.MERGED_BATCHES", "OPS.CHANGED_DATES"):
+            self.sql(f"DELETE FROM {ops} WHERE RAW_TABLE = '{self.name}'")
 
     def land(
         self,
         batch: str,
         read_at: datetime,
-        rows: list[tuple[int, str | None, str]],
+        rows: list[tuple[Key, str | None, str]],
         manifest_rows: int | None = None,
-        pks: list[int] | None = None,
+        pks: list[Key] | None = None,
         manifest: bool = True,
     ) -> None:
-        """Rows (id, value, op) as the connector lands them: row numbers in order, one read time per batch."""
+        """Rows (key, value, op) as the connector lands them: row numbers in order, one read time per batch."""
         values = ", ".join(
-            f"({key}, {'NULL' if v is None else repr(v)}, '{read_at}', '{batch}', '{read_at}', {n}, '{op}')"
+            f"({_sql_key(key)}, {'NULL' if v is None else repr(v)}, '{read_at}', '{batch}', '{read_at}', {n}, '{op}')"
             for n, (key, v, op) in enumerate(rows)
         )
         if values:
-            self.sql(f"INSERT INTO RAW.{self.name} (ID, V, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, _ROW_NUMBER, _OP) "
-                     f"VALUES {values}")  # fmt: skip
+            self.sql(f"INSERT INTO RAW.{self.name} ({', '.join(self.keys)}, V, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, "
+                     f"_ROW_NUMBER, _OP) VALUES {values}")  # fmt: skip
         if pks is not None:
             self.sql(f"INSERT INTO RAW.{self.name}__PKS VALUES "
-                     + ", ".join(f"({k}, '{batch}', {n})" for n, k in enumerate(pks)))  # fmt: skip
+                     + ", ".join(f"({_sql_key(k)}, '{batch}', {n})" for n, k in enumerate(pks)))  # fmt: skip
         if manifest:
             self.manifest(batch, read_at, len(rows) if manifest_rows is None else manifest_rows, pks)
 
-    def manifest(self, batch: str, read_at: datetime, row_count: int, pks: list[int] | None = None) -> None:
+    def manifest(self, batch: str, read_at: datetime, row_count: int, pks: list[Key] | None = None) -> None:
         pk_rows = "NULL" if pks is None else str(len(pks))
         self.sql(
             "INSERT INTO OPS.LANDED_BATCHES (BATCH_ID, SOURCE_TABLE, RAW_TABLE, MODE, ROW_COUNT, FILE_COUNT, "
@@ -89,13 +122,25 @@ class Table:
             f"'incremental', {row_count}, 1, {pk_rows}, 'h', '{read_at}')"
         )
 
-    def merge(self, replay: str | None = None) -> dict[str, Any]:
-        out = json.loads(merge_table(self.session, json.dumps(self.spec), "test-run", replay_batch=replay))
+    def merge(self, replay: str | None = None, run_id: str = "test-run") -> dict[str, Any]:
+        out = json.loads(merge_table(self.session, json.dumps(self.spec), run_id, replay_batch=replay))
         out["waiting"] = [w.split(":")[0] for w in out["waiting"]]  # "b1: 2 of 3 rows in RAW" -> "b1"
         return out
 
-    def curated(self) -> dict[int, str | None]:
-        return {r[0]: r[1] for r in self.sql(f"SELECT ID, V FROM CURATED.{self.name} ORDER BY ID")}
+    def curated(self) -> dict[Key, str | None]:
+        rows = self.sql(f"SELECT {', '.join(self.keys)}, V FROM CURATED.{self.name} ORDER BY {', '.join(self.keys)}")
+        return {(r[0] if len(self.keys) == 1 else (r[0], r[1])): r[-1] for r in rows}
+
+    def tombstones(self) -> list[tuple[Any, ...]]:
+        """(key..., batch id, read time) of every deleted key remembered."""
+        keys = ", ".join(self.keys)
+        rows = self.sql(f"SELECT {keys}, _BATCH_ID, _EXTRACTED_AT FROM {tombstones(self.spec)} ORDER BY {keys}")
+        return [tuple(r) for r in rows]
+
+    def changed_dates(self, run_id: str) -> list[tuple[str, Any]]:
+        rows = self.sql("SELECT DATE_COLUMN, BUSINESS_DATE FROM OPS.CHANGED_DATES "
+                        f"WHERE RAW_TABLE = '{self.name}' AND RUN_ID = '{run_id}' ORDER BY 2")  # fmt: skip
+        return [tuple(r) for r in rows]
 
     def merged_batches(self) -> list[str]:
         return [r[0] for r in self.sql(f"SELECT BATCH_ID FROM OPS.MERGED_BATCHES WHERE RAW_TABLE = '{self.name}' "
@@ -132,7 +177,8 @@ def test_an_older_batch_merged_later_never_moves_curated_backwards(session: Any)
     t.merge()
     assert t.curated() == {1: "new", 2: "only-old"}
     t.land("b3", T0 + timedelta(hours=1), [(1, "same-read-later-batch", "U")])  # equal read time: later batch wins
-    t.merge()
+    out = t.merge()
+    assert (out["rows_inserted"], out["rows_updated"]) == (0, 1)
     assert t.curated()[1] == "same-read-later-batch"
     t.land("a9", T0 + timedelta(hours=1), [(1, "same-read-earlier-batch", "U")])  # ... and an earlier one never
     t.merge()
@@ -194,6 +240,8 @@ def test_two_pending_snapshots_the_latest_decides_what_was_deleted(session: Any)
     t.land("b2", T0 + timedelta(minutes=5), [], pks=[1, 3])  # both pending: one merge sees both snapshots
     out = t.merge()
     assert t.curated() == {1: "x", 3: "z"} and out["rows_deleted"] == 1
+    rows = t.sql(f"SELECT BATCH_ID, ROWS_DELETED FROM OPS.MERGED_BATCHES WHERE RAW_TABLE = '{t.name}' ORDER BY 1")
+    assert [(r[0], r[1]) for r in rows] == [("b1", 0), ("b2", 1)]  # the delete is the latest snapshot's
 
 
 def test_replaying_a_batch_changes_nothing_newer_and_is_not_recorded_again(session: Any) -> None:
@@ -218,3 +266,32 @@ def test_replaying_an_old_batch_of_a_delete_detected_table_resurrects_nothing(se
     assert t.curated() == {1: "x"}
     t.merge(replay="b1")
     assert t.curated() == {1: "x"}
+
+
+def test_a_two_column_key_matches_on_both_columns(session: Any) -> None:
+    """(1, 1) and (1, 2) are different rows: dedup, MERGE, tombstones and snapshots compare the whole key."""
+    t = Table(session, pk_snapshot=True, region_key=True)
+    t.land("b1", T0, [((1, 1), "a", "U"), ((1, 2), "b", "U"), ((2, 1), "c", "U")], pks=[(1, 1), (1, 2), (2, 1)])
+    t.merge()
+    assert t.curated() == {(1, 1): "a", (1, 2): "b", (2, 1): "c"}
+    # (1, 2) deleted (a tombstone), (2, 1) gone from the snapshot, (1, 1) updated; (1, 1)'s second version wins
+    t.land("b2", T0 + timedelta(minutes=5), [((1, 1), "a2", "U"), ((1, 2), None, "D"), ((1, 1), "a3", "U")],
+           pks=[(1, 1)])  # fmt: skip
+    out = t.merge()
+    assert t.curated() == {(1, 1): "a3"} and out["rows_deleted"] == 2
+    assert [r[:3] for r in t.tombstones()] == [(1, 2, "b2"), (2, 1, "b2")]
+
+
+def test_a_snapshot_delete_is_remembered_and_its_dates_go_to_the_change_feed(session: Any) -> None:
+    """The key a snapshot no longer has becomes a tombstone of that snapshot's batch and read time, and the business
+    date of the deleted version is recorded for the marts (the snapshot-only batch lands no rows of its own)."""
+    t = Table(session, pk_snapshot=True, date_columns=True)
+    t.land("b1", T0, [(1, "x", "U"), (2, "y", "U")], pks=[1, 2])
+    t.merge(run_id="r1")
+    assert t.changed_dates("r1") == [("UPDATED_AT", T0.date())]  # the new versions' date
+    later = T0 + timedelta(days=2)
+    t.land("b2", later, [], pks=[1])
+    out = t.merge(run_id="r2")
+    assert t.curated() == {1: "x"} and out["rows_deleted"] == 1
+    assert t.tombstones() == [(2, "b2", later)]
+    assert t.changed_dates("r2") == [("UPDATED_AT", T0.date())]  # the deleted version's date, not the snapshot's

@@ -4,7 +4,8 @@
     python -m tests.mutation.report --survivors # and the surviving mutants' names (`mutmut show NAME` shows each)
 
 Score = killed / (killed + survived + timeout-free suspicious); mutants no selected test reaches count apart
-("no test"): they are a coverage gap, not a weak assertion.
+("no test"): they are a coverage gap, not a weak assertion. "not run" = mutants of a module the last run was not
+asked for (`make mutation` leaves the cost model out, `make mutation-all` runs it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 KILLED = {1, 3, 36, -24, 24, 152, 255}  # a failing test, or a mutant that hangs (a timeout is a detected change)
 SURVIVED = {0}
-NO_TEST = {5, 33, None}
+NO_TEST = {5, 33}
+NOT_RUN = {None}
 
 
 def scores(root: Path = Path("mutants")) -> dict[str, Counter]:
@@ -38,15 +40,17 @@ def _kind(code: int | None) -> str:
         return "killed"
     if code in SURVIVED:
         return "survived"
+    if code in NOT_RUN:
+        return "not run"
     return "no test" if code in NO_TEST else "other"
 
 
 def main(argv: list[str]) -> int:
-    print(f"{'module':42} {'killed':>7} {'survived':>8} {'no test':>8} {'score':>6}")
+    print(f"{'module':42} {'killed':>7} {'survived':>8} {'no test':>8} {'not run':>8} {'score':>6}")
     for module, c in scores().items():
         tested = c["killed"] + c["survived"] + c["other"]
         score = f"{100 * c['killed'] / tested:5.1f}%" if tested else "  -"
-        print(f"{module:42} {c['killed']:>7} {c['survived']:>8} {c['no test']:>8} {score:>6}")
+        print(f"{module:42} {c['killed']:>7} {c['survived']:>8} {c['no test']:>8} {c['not run']:>8} {score:>6}")
         if "--survivors" in argv:
             for name in c.get("_names", []):
                 print(f"    survived: {name}")

@@ -1,7 +1,10 @@
 """Semantic mutants of MERGE's SQL, which mutmut cannot make (it only wraps string literals in XX, so every one of
 its SQL mutants is a syntax error). Each mutant below is a plausible wrong edit; the MERGE tests must go red.
 
-    python -m tests.mutation.sql_mutants     # needs the local stack (make up); ~20 s per mutant
+    python -m tests.mutation.sql_mutants     # needs the local stack (make up); ~20 s per mutant, whole module each
+
+`make test` runs the fast subset: each mutant against the one scenario that kills it (KILLED_BY), in-process
+(tests/merge/test_merge_sql_mutants.py).
 
 The file is patched in place, the tests run, the file is restored (also on Ctrl-C). Exit 1 if any mutant survives.
 """
@@ -34,6 +37,27 @@ MUTANTS: list[tuple[str, str, str]] = [
     ("replay recorded as a merge", "    if record:\n", "    if True:\n"),
     ("already merged batches merged again", "m.BATCH_ID NOT IN (SELECT", "m.BATCH_ID IN (SELECT"),
 ]  # fmt: skip
+
+# The scenario of tests/merge/test_merge_batches.py that fails first for each mutant: `make test` runs just that one
+# against the mutant, in-process (tests/merge/test_merge_sql_mutants.py); this script runs the whole module.
+KILLED_BY = {
+    "dedup by read time ascending": "test_two_pending_batches_of_the_same_keys_the_later_read_wins",
+    "dedup by batch id ascending": "test_three_pending_batches_read_time_then_batch_then_row_number",
+    "dedup by row number ascending": "test_three_pending_batches_read_time_then_batch_then_row_number",
+    "every batch complete": "test_a_partially_landed_batch_waits_until_raw_holds_all_its_rows",
+    "PK snapshot always complete": "test_a_pk_snapshot_batch_waits_for_its_whole_snapshot",
+    "partial batch counted by rows, not distinct rows": (
+        "test_a_partially_landed_batch_waits_until_raw_holds_all_its_rows"
+    ),
+    "equal read time: an earlier batch overwrites": "test_an_older_batch_merged_later_never_moves_curated_backwards",
+    "no version check on update": "test_an_older_batch_merged_later_never_moves_curated_backwards",
+    "equal read time: older batch wins": "test_an_older_batch_merged_later_never_moves_curated_backwards",
+    "stale tombstone deletes": "test_tombstones_delete_only_when_newest",
+    "tombstone inserted as a row": "test_tombstones_delete_only_when_newest",
+    "oldest snapshot decides deletes": "test_two_pending_snapshots_the_latest_decides_what_was_deleted",
+    "replay recorded as a merge": "test_replaying_a_batch_changes_nothing_newer_and_is_not_recorded_again",
+    "already merged batches merged again": "test_two_pending_batches_of_the_same_keys_the_later_read_wins",
+}
 
 
 def run() -> int:
