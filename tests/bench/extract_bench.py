@@ -247,7 +247,9 @@ def _clean_landing(env: Environment, table: str) -> None:
 def peak_rss_mib(table: str) -> float:
     """Ours on the big table in a child process (fresh interpreter): the child's own peak resident set, MiB.
 
-    (RUSAGE_CHILDREN would report the largest of *all* children this process ever waited for.)
+    (RUSAGE_CHILDREN would report the largest of *all* children this process ever waited for, and even the
+    child's own ru_maxrss starts at the bench process's peak: Linux carries the forking parent's high-water mark
+    across exec. The child reads VmHWM, the high-water mark of its own address space since exec.)
     """
     code = f"from tests.bench.extract_bench import _child; _child({table!r})"
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -260,7 +262,8 @@ def _child(table: str) -> None:
     env = load_environment("local")
     ours(env, table, 1)
     _clean_landing(env, table)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    status = Path("/proc/self/status").read_text()
+    print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))  # KiB
 
 
 def run_extract_bench(env: Environment, stack: LocalStack, rows: int, big_rows: int) -> dict[str, Any]:
