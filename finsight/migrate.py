@@ -64,16 +64,16 @@ def live_migration_vars(env: Environment, dry_run: bool = False) -> dict[str, An
     archive_vars = variables.get("archive")
     if not archive_vars:
         return variables
-    from snowpark import archive  # the move's own rules: live columns, Iceberg types, the ALTER
+    from snowpark import archive  # the move's own rules: Iceberg types, the ALTER
+    from snowpark.schema_evolution import columns_of
 
     session = warehouse.snowpark_session(env)
     try:
-        live = archive.live_columns(session, [n for t in archive_vars["tables"] for n in (t["hot"], t["archive"])])
+        live = columns_of(session, [n for t in archive_vars["tables"] for n in (t["hot"], t["archive"])])
         tables = []
         for t in archive_vars["tables"]:
-            evolved = archive.evolved_columns(t["hot"], [c["name"] for c in t["columns"]], live)
-            if evolved and t["archive"] in live and not dry_run:  # a new archive table is created with them
-                archive.add_archive_columns(session, t["archive"], evolved, live)
+            names = [c["name"] for c in t["columns"]]
+            evolved = archive.evolved_columns(session, t["hot"], t["archive"], names, live, alter=not dry_run)
             tables.append({**t, "columns": [*t["columns"], *evolved]})
     finally:
         session.close()

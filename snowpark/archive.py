@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.schema_evolution import snowflake_type
-from snowpark.sql_text import count_rows, literal, literal_list
+from snowpark.schema_evolution import columns_of
+from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
 ARCHIVE_SCHEMA = "ARCHIVE"  # = finsight.catalog.ARCHIVE_SCHEMA (procedures ship without finsight/)
@@ -34,11 +34,6 @@ SAME_BUILD = "(a._BUILT_AT = h._BUILT_AT OR (a._BUILT_AT IS NULL AND h._BUILT_AT
 
 
 JSON_TYPES = ("VARIANT", "OBJECT", "ARRAY")  # no such type in Snowflake-managed Iceberg: kept as JSON text
-_LIVE_COLUMNS_SQL = (
-    "SELECT table_schema, table_name, column_name, data_type, numeric_precision, numeric_scale "
-    "FROM information_schema.columns WHERE table_schema IN ({schemas}) AND table_name IN ({tables}) "
-    "ORDER BY table_schema, table_name, ordinal_position"
-)
 
 
 def iceberg_type(column_type: str) -> str:
@@ -54,42 +49,30 @@ def iceberg_type(column_type: str) -> str:
     return column_type
 
 
-def live_columns(session: Any, tables: list[str]) -> dict[str, dict[str, str]]:
-    """SCHEMA.TABLE -> {column: type} as the warehouse holds them now (absent: the table does not exist)."""
-    schemas, names = sorted({t.split(".")[0] for t in tables}), sorted({t.split(".")[1] for t in tables})
-    rows = session.sql(_LIVE_COLUMNS_SQL.format(schemas=literal_list(schemas), tables=literal_list(names))).collect()
-    out: dict[str, dict[str, str]] = {}
-    for schema, table, column, data_type, precision, scale in rows:
-        out.setdefault(f"{schema}.{table}", {})[column] = snowflake_type(data_type, precision, scale)
-    return {t: out[t] for t in tables if t in out}
+def evolved_columns(
+    session: Any, hot: str, archive: str, catalog_columns: list[str], live: dict[str, dict[str, str]], alter: bool
+) -> list[dict[str, Any]]:
+    """The hot table's columns that the catalog lacks (added by schema evolution), as the archive must hold them.
 
-
-def evolved_columns(hot: str, catalog_columns: list[str], live: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
-    """The hot table's columns that the catalog lacks (added by schema evolution), as the archive must hold them."""
-    return [
+    With `alter`, an existing archive table first gains those it lacks (a missing one is created with them)."""
+    evolved = [
         {"name": c, "type": typ, "iceberg_type": iceberg_type(typ), "json": typ in JSON_TYPES}
         for c, typ in live.get(hot, {}).items()
         if c not in catalog_columns
     ]
-
-
-def add_archive_columns(
-    session: Any, archive: str, evolved: list[dict[str, Any]], live: dict[str, dict[str, str]]
-) -> list[str]:
-    """ALTER the archive table to hold every evolved column it lacks; returns the columns added."""
-    missing = [c for c in evolved if c["name"] not in live.get(archive, {})]
-    for c in missing:
-        session.sql(f"ALTER ICEBERG TABLE {archive} ADD COLUMN {c['name']} {c['iceberg_type']}").collect()
-    return [c["name"] for c in missing]
+    if alter and archive in live:
+        for c in evolved:
+            if c["name"] not in live[archive]:
+                session.sql(f"ALTER ICEBERG TABLE {archive} ADD COLUMN {c['name']} {c['iceberg_type']}").collect()
+    return evolved
 
 
 def with_evolved_columns(session: Any, t: dict[str, Any]) -> dict[str, Any]:
     """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first)."""
-    live = live_columns(session, [t["hot"], t["archive"]])
-    evolved = evolved_columns(t["hot"], t["columns"], live)
+    live = columns_of(session, [t["hot"], t["archive"]])
+    evolved = evolved_columns(session, t["hot"], t["archive"], t["columns"], live, alter=True)
     if not evolved:
         return t
-    add_archive_columns(session, t["archive"], evolved, live)
     return {
         **t,
         "columns": [*t["columns"], *(c["name"] for c in evolved)],

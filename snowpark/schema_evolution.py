@@ -14,14 +14,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from snowpark.sql_text import literal
+from snowpark.sql_text import literal, literal_list
 
 SCHEMA_VERSIONS = "OPS.SCHEMA_VERSIONS"
 META = ("_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP", "_MERGED_AT")
 _NUMBER = re.compile(r"^NUMBER\((\d+),\s*(\d+)\)$")
 _COLUMNS_SQL = (
-    "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
-    "WHERE table_schema = {schema} AND table_name = {table} ORDER BY ordinal_position"
+    "SELECT table_schema, table_name, column_name, data_type, numeric_precision, numeric_scale "
+    "FROM information_schema.columns WHERE table_schema IN ({schemas}) AND table_name IN ({tables}) "
+    "ORDER BY table_schema, table_name, ordinal_position"
 )
 
 
@@ -60,9 +61,18 @@ def evolve_statements(table: str, current: dict[str, str], landed: dict[str, str
     return out
 
 
+def columns_of(session: Any, tables: list[str]) -> dict[str, dict[str, str]]:
+    """SCHEMA.TABLE -> {column: type} as the warehouse holds them now, in one query (absent: no such table)."""
+    schemas, names = sorted({t.split(".")[0] for t in tables}), sorted({t.split(".")[1] for t in tables})
+    rows = session.sql(_COLUMNS_SQL.format(schemas=literal_list(schemas), tables=literal_list(names))).collect()
+    out: dict[str, dict[str, str]] = {}
+    for schema, table, column, data_type, precision, scale in rows:
+        out.setdefault(f"{schema}.{table}", {})[column] = snowflake_type(data_type, precision, scale)
+    return {t: out[t] for t in tables if t in out}
+
+
 def table_columns(session: Any, schema: str, table: str) -> dict[str, str]:
-    rows = session.sql(_COLUMNS_SQL.format(schema=literal(schema), table=literal(table))).collect()
-    return {r[0]: snowflake_type(r[1], r[2], r[3]) for r in rows}
+    return columns_of(session, [f"{schema}.{table}"]).get(f"{schema}.{table}", {})
 
 
 def record(session: Any, table: str, changes: list[tuple[str, str, str]], context: str) -> None:

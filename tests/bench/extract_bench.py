@@ -87,8 +87,13 @@ def _timed(fn: Callable[[], int]) -> tuple[float, int]:
     return time.monotonic() - started, rows
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces): state, ppid, ..., utime, stime, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
@@ -102,7 +107,7 @@ def _server_pids(stack: LocalStack) -> dict[str, list[int]]:
 
 def _parent(pid: int) -> int | None:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(_stat(pid)[1])
     except (OSError, ValueError, IndexError):
         return None
 
