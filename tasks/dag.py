@@ -74,10 +74,9 @@ class TaskNode:
     procedure: Procedure | None  # None: a stage outside Snowflake (extract, load)
     args: tuple[Any, ...]
     after: tuple[str, ...]
-    warehouse: str  # logical: load | transform
+    warehouse: str | None  # logical: load | transform; None for a stage (it runs on ECS or Snowpipe)
     owner: str
     comment: str
-    graph: str = ROOT
 
     @property
     def is_stage(self) -> bool:
@@ -151,11 +150,11 @@ def build_dag(env: Environment) -> list[TaskNode]:
     """The hourly graph in a topological order (stages first, finalizer last)."""
     ops = env.snowflake.schemas["ops"]
     nodes = [
-        TaskNode(f"EXTRACT_{source.upper()}", None, (), (), "load", src.owner,
+        TaskNode(f"EXTRACT_{source.upper()}", None, (), (), None, src.owner,
                  f"ECS connector: {src.description} -> S3 landing")
         for source, src in [*env.postgres_sources.items(), *env.api_sources.items()]
     ]  # fmt: skip
-    nodes.append(TaskNode(LOAD, None, (), tuple(n.name for n in nodes), "load", PLATFORM_OWNERS, "Snowpipe: S3 -> RAW"))
+    nodes.append(TaskNode(LOAD, None, (), tuple(n.name for n in nodes), None, PLATFORM_OWNERS, "Snowpipe: S3 -> RAW"))
     trigger = Expr(literal(trigger_stream(env)), f"{ops}.{catalog.MANIFEST_TABLE}")
     nodes.append(
         TaskNode(ROOT, procedures.START_RUN, (RUN_ID, CONFIG, trigger), (LOAD,), "transform", PLATFORM_OWNERS,
@@ -205,11 +204,9 @@ def build_dag(env: Environment) -> list[TaskNode]:
 def build_retention_dag(env: Environment) -> list[TaskNode]:
     nodes = [
         TaskNode(RETENTION_ROOT, procedures.PRUNE_RAW, (RUN_ID, env.retention.raw_table_days), (), "transform",
-                 PLATFORM_OWNERS, f"Daily: prune RAW rows {env.retention.raw_table_days} days after merge",
-                 graph=RETENTION_ROOT),
+                 PLATFORM_OWNERS, f"Daily: prune RAW rows {env.retention.raw_table_days} days after merge"),
         TaskNode(RETENTION_7Y, procedures.APPLY_RETENTION, (RUN_ID, env.retention.curated_years), (RETENTION_ROOT,),
-                 "transform", PLATFORM_OWNERS, f"Keep CURATED and MARTS {env.retention.curated_years} years",
-                 graph=RETENTION_ROOT),
+                 "transform", PLATFORM_OWNERS, f"Keep CURATED and MARTS {env.retention.curated_years} years"),
     ]  # fmt: skip
     spec = catalog.archive_spec(env)
     if spec is not None:
@@ -217,8 +214,7 @@ def build_retention_dag(env: Environment) -> list[TaskNode]:
         spec_json = json.dumps(spec, separators=(",", ":"))
         nodes.append(
             TaskNode(ARCHIVE, procedures.ARCHIVE_CURATED, (RUN_ID, spec_json), (RETENTION_7Y,), "transform",
-                     PLATFORM_OWNERS, f"Monthly: rows older than {spec['hot_months']} months to Iceberg",
-                     graph=RETENTION_ROOT)
+                     PLATFORM_OWNERS, f"Monthly: rows older than {spec['hot_months']} months to Iceberg")
         )  # fmt: skip
     return nodes
 
@@ -237,6 +233,7 @@ def _call_block(node: TaskNode) -> str:
 
 def _create(env: Environment, node: TaskNode) -> str:
     ops = env.snowflake.schemas["ops"]
+    assert node.warehouse is not None, f"{node.name} is a stage, not a task"
     clauses = [f"WAREHOUSE = {env.snowflake.warehouse_name(node.warehouse)}"]
     if node.name == RETENTION_ROOT:
         clauses.append(f"SCHEDULE = '{snowflake_cron(env.schedule.retention_cron, env.schedule.timezone)}'")
@@ -274,8 +271,11 @@ def render_sql(env: Environment) -> str:
     """
     ops = env.snowflake.schemas["ops"]
     hourly, retention = build_dag(env), build_retention_dag(env)
-    stages = [n.name for n in hourly if n.is_stage]
-    header = "-- Stages outside Snowflake (history rows only): " + ", ".join(stages[:3]) + f", ... ({len(stages)})\n"
+    # the stages are not tasks, but an engineer reading TASK_HISTORY meets their rows: say what and whose they are
+    stages = [n for n in hourly if n.is_stage]
+    header = f"-- Stages outside Snowflake ({len(stages)}, history rows only):\n" + "".join(
+        f"--   {n.name}: {n.comment}\n--       owner: {n.owner}\n" for n in stages
+    )
     statements = [_create(env, n) for n in [*hourly, *retention] if not n.is_stage]
     resume = [n for n in reversed(hourly) if not n.is_stage] + list(reversed(retention))
     statements.append("".join(f"ALTER TASK {ops}.{n.name} RESUME;\n" for n in resume))

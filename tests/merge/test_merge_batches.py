@@ -88,8 +88,11 @@ class Table:
         """The tables and the OPS rows this table's batches left (manifests, merge records)."""
         for table in (f"RAW.{self.name}", f"RAW.{self.name}__PKS", f"CURATED.{self.name}", tombstones(self.spec)):
             self.sql(f"DROP TABLE IF EXISTS {table}")
-        for ops in ("OPS.LANDED_BATCHES", "OPS.MERGED_BATCHES", "OPS.CHANGED_DATES"):
+        for ops in ("OPS.LANDED_BATCHES", "OPS.MERGED_BATCHES", "OPS.CHANGED_DATES", "OPS.QUALITY_HOLDS"):
             self.sql(f"DELETE FROM {ops} WHERE RAW_TABLE = '{self.name}'")
+        self.sql(f"DELETE FROM OPS.QUALITY_RESULTS WHERE TABLE_NAME = '{self.spec['table']}'")
+        self.sql(f"DELETE FROM OPS.SCHEMA_VERSIONS WHERE TABLE_NAME = 'CURATED.{self.name}'")
+        self.sql(f"DELETE FROM OPS.PIPELINE_CATALOG WHERE NAME = '{self.spec['table']}'")
 
     def land(
         self,
@@ -108,7 +111,7 @@ class Table:
         if values:
             self.sql(f"INSERT INTO RAW.{self.name} ({', '.join(self.keys)}, V, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, "
                      f"_ROW_NUMBER, _OP) VALUES {values}")  # fmt: skip
-        if pks is not None:
+        if pks:  # an empty snapshot (the source table emptied) lands no key rows, only its manifest count 0
             self.sql(f"INSERT INTO RAW.{self.name}__PKS VALUES "
                      + ", ".join(f"({_sql_key(k)}, '{batch}', {n})" for n, k in enumerate(pks)))  # fmt: skip
         if manifest:
@@ -295,3 +298,72 @@ def test_a_snapshot_delete_is_remembered_and_its_dates_go_to_the_change_feed(ses
     assert t.curated() == {1: "x"} and out["rows_deleted"] == 1
     assert t.tombstones() == [(2, "b2", later)]
     assert t.changed_dates("r2") == [("UPDATED_AT", T0.date())]  # the deleted version's date, not the snapshot's
+
+
+def test_a_version_older_than_a_known_delete_is_skipped_and_counted(session: Any) -> None:
+    t = Table(session)
+    t.land("b1", T0, [(1, "x", "U"), (2, "y", "U")])
+    t.merge()
+    t.land("b2", T0 + timedelta(minutes=10), [(1, None, "D")])
+    t.merge()
+    t.land("b0", T0 + timedelta(minutes=5), [(1, "read-before-the-delete", "U"), (3, "z", "U")])  # landed late
+    out = t.merge()
+    assert t.curated() == {2: "y", 3: "z"}
+    assert (out["rows_merged"], out["rows_inserted"], out["rows_updated"]) == (2, 1, 0)
+    assert (out["rows_skipped_deleted"], out["rows_deleted"]) == (1, 0)
+
+
+def test_a_snapshot_only_batch_reports_what_it_did_and_nothing_else(session: Any) -> None:
+    t = Table(session, pk_snapshot=True)
+    t.land("b1", T0, [(1, "x", "U"), (2, "y", "U")], pks=[1, 2])
+    t.merge()
+    t.land("b2", T0 + timedelta(minutes=5), [], pks=[1])  # no changed rows: the summary counts no merge
+    out = t.merge()
+    assert out["batches"] == ["b2"]
+    assert {k: out[k] for k in ("rows_merged", "rows_inserted", "rows_updated", "rows_skipped_deleted",
+                                "rows_deleted")} == {"rows_merged": 0, "rows_inserted": 0, "rows_updated": 0,
+                                                     "rows_skipped_deleted": 0, "rows_deleted": 1}  # fmt: skip
+    assert t.merge() == {"table": t.spec["table"], "batches": [], "rows_merged": 0, "rows_deleted": 0, "waiting": []}
+
+
+def test_an_emptied_source_table_deletes_every_row(session: Any) -> None:
+    t = Table(session, pk_snapshot=True)
+    t.land("b1", T0, [(1, "x", "U"), (2, "y", "U")], pks=[1, 2])
+    t.merge()
+    t.land("b2", T0 + timedelta(minutes=5), [], pks=[])  # a snapshot of no keys is complete with 0 rows in __PKS
+    out = t.merge()
+    assert out["batches"] == ["b2"] and out["waiting"] == [] and out["rows_deleted"] == 2
+    assert t.curated() == {}
+
+
+def test_a_column_the_source_grew_is_merged_with_its_values(session: Any) -> None:
+    t = Table(session)
+    t.land("b1", T0, [(1, "x", "U")])
+    t.merge()
+    t.sql(f"ALTER TABLE RAW.{t.name} ADD COLUMN W VARCHAR")  # Snowpipe's schema evolution on RAW
+    t.land("b2", T0 + timedelta(minutes=5), [(2, "y", "U")])
+    t.sql(f"UPDATE RAW.{t.name} SET W = 'grown' WHERE _BATCH_ID = 'b2'")
+    t.merge(run_id="r-evolve")
+    rows = t.sql(f"SELECT ID, V, W FROM CURATED.{t.name} ORDER BY ID")
+    assert [tuple(r) for r in rows] == [(1, "x", None), (2, "y", "grown")]
+
+
+def _quarantine_duplicates(t: Table) -> None:
+    """The table's quality spec, as deploy writes it: a key under two row numbers in one batch is quarantined."""
+    spec = {"table": t.spec["table"], "checks": {"raw_duplicates": {"enabled": True, "severity": "quarantine"}}}
+    t.sql(f"INSERT INTO OPS.PIPELINE_CATALOG (KIND, NAME, SPEC) VALUES ('quality', '{t.spec['table']}', "
+          f"'{json.dumps(spec)}')")  # fmt: skip
+
+
+def test_the_hourly_merge_holds_a_quarantined_batch_and_an_operators_replay_takes_it(session: Any) -> None:
+    t = Table(session)
+    _quarantine_duplicates(t)
+    t.land("b1", T0, [(1, "first", "U"), (1, "second", "U"), (2, "y", "U")])  # key 1 under two row numbers
+    t.land("b2", T0 + timedelta(minutes=5), [(3, "z", "U")])
+    out = t.merge(run_id="r-hold")
+    assert out["batches"] == ["b2"] and out["waiting"] == ["b1"] and t.curated() == {3: "z"}
+    holds = t.sql(f"SELECT BATCH_ID, RUN_ID, RELEASED_AT FROM OPS.QUALITY_HOLDS WHERE RAW_TABLE = '{t.name}'")
+    assert [tuple(r) for r in holds] == [("b1", "r-hold", None)]
+    assert t.merge(run_id="r-again")["waiting"] == ["b1"]  # still held: checked once, held until released
+    out = t.merge(replay="b1")  # the operator's replay is a decision: not gated
+    assert out["batches"] == ["b1"] and t.curated() == {1: "second", 2: "y", 3: "z"}

@@ -175,3 +175,63 @@ def test_rendered_calls_are_the_nodes_calls(env: Environment) -> None:
 def test_no_line_is_long_without_a_reason(env: Environment) -> None:
     for line in dag.render_sql(env).splitlines():
         assert len(line) <= dag.MAX_LINE_LENGTH or line.endswith("-- noqa: LT05"), line
+
+
+OWNERS = re.compile(r"@finsight/[a-z-]+(?: @finsight/[a-z-]+)*")  # GitHub teams, as in CODEOWNERS
+
+
+def test_every_task_names_its_warehouse_owner_and_purpose(env: Environment) -> None:
+    # MERGE runs on the load warehouse (sized for MERGE), everything else on transform: written out here, not read
+    # back from the nodes, so a wrong logical name or a node without an owner or purpose goes red
+    ops = env.snowflake.schemas["ops"]
+    tasks, _ = _parse(dag.render_sql(env))
+    transform, load = env.snowflake.warehouse_name("transform"), env.snowflake.warehouse_name("load")
+    retention = {dag.RETENTION_ROOT, dag.RETENTION_7Y} | ({dag.ARCHIVE} if catalog.archive_spec(env) else set())
+    assert {f"{ops}.{name}" for name in retention} <= set(tasks)
+    for name, task in tasks.items():
+        assert task.clauses["WAREHOUSE"] == (load if name.startswith(f"{ops}.MERGE_") else transform), name
+        comment = re.fullmatch(r"'(.+) \| owner: (.+)'", task.clauses["COMMENT"])
+        assert comment, (name, task.clauses["COMMENT"])
+        assert comment.group(1).strip() and "None" not in comment.group(1), name
+        assert OWNERS.fullmatch(comment.group(2)), (name, comment.group(2))
+
+
+def test_the_header_says_what_each_stage_is_and_whose(env: Environment) -> None:
+    header = dag.render_sql(env).split("CREATE OR REPLACE TASK")[0].splitlines()
+    sources = {f"EXTRACT_{s.upper()}": env.source(s).owner for s in [*env.postgres_sources, *env.api_sources]}
+    expected = {**sources, dag.LOAD: DEVOPS_OWNERS}
+    assert header[0] == f"-- Stages outside Snowflake ({len(expected)}, history rows only):"
+    described = {}
+    for purpose, owner in zip(header[1::2], header[2::2], strict=True):
+        stage = re.fullmatch(r"--   (\w+): (.+)", purpose)
+        assert stage and "None" not in stage.group(2), purpose
+        described[stage.group(1)] = owner.removeprefix("--       owner: ")
+    assert described == expected
+
+
+def test_each_check_task_gets_its_tables_quality_spec(env: Environment) -> None:
+    from finsight import quality
+
+    ops = env.snowflake.schemas["ops"]
+    tasks, _ = _parse(dag.render_sql(env))
+    for table in env.warehouse_tables():
+        body = tasks[f"{ops}.CHECK_{table.raw_name}"].body
+        spec = re.search(r"'(\{.*\})'", body)
+        assert spec and json.loads(spec.group(1)) == quality.table_quality_spec(env, table), table.qualified
+        assert f"{dag.RUN_ID_EXPR}\n    )" in body
+
+
+def test_an_after_line_of_exactly_the_limit_needs_no_noqa() -> None:
+    env = load_environment("local")
+    ops = env.snowflake.schemas["ops"]
+    fits = "A" * (dag.MAX_LINE_LENGTH - len(f"    AFTER {ops}."))
+    for name, noqa in ((fits, False), (fits + "A", True)):
+        node = dag.TaskNode("T", dag.procedures.FINALIZE_RUN, (dag.RUN_ID,), (name,), "transform", "o", "c")
+        after = next(line for line in dag._create(env, node).splitlines() if "AFTER" in line)
+        assert after.endswith("  -- noqa: LT05") is noqa, after
+        assert len(after.split("  -- noqa")[0]) == len(name) + len(f"    AFTER {ops}.")
+
+
+def test_when_is_unindented_as_sqlfluff_lays_it_out() -> None:
+    sql = dag.render_sql(load_environment("local"))
+    assert "\nWHEN SYSTEM$STREAM_HAS_DATA(" in sql and " WHEN " not in sql
