@@ -93,6 +93,21 @@ def _compression(env: Environment, key: str) -> set[str]:
     }
 
 
+def test_random_token_columns_get_no_dictionary_and_no_statistics(env: Environment) -> None:
+    # a token is unique per card: a dictionary and min/max cost writer CPU and buy nothing (issue 6's hot path);
+    # the repeated plain strings keep theirs (smaller files, row-group pruning)
+    writer = LandingWriter(env, env.table("payments.payments"), "b-dict", READ_AT, _tokenizer(), "incremental")
+    writer.write(_payments([1, 2, 3, 4], minute=0))
+    [landed] = [k for k in writer.finish().files if "b-dict" in k]
+    body = client(env, "s3").get_object(Bucket=env.aws.s3.bucket, Key=landed)["Body"].read()
+    meta = pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0)
+    column = {meta.column(c).path_in_schema: meta.column(c) for c in range(meta.num_columns)}
+    token, brand, key = column["CARD_NUMBER_TOKEN"], column["CARD_BRAND"], column["PAYMENT_ID"]
+    assert not token.has_dictionary_page and not token.is_stats_set
+    assert brand.has_dictionary_page and brand.is_stats_set and brand.statistics.has_min_max
+    assert not key.has_dictionary_page and (key.statistics.min, key.statistics.max) == (1, 4)
+
+
 def test_a_batch_lands_parts_pk_snapshot_and_manifest_as_the_contract_says(env: Environment) -> None:
     table = env.table("payments.payments")
     writer = LandingWriter(env, table, "b-0001", READ_AT, _tokenizer(), "incremental")

@@ -98,6 +98,10 @@ def test_two_card_numbers_in_one_text_each_get_their_own_token(a: str, b: str) -
 
 @settings(deadline=None)
 @given(st.binary(min_size=0, max_size=200).map(bytes.hex), card_numbers)
+# the block-size edges written out: hypothesis's short-biased draws rarely pass 64 bytes (a mutant hid there)
+@example("k" * 64, "4111111111111111")
+@example("k" * 65, "4111111111111111")
+@example("k" * 200, "4111111111111111")
 def test_any_key_length_gives_the_standard_hmac(key: str, pan: str) -> None:
     """Keys longer than SHA-256's 64-byte block are hashed first, shorter ones padded (RFC 2104)."""
     assume(key)

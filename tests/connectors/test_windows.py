@@ -182,3 +182,15 @@ def test_wide_or_unconstrained_numerics_are_read_as_they_are() -> None:
     assert scaled_numeric(LiveColumn("bigint", 64, 0)) is None
     assert select_expression("amount", LiveColumn("numeric", 38, 9)) == '"amount"'
     assert select_expression("amount", LiveColumn("numeric", 12, 3)) == '("amount" * 1000)::int8 AS "amount"'
+
+
+def test_the_chunk_query_scales_short_numerics_and_casts_what_adbc_reads_opaquely(env: Environment) -> None:
+    table = env.table("payments.payments")
+    live = _live(table, "timestamp") | {"amount": LiveColumn("numeric", 18, 2), "currency": LiveColumn("uuid")}
+    query = select_sql(table, live, Window(None, BASE), None)
+    assert query.scaled == {"amount": 2}  # only the short NUMERIC: decode() turns exactly these back into decimals
+    selected = query.sql.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
+    assert '("amount" * 100)::int8 AS "amount"' in selected and '"currency"::text AS "currency"' in selected
+    for pg_type in ("json", "jsonb", "uuid"):  # ADBC hands these over as opaque extension types
+        assert select_expression("x", LiveColumn(pg_type)) == '"x"::text AS "x"'
+    assert select_expression("x", LiveColumn("text")) == '"x"'

@@ -156,17 +156,18 @@ def pipe(pipe_env: Pipe) -> Pipe:
 
 def test_each_notified_file_loads_once_into_its_pipes_table(pipe: Pipe) -> None:
     a = pipe.put_rows("b1-0000.parquet", [1, 2, 3])
-    pipe.put_rows("b1 0001.parquet", [4])  # a space: the event carries it URL-encoded as "+"
+    b = pipe.put_rows("b1 0001.parquet", [4])  # a space: the event carries it URL-encoded as "+"
     run = drain(pipe.env, pipe.cursor)
     assert (run.files_loaded, run.rows_loaded, run.files_skipped) == (2, 4, 0)
     assert run.pipes == {pipe.pipe: 2} and run.errors == [] and run.quarantined == [] and run.retry == []
     assert pipe.rows() == [(4, "m4", "b1 0001.parquet"), (1, "m1", "b1-0000.parquet"), (2, "m2", "b1-0000.parquet"),
                            (3, "m3", "b1-0000.parquet")]  # fmt: skip
     assert pipe.queued() == (0, 0)  # every event deleted once handled
-    # a re-sent event: COPY's load history skips the file, nothing loads twice
+    # re-sent events: COPY's load history skips each file, nothing loads twice
     pipe.notify(a)
+    pipe.notify(b)
     again = drain(pipe.env, pipe.cursor)
-    assert (again.files_loaded, again.rows_loaded, again.files_skipped, again.pipes) == (0, 0, 1, {})
+    assert (again.files_loaded, again.rows_loaded, again.files_skipped, again.pipes) == (0, 0, 2, {})
     assert len(pipe.rows()) == 4 and pipe.queued() == (0, 0)
 
 
