@@ -367,7 +367,18 @@ def _make_targets() -> set[str]:
 def test_workflows_reference_the_expected_commands() -> None:
     cmds = _finsight_commands()
     assert cmds >= REQUIRED_COMMANDS, cmds
-    assert _make_targets() == {"setup", "test"}
+    assert _make_targets() == {"setup", "test", "chaos", "mutation", "mutation-report"}
+
+
+def test_nightly_runs_every_chaos_scenario_and_the_mutation_sample() -> None:
+    """The suites too slow for a PR run every night: without this job nothing runs `make chaos` or `make mutation`."""
+    nightly = workflows()["nightly.yml"]
+    assert set(nightly["on"]) == {"schedule", "workflow_dispatch"} and nightly["on"]["schedule"][0]["cron"]
+    assert nightly["permissions"] == {"contents": "read"}  # the local stack only: no cloud, no OIDC token
+    for name, target in (("chaos", "make chaos"), ("mutation", "make mutation")):
+        job = _job("nightly.yml", name)
+        assert _step_index(job, target) >= 0 and 0 < job["timeout-minutes"] <= 60, name
+        assert _step_index(job, "postgresql-15") < _step_index(job, target), name
 
 
 @pytest.mark.parametrize("target", sorted(_make_targets()) if WORKFLOWS.is_dir() else [])
