@@ -191,6 +191,12 @@ def test_a_part_closes_when_it_reaches_the_size_limit_exactly(env: Environment) 
     assert len(writer.finish().files) == 2
 
 
+def test_parts_close_at_the_configured_size_in_mebibytes(env: Environment) -> None:
+    table = env.table("payments.payments")
+    small = env.model_copy(update={"connectors": env.connectors.model_copy(update={"max_file_mb": 3})})
+    assert LandingWriter(small, table, "b-0009", READ_AT, _tokenizer(), "incremental").max_file_bytes == 3_145_728
+
+
 def test_cursor_bounds_of_any_type_are_text() -> None:
     assert (_text(datetime(2026, 1, 2, 3, 4)), _text(42), _text("x")) == ("2026-01-02T03:04:00", "42", "x")
 
@@ -209,6 +215,49 @@ def test_parallel_chunks_never_share_row_numbers(env: Environment) -> None:
     numbers = {r["PAYMENT_ID"]: r["_ROW_NUMBER"] for r in rows}
     assert numbers == {1: 1, 2: 2, 3: CHUNK_ROW_SPAN + 1, 4: CHUNK_ROW_SPAN + 2}
     assert (result.rows, result.cursor_min, result.cursor_max) == (4, "2026-11-27T09:00:00", "2026-11-27T09:40:00")
+
+
+def test_cursor_bounds_are_the_batchs_extremes_whatever_the_write_order(env: Environment) -> None:
+    # the manifest's CURSOR_MAX becomes the watermark: a later write or part with older rows must not pull it back
+    table = env.table("payments.payments")
+    one_part = LandingWriter(env, table, "b-0006", READ_AT, _tokenizer(), "incremental")
+    one_part.write(_payments([1], minute=50))  # the newest row first, then an older one in the same part
+    one_part.write(_payments([2], minute=10))
+    result = one_part.finish()
+    assert (result.table, result.batch_id, result.rows) == ("payments.payments", "b-0006", 2)
+    assert (result.cursor_min, result.cursor_max) == ("2026-11-27T09:10:00", "2026-11-27T09:50:00")
+    parts = LandingWriter(env, table, "b-0010", READ_AT, _tokenizer(), "incremental")
+    newest, oldest = parts.part_writer(1), parts.part_writer(2)
+    newest.write(_payments([3], minute=40))
+    oldest.write(_payments([4], minute=0))
+    parts.write(_payments([5], minute=20))
+    newest.close()  # the newest part reports first, the default part (at finish) last
+    oldest.close()
+    result = parts.finish()
+    assert (result.cursor_min, result.cursor_max) == ("2026-11-27T09:00:00", "2026-11-27T09:40:00")
+
+
+def test_a_snapshot_only_batch_lands_its_manifest(env: Environment) -> None:
+    # nothing changed, but the key snapshot must reach MERGE: it is how hard deletes are found
+    table = env.table("payments.payments")
+    writer = LandingWriter(env, table, "b-0007", READ_AT, _tokenizer(), "incremental")
+    writer.write_pk_snapshot(pa.table({"payment_id": pa.array([1, 2], pa.int64())}))
+    result = writer.finish()
+    assert result.manifest_key is not None and (result.rows, result.pk_rows) == (0, 2)
+    (manifest,) = _objects(env)[result.manifest_key].to_pylist()
+    assert (manifest["ROW_COUNT"], manifest["FILE_COUNT"], manifest["PK_SNAPSHOT_ROWS"]) == (0, 0, 2)
+    assert manifest["SCHEMA_CHANGES"] is None and manifest["CURSOR_MAX"] is None  # no drift, no rows: no bounds
+
+
+def test_tombstone_row_numbers_keep_counting_over_many_calls(env: Environment) -> None:
+    writer = LandingWriter(env, env.table("payments.payments"), "b-0008", READ_AT, _tokenizer(), "incremental")
+    for keys in ([6, 7], [8], [9]):
+        writer.write_tombstones(pa.table({"payment_id": pa.array(keys, pa.int64())}))
+    writer.finish()
+    rows = [r for t in _objects(env).values() if isinstance(t, pa.Table) and "_OP" in t.column_names
+            for r in t.to_pylist()]  # fmt: skip
+    assert sorted((r["_ROW_NUMBER"] - 99 * CHUNK_ROW_SPAN, r["PAYMENT_ID"]) for r in rows) == [(1, 6), (2, 7), (3, 8),
+                                                                                               (4, 9)]  # fmt: skip
 
 
 def test_nothing_read_means_no_manifest(env: Environment) -> None:

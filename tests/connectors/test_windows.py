@@ -182,6 +182,8 @@ def test_wide_or_unconstrained_numerics_are_read_as_they_are() -> None:
     assert scaled_numeric(LiveColumn("bigint", 64, 0)) is None
     assert select_expression("amount", LiveColumn("numeric", 38, 9)) == '"amount"'
     assert select_expression("amount", LiveColumn("numeric", 12, 3)) == '("amount" * 1000)::int8 AS "amount"'
+    # scale 0: multiplied by 1 (an 18-digit integer times 10 would overflow int8)
+    assert select_expression("n", LiveColumn("numeric", 18, 0)) == '("n" * 1)::int8 AS "n"'
 
 
 def test_the_chunk_query_scales_short_numerics_and_casts_what_adbc_reads_opaquely(env: Environment) -> None:
