@@ -226,6 +226,8 @@ def test_cursor_bounds_are_the_batchs_extremes_whatever_the_write_order(env: Env
     result = one_part.finish()
     assert (result.table, result.batch_id, result.rows) == ("payments.payments", "b-0006", 2)
     assert (result.cursor_min, result.cursor_max) == ("2026-11-27T09:10:00", "2026-11-27T09:50:00")
+    manifest = _objects(env)[result.manifest_key]  # no key snapshot: PK_SNAPSHOT_ROWS is a typed NULL
+    assert manifest.schema.remove_metadata() == MANIFEST_SCHEMA and manifest.to_pylist()[0]["PK_SNAPSHOT_ROWS"] is None
     parts = LandingWriter(env, table, "b-0010", READ_AT, _tokenizer(), "incremental")
     newest, oldest = parts.part_writer(1), parts.part_writer(2)
     newest.write(_payments([3], minute=40))
