@@ -282,7 +282,7 @@ class LandingWriter:
                 "CURSOR_MAX": [r.cursor_max],
                 "SCHEMA_HASH": [schema_hash(self.schema)],
                 "SCHEMA_JSON": [json.dumps({f.name: str(f.type) for f in self.schema})],
-                "SCHEMA_CHANGES": [json.dumps(r.schema_changes) if r.schema_changes else None],
+                "SCHEMA_CHANGES": pa.array([json.dumps(r.schema_changes) if r.schema_changes else None], pa.string()),
                 "EXTRACTED_AT": pa.array([self.read_at], pa.timestamp("us")),
             }
         )

@@ -262,6 +262,19 @@ def test_tombstone_row_numbers_keep_counting_over_many_calls(env: Environment) -
                                                                                                (4, 9)]  # fmt: skip
 
 
+def test_abort_lands_nothing_and_is_safe_before_a_write_and_twice(env: Environment) -> None:
+    # connectors/run.py aborts every part of a failed table, whether or not it had written
+    writer = LandingWriter(env, env.table("payments.payments"), "b-0011", READ_AT, _tokenizer(), "incremental")
+    writer.abort()
+    part = writer.part_writer(3)
+    part.abort()
+    part.write(_payments([1, 2], minute=0))
+    part.abort()
+    part.abort()
+    assert writer.finish().manifest_key is None and _objects(env) == {}
+    assert client(env, "s3").list_multipart_uploads(Bucket=env.aws.s3.bucket).get("Uploads", []) == []
+
+
 def test_nothing_read_means_no_manifest(env: Environment) -> None:
     writer = LandingWriter(env, env.table("payments.payments"), "b-0003", READ_AT, _tokenizer(), "incremental")
     writer.write(_payments([], minute=0))
