@@ -8,7 +8,7 @@ recomputed here in Python from the sources and compared exactly.
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -104,7 +104,9 @@ def test_refund_and_dispute_rates_equal_the_sources(
     assert {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows} == source_rates(local_stack)
     for *_, payments, refunds, _, rate in rows:
         if payments:
-            assert rate == (Decimal(refunds) / payments).quantize(Decimal("0.000001"))
+            # ROUND in Snowflake and DuckDB breaks ties away from zero (5 / 128 = 0.0390625 -> 0.039063); Decimal's
+            # default, half-even, gives 0.039062: a tie-only failure, seen once in three whole-suite runs
+            assert rate == (Decimal(refunds) / payments).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
 
 def test_settlement_reconciliation_equals_the_sources(
