@@ -47,6 +47,16 @@ def pk_schema(table: Table) -> pa.Schema:
     return pa.schema([full.field(n) for n in names])
 
 
+# One row per batch, written last (its presence says the batch is whole); loaded into OPS.LANDED_BATCHES. Typed
+# here, not per value: a column that is NULL in a batch (no key snapshot, no schema change) keeps its type.
+MANIFEST_SCHEMA = pa.schema(
+    [("BATCH_ID", pa.string()), ("SOURCE_TABLE", pa.string()), ("RAW_TABLE", pa.string()), ("MODE", pa.string()),
+     ("ROW_COUNT", pa.int64()), ("FILE_COUNT", pa.int64()), ("PK_SNAPSHOT_ROWS", pa.int64()),
+     ("CURSOR_MIN", pa.string()), ("CURSOR_MAX", pa.string()), ("SCHEMA_HASH", pa.string()),
+     ("SCHEMA_JSON", pa.string()), ("SCHEMA_CHANGES", pa.string()), ("EXTRACTED_AT", pa.timestamp("us"))]
+)  # fmt: skip
+
+
 def schema_hash(schema: pa.Schema) -> str:
     """Short fingerprint recorded in the manifest: a schema change is visible per batch."""
     import hashlib

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.landing.arrow_schema import landed_schema, pk_schema, schema_hash
+from connectors.landing.arrow_schema import MANIFEST_SCHEMA, landed_schema, pk_schema, schema_hash
 from connectors.landing.s3_sink import S3MultipartSink
 from connectors.pci import PanTokenizer
 from finsight import catalog
@@ -275,16 +275,17 @@ class LandingWriter:
                 "SOURCE_TABLE": [self.table.qualified],
                 "RAW_TABLE": [self.table.raw_name],
                 "MODE": [self.mode],
-                "ROW_COUNT": pa.array([r.rows], pa.int64()),
-                "FILE_COUNT": pa.array([len(r.files)], pa.int64()),
-                "PK_SNAPSHOT_ROWS": pa.array([r.pk_rows], pa.int64()),
+                "ROW_COUNT": [r.rows],
+                "FILE_COUNT": [len(r.files)],
+                "PK_SNAPSHOT_ROWS": [r.pk_rows],
                 "CURSOR_MIN": [r.cursor_min],
                 "CURSOR_MAX": [r.cursor_max],
                 "SCHEMA_HASH": [schema_hash(self.schema)],
                 "SCHEMA_JSON": [json.dumps({f.name: str(f.type) for f in self.schema})],
-                "SCHEMA_CHANGES": pa.array([json.dumps(r.schema_changes) if r.schema_changes else None], pa.string()),
-                "EXTRACTED_AT": pa.array([self.read_at], pa.timestamp("us")),
-            }
+                "SCHEMA_CHANGES": [json.dumps(r.schema_changes) if r.schema_changes else None],
+                "EXTRACTED_AT": [self.read_at],
+            },
+            schema=MANIFEST_SCHEMA,
         )
         relative = f"{catalog.manifest_folder(self.table.source)}{self.partition}/{self.batch_id}.parquet"
         r.manifest_key = self._put(relative, manifest)
