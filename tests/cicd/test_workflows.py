@@ -19,6 +19,7 @@ from finsight.config import repo_root
 
 ROOT = repo_root()
 WORKFLOWS = ROOT / ".github" / "workflows"
+POSTGRES_ACTION = "./.github/actions/postgresql-15"  # the composite action every local-stack job uses
 FINSIGHT = Path(sys.executable).with_name("finsight")
 
 # the commands the workflows must call (each is checked to exist below)
@@ -120,7 +121,9 @@ def test_every_job_runs_steps_or_calls_a_local_workflow() -> None:
 def test_actions_pinned_by_full_sha() -> None:
     for wf, name, job in _step_jobs():
         for step in job["steps"]:
-            if "uses" in step:
+            if step.get("uses", "").startswith("./"):  # a composite action of this repository: pinned by its commit
+                assert (ROOT / step["uses"] / "action.yml").is_file(), f"{wf}:{name}: {step['uses']}"
+            elif "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", step["uses"]), f"{wf}:{name}: {step['uses']}"
     for line in _all_text().splitlines():  # the trailing comment names the tag a human can read
         if re.search(r"uses: \S+@[0-9a-f]{40}", line):
@@ -378,7 +381,20 @@ def test_nightly_runs_every_chaos_scenario_and_the_mutation_sample() -> None:
     for name, target in (("chaos", "make chaos"), ("mutation", "make mutation")):
         job = _job("nightly.yml", name)
         assert _step_index(job, target) >= 0 and 0 < job["timeout-minutes"] <= 60, name
-        assert _step_index(job, "postgresql-15") < _step_index(job, target), name
+        assert 0 <= _step_index(job, POSTGRES_ACTION) < _step_index(job, target), name
+
+
+def test_every_job_that_starts_the_local_stack_installs_postgresql_first() -> None:
+    """The stack starts its own PostgreSQL server from the binaries one shared composite action installs."""
+    for workflow, name, target in (("pr.yml", "test", "make test"), ("nightly.yml", "chaos", "make chaos"),
+                                   ("nightly.yml", "mutation", "make mutation")):  # fmt: skip
+        job = _job(workflow, name)
+        assert 0 <= _step_index(job, POSTGRES_ACTION) < _step_index(job, target), (workflow, name)
+    action = yaml.safe_load((ROOT / POSTGRES_ACTION / "action.yml").read_text())
+    run = "\n".join(step["run"] for step in action["runs"]["steps"])
+    assert action["runs"]["using"] == "composite"
+    assert "apt-get install -y --no-install-recommends postgresql-15" in run
+    assert '"/usr/lib/postgresql/15/bin" >> "$GITHUB_PATH"' in run
 
 
 @pytest.mark.parametrize("target", sorted(_make_targets()) if WORKFLOWS.is_dir() else [])
