@@ -15,7 +15,10 @@ Source deletes (tombstones) newer than an archived version remove it from the ar
 
 Columns schema evolution added to a hot table at run time (snowpark/schema_evolution.py) are not in the spec (the
 catalog's columns at deploy time): before each copy the archive table gains them (ALTER ICEBERG TABLE ... ADD COLUMN,
-Iceberg-compatible type) and the copy carries them, so their values are never deleted from CURATED unarchived.
+Iceberg-compatible type) and the copy carries them, so their values are never deleted from CURATED unarchived. A
+NUMBER schema evolution widened after the archive table was created is widened there too when only its precision
+grew (Iceberg promotes a decimal's precision in place); a grown scale Iceberg cannot follow, and copying would round
+the values, so that table's old rows stay hot and the task fails naming the column, after the other tables moved.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.schema_evolution import columns_of
+from snowpark.schema_evolution import columns_of, number_parts, record, widened
 from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
@@ -67,9 +70,43 @@ def evolved_columns(
     return evolved
 
 
+class ArchiveTypeError(RuntimeError):
+    """A hot column's type its Iceberg archive column cannot follow: that table's old rows must stay hot."""
+
+
+def _scale(number_type: str) -> int:
+    return (number_parts(number_type) or (0, 0))[1]
+
+
+def archive_widenings(hot: str, archive: str, live: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
+    """[(column, change, DDL)] that widen the archive's NUMBERs to what schema evolution made of the hot ones since.
+
+    Iceberg promotes a decimal's precision in place, never its scale: with a grown scale the copy would round the
+    values (and the delete after it lose the digits for good), so that raises ArchiveTypeError instead."""
+    hot_columns, out = live.get(hot, {}), []
+    for column, archived_type in live.get(archive, {}).items():
+        wider = widened(archived_type, hot_columns[column]) if column in hot_columns else None
+        if wider is None:
+            continue
+        if _scale(wider) != _scale(archived_type):
+            raise ArchiveTypeError(
+                f"{archive}.{column} is {archived_type} but {hot}.{column} is now {hot_columns[column]}: an Iceberg "
+                f"decimal cannot change its scale and the copy would round the values, so {hot}'s old rows stay hot "
+                "(docs/runbooks/failed-merge.md, 'Archive column type')"
+            )
+        ddl = f"ALTER ICEBERG TABLE {archive} ALTER COLUMN {column} SET DATA TYPE {wider}"
+        out.append((column, f"widened {archived_type} -> {wider}", ddl))
+    return out
+
+
 def with_evolved_columns(session: Any, t: dict[str, Any]) -> dict[str, Any]:
-    """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first)."""
+    """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first,
+    and widens the NUMBERs the hot table widened)."""
     live = columns_of(session, [t["hot"], t["archive"]])
+    widenings = archive_widenings(t["hot"], t["archive"], live)
+    for _, _, ddl in widenings:
+        session.sql(ddl).collect()
+    record(session, t["archive"], widenings, f"archive move of {t['hot']}")
     evolved = evolved_columns(session, t["hot"], t["archive"], t["columns"], live, alter=True)
     if not evolved:
         return t
@@ -183,13 +220,20 @@ def archive_curated(session: Any, run_id: str, spec_json: str) -> str:
     cutoff = cutoff_sql(spec["hot_months"])
     moved = {}
     policy = literal(f"archive_hot_months={spec['hot_months']}")
+    blocked = []
     for t in spec["tables"]:
-        moved[t["hot"]] = result = move_table(session, t, cutoff)
+        try:
+            moved[t["hot"]] = result = move_table(session, t, cutoff)
+        except ArchiveTypeError as e:  # this table waits for its archive to be rebuilt; the others still move
+            blocked.append(str(e))
+            continue
         session.sql(
             f"INSERT INTO {RUNS} (RUN_ID, TABLE_NAME, POLICY, ROWS_DELETED, CUTOFF, RAN_AT) VALUES "
             f"({literal(run_id)}, {literal(t['hot'])}, {policy}, "
             f"{result['deleted_from_hot']}, {cutoff}, CURRENT_TIMESTAMP())"
         ).collect()
+    if blocked:  # fail the task, so its owner is alerted
+        raise ArchiveTypeError("; ".join(blocked))
     total = sum(r["deleted_from_hot"] for r in moved.values())
     return json.dumps({"run_id": run_id, "rows_archived": total, "external_volume": spec["external_volume"],
                        "tables": moved})  # fmt: skip

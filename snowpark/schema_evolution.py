@@ -4,7 +4,8 @@
   Snowpipe; the local pipe player calls `evolve_statements` before its COPY; CURATED: MERGE_TABLE calls
   `evolve_curated` first);
 - a NUMBER that a batch lands wider (precision or scale) is widened in place; precision only grows, so no stored
-  value changes;
+  value changes (real Snowflake refuses a scale change, so there the DDL fails naming the column and nothing merges:
+  docs/runbooks/source-schema-change.md);
 - nothing is ever dropped: a column gone at the source keeps its history and receives NULLs.
 Every change is recorded in OPS.SCHEMA_VERSIONS (table, column, change, batch/run).
 """
@@ -33,12 +34,18 @@ def snowflake_type(data_type: str, precision: int | None, scale: int | None) -> 
     return {"TEXT": "VARCHAR", "STRING": "VARCHAR"}.get(data_type, data_type)
 
 
+def number_parts(type_text: str) -> tuple[int, int] | None:
+    """(precision, scale) of a `NUMBER(p, s)` type text; None for any other type."""
+    m = _NUMBER.match(type_text)
+    return (int(m[1]), int(m[2])) if m else None
+
+
 def widened(current: str, landed: str) -> str | None:
     """The NUMBER that holds both, when `landed` does not fit `current`; None when nothing needs to change."""
-    a, b = _NUMBER.match(current), _NUMBER.match(landed)
+    a, b = number_parts(current), number_parts(landed)
     if not (a and b):
         return None
-    (p1, s1), (p2, s2) = (int(a[1]), int(a[2])), (int(b[1]), int(b[2]))
+    (p1, s1), (p2, s2) = a, b
     if s2 <= s1 and p2 - s2 <= p1 - s1:
         return None
     scale = max(s1, s2)

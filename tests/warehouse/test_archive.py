@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -195,3 +196,71 @@ def test_columns_added_by_schema_evolution_are_archived_with_their_values(
     assert archived == [r for r in before if r[0] in OLD_KEYS]  # the evolved values moved, not dropped
     assert archived[0][1:] == (f"note {OLD_KEYS[0]}", {"k": OLD_KEYS[0]})
     assert history == before  # readers see every value, hot and archived, JSON as JSON again
+
+
+# a NUMBER the source widened after the archive table was created (archive: the old type, CURATED: the widened one)
+AMOUNT = "ARC_TEST_AMOUNT"
+ARCHIVED = f"{archive.ARCHIVE_SCHEMA}.{NAME}"
+
+
+def _move_with_widened_amount(
+    env: Environment, spec: dict[str, Any], hot_type: str, archived_type: str, value: str
+) -> tuple[Exception | None, dict[str, str], list[tuple], list[tuple]]:
+    """The move with AMOUNT = `value` on the old rows; returns its error, AMOUNT's types, (key, hot, archived) values
+    and the recorded schema changes."""
+    session = warehouse.snowpark_session(env)
+    error = None
+    try:
+        session.sql(f"ALTER TABLE {TABLE} ADD COLUMN {AMOUNT} {hot_type}").collect()
+        session.sql(f"ALTER TABLE {ARCHIVED} ADD COLUMN {AMOUNT} {archived_type}").collect()
+        session.sql(f"UPDATE {TABLE} SET {AMOUNT} = {value} WHERE ASSESSMENT_ID IN {OLD_KEYS}").collect()
+        try:
+            archive.archive_curated(session, "test-arc-widened", json.dumps(spec))
+        except Exception as e:  # the caller asserts which
+            error = e
+        types = {s: schema_evolution.table_columns(session, s, NAME)[AMOUNT] for s in ("CURATED", "ARCHIVE")}
+        values = sf(env, f"SELECT k.ASSESSMENT_ID, h.{AMOUNT}, a.{AMOUNT} FROM (SELECT ASSESSMENT_ID FROM {TABLE} "
+                         f"UNION SELECT ASSESSMENT_ID FROM {ARCHIVED}) AS k LEFT JOIN {TABLE} AS h "
+                         f"ON h.ASSESSMENT_ID = k.ASSESSMENT_ID LEFT JOIN {ARCHIVED} AS a "
+                         f"ON a.ASSESSMENT_ID = k.ASSESSMENT_ID WHERE k.ASSESSMENT_ID IN {OLD_KEYS} "
+                         "ORDER BY 1")  # fmt: skip
+        changes = sf(env, f"SELECT TABLE_NAME, CHANGE FROM {schema_evolution.SCHEMA_VERSIONS} "
+                          f"WHERE COLUMN_NAME = '{AMOUNT}'")  # fmt: skip
+    finally:
+        for table in (TABLE, ARCHIVED):
+            session.sql(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {AMOUNT}").collect()
+        session.sql(f"DELETE FROM {schema_evolution.SCHEMA_VERSIONS} WHERE COLUMN_NAME = '{AMOUNT}'").collect()
+        session.close()
+    return error, types, values, changes
+
+
+def test_a_decimal_widened_in_precision_is_widened_in_the_archive_and_moves_exactly(
+    local_env: Environment, seeded: dict[str, list[tuple]]
+) -> None:
+    spec = _spec(local_env)
+    big = "123456789012.34"  # needs NUMBER(14, 2): out of range for the archive's NUMBER(10, 2)
+    error, types, values, changes = _move_with_widened_amount(local_env, spec, "NUMBER(14, 2)", "NUMBER(10, 2)", big)
+    assert error is None, error
+    assert types == {"CURATED": "NUMBER(14, 2)", "ARCHIVE": "NUMBER(14, 2)"}
+    assert values == [(k, None, Decimal(big)) for k in OLD_KEYS]  # moved, every digit kept
+    assert changes == [(ARCHIVED, "widened NUMBER(10, 2) -> NUMBER(14, 2)")]
+
+
+def test_a_decimal_whose_scale_grew_keeps_its_old_rows_hot_and_fails_naming_the_column(
+    local_env: Environment, seeded: dict[str, list[tuple]]
+) -> None:
+    spec = _spec(local_env)
+    assert [t["hot"] for t in spec["tables"]] == [TABLE, MART]  # the blocked table comes first: the mart still moves
+    error, types, values, changes = _move_with_widened_amount(
+        local_env, spec, "NUMBER(12, 4)", "NUMBER(10, 2)", "1.2345"
+    )
+    assert isinstance(error, archive.ArchiveTypeError)
+    assert f"{ARCHIVED}.{AMOUNT} is NUMBER(10, 2) but {TABLE}.{AMOUNT} is now NUMBER(12, 4)" in str(error)
+    assert types == {"CURATED": "NUMBER(12, 4)", "ARCHIVE": "NUMBER(10, 2)"}
+    assert values == [(k, Decimal("1.2345"), None) for k in OLD_KEYS]  # still hot, not rounded into the archive
+    assert changes == []
+    after = _state(local_env)
+    assert after["hot"] == seeded["hot"] and after["history"] == _live(seeded)
+    assert sorted(r[4] for r in after["mart_archive"]) == [1, 2]  # the other table moved
+    logged = sf(local_env, "SELECT TABLE_NAME FROM OPS.RETENTION_RUNS WHERE RUN_ID = 'test-arc-widened'")
+    assert logged == [(MART,)]
