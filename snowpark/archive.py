@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.schema_evolution import columns_of, number_parts, record, widened
+from snowpark.schema_evolution import columns_of, evolve_statements, number_parts, record
 from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
@@ -79,24 +79,22 @@ def _scale(number_type: str) -> int:
 
 
 def archive_widenings(hot: str, archive: str, live: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
-    """[(column, change, DDL)] that widen the archive's NUMBERs to what schema evolution made of the hot ones since.
+    """[(column, change, DDL)] that widen the archive's NUMBERs to what schema evolution made of the hot ones since
+    (the columns the archive lacks are `evolved_columns`').
 
     Iceberg promotes a decimal's precision in place, never its scale: with a grown scale the copy would round the
     values (and the delete after it lose the digits for good), so that raises ArchiveTypeError instead."""
-    hot_columns, out = live.get(hot, {}), []
-    for column, archived_type in live.get(archive, {}).items():
-        wider = widened(archived_type, hot_columns[column]) if column in hot_columns else None
-        if wider is None:
-            continue
-        if _scale(wider) != _scale(archived_type):
+    hot_columns, archived = live.get(hot, {}), live.get(archive, {})
+    shared = {c: typ for c, typ in hot_columns.items() if c in archived}
+    changes = evolve_statements(archive, archived, shared, kind="ICEBERG TABLE")
+    for column, _, _ in changes:
+        if _scale(hot_columns[column]) > _scale(archived[column]):
             raise ArchiveTypeError(
-                f"{archive}.{column} is {archived_type} but {hot}.{column} is now {hot_columns[column]}: an Iceberg "
-                f"decimal cannot change its scale and the copy would round the values, so {hot}'s old rows stay hot "
-                "(docs/runbooks/failed-merge.md, 'Archive column type')"
+                f"{archive}.{column} is {archived[column]} but {hot}.{column} is now {hot_columns[column]}: an "
+                f"Iceberg decimal cannot change its scale and the copy would round the values, so {hot}'s old rows "
+                "stay hot (docs/runbooks/failed-merge.md, 'Archive column type')"
             )
-        ddl = f"ALTER ICEBERG TABLE {archive} ALTER COLUMN {column} SET DATA TYPE {wider}"
-        out.append((column, f"widened {archived_type} -> {wider}", ddl))
-    return out
+    return changes
 
 
 def with_evolved_columns(session: Any, t: dict[str, Any]) -> dict[str, Any]:

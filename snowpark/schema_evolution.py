@@ -52,19 +52,21 @@ def widened(current: str, landed: str) -> str | None:
     return f"NUMBER({min(38, max(p1 - s1, p2 - s2) + scale)}, {scale})"
 
 
-def evolve_statements(table: str, current: dict[str, str], landed: dict[str, str]) -> list[tuple[str, str, str]]:
-    """[(column, change, DDL)] that make `table` (SCHEMA.TABLE) hold what landed (pure: local and Snowflake)."""
+def evolve_statements(
+    table: str, current: dict[str, str], landed: dict[str, str], kind: str = "TABLE"
+) -> list[tuple[str, str, str]]:
+    """[(column, change, DDL)] that make `table` (SCHEMA.TABLE; `kind` ICEBERG TABLE for the archive) hold what
+    landed (pure: local and Snowflake)."""
     out = []
     for column, landed_type in landed.items():
         if column not in current:
-            out.append(
-                (column, f"added {landed_type}", f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {landed_type}")
-            )
+            ddl = f"ALTER {kind} {table} ADD COLUMN IF NOT EXISTS {column} {landed_type}"
+            out.append((column, f"added {landed_type}", ddl))
             continue
         wider = widened(current[column], landed_type)
         if wider:
             change = f"widened {current[column]} -> {wider}"
-            out.append((column, change, f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {wider}"))
+            out.append((column, change, f"ALTER {kind} {table} ALTER COLUMN {column} SET DATA TYPE {wider}"))
     return out
 
 

@@ -7,10 +7,12 @@ manifest counts. No PostgreSQL and no warehouse: fast enough for mutation runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
 import json
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -24,20 +26,35 @@ from connectors.landing.arrow_schema import landed_schema, pk_schema, schema_has
 from connectors.landing.state import load_state, reset_state, save_state
 from connectors.landing.writer import CHUNK_ROW_SPAN, LandingError, LandingWriter, _text
 from connectors.pci import PanTokenizer
+from finsight import catalog
 from finsight.aws import client, kms_key_id
-from finsight.config import Environment
+from finsight.config import Environment, load_environment
 from finsight.local.stack import LocalStack
+from finsight.migrate import render_all
 
 pytestmark = pytest.mark.stack
 KEY = "ab" * 32
 READ_AT = datetime(2026, 11, 27, 9, 30, 15, 123456)
 PANS = ["4111111111111111", "5500005555555559"]
-MANIFEST_SCHEMA = pa.schema(
-    [("BATCH_ID", pa.string()), ("SOURCE_TABLE", pa.string()), ("RAW_TABLE", pa.string()), ("MODE", pa.string()),
-     ("ROW_COUNT", pa.int64()), ("FILE_COUNT", pa.int64()), ("PK_SNAPSHOT_ROWS", pa.int64()),
-     ("CURSOR_MIN", pa.string()), ("CURSOR_MAX", pa.string()), ("SCHEMA_HASH", pa.string()),
-     ("SCHEMA_JSON", pa.string()), ("SCHEMA_CHANGES", pa.string()), ("EXTRACTED_AT", pa.timestamp("us"))]
-)  # fmt: skip
+# the migrations' column types of OPS.LANDED_BATCHES, in the Arrow types a manifest lands them as
+_ARROW_OF = {"VARCHAR": pa.string(), "NUMBER(38, 0)": pa.int64(), "TIMESTAMP_NTZ": pa.timestamp("us")}
+
+
+@functools.cache
+def manifest_contract() -> dict[str, pa.DataType]:
+    """OPS.LANDED_BATCHES as the migrations declare it (the table every manifest is loaded into), as {column: Arrow
+    type}: the oracle for the writer's manifests, read from the warehouse side, not from arrow_schema.py."""
+    sql = "\n".join(render_all(load_environment("local")).values())
+    table = rf"\S+\.{catalog.MANIFEST_TABLE}"
+    created = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.DOTALL)
+    assert created, f"no CREATE TABLE for {catalog.MANIFEST_TABLE} in migrations/"
+    columns = re.findall(r"^\s+(\w+) ([A-Z_]+(?:\(\d+, \d+\))?)", created[1], re.MULTILINE)
+    columns += re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (\w+) ([A-Z_]+)", sql)
+    return {name.upper(): _ARROW_OF[kind] for name, kind in columns}
+
+
+def _columns(schema: pa.Schema) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in schema}
 
 
 @pytest.fixture
@@ -163,7 +180,7 @@ def test_a_batch_lands_parts_pk_snapshot_and_manifest_as_the_contract_says(env: 
 
     manifest_key = f"{prefix}_manifests/dt=2026-11-27/hr=09/b-0001.parquet"
     assert result.manifest_key == manifest_key
-    assert objects[manifest_key].schema.remove_metadata() == MANIFEST_SCHEMA
+    assert _columns(objects[manifest_key].schema) == manifest_contract()
     assert _compression(env, manifest_key) == {"ZSTD"}
     (manifest,) = objects[manifest_key].to_pylist()
     assert {k: manifest[k] for k in ("BATCH_ID", "SOURCE_TABLE", "RAW_TABLE", "MODE", "ROW_COUNT", "FILE_COUNT",
@@ -230,7 +247,7 @@ def test_cursor_bounds_are_the_batchs_extremes_whatever_the_write_order(env: Env
     assert (result.table, result.batch_id, result.rows) == ("payments.payments", "b-0006", 2)
     assert (result.cursor_min, result.cursor_max) == ("2026-11-27T09:10:00", "2026-11-27T09:50:00")
     manifest = _objects(env)[result.manifest_key]  # no key snapshot: PK_SNAPSHOT_ROWS is a typed NULL
-    assert manifest.schema.remove_metadata() == MANIFEST_SCHEMA and manifest.to_pylist()[0]["PK_SNAPSHOT_ROWS"] is None
+    assert _columns(manifest.schema) == manifest_contract() and manifest.to_pylist()[0]["PK_SNAPSHOT_ROWS"] is None
     parts = LandingWriter(env, table, "b-0010", READ_AT, _tokenizer(), "incremental")
     newest, oldest = parts.part_writer(1), parts.part_writer(2)
     newest.write(_payments([3], minute=40))
@@ -250,7 +267,7 @@ def test_a_snapshot_only_batch_lands_its_manifest(env: Environment) -> None:
     result = writer.finish()
     assert result.manifest_key is not None and (result.rows, result.pk_rows) == (0, 2)
     landed = _objects(env)[result.manifest_key]
-    assert landed.schema.remove_metadata() == MANIFEST_SCHEMA  # no rows: the cursor bounds are typed NULLs
+    assert _columns(landed.schema) == manifest_contract()  # no rows: the cursor bounds are typed NULLs
     (manifest,) = landed.to_pylist()
     assert (manifest["ROW_COUNT"], manifest["FILE_COUNT"], manifest["PK_SNAPSHOT_ROWS"]) == (0, 0, 2)
     assert manifest["SCHEMA_CHANGES"] is None and manifest["CURSOR_MAX"] is None  # no drift, no rows: no bounds
