@@ -46,6 +46,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(FINSIGHT) sql lint --env $(ENV)
+	$(FINSIGHT) sql check --env $(ENV)
 
 bench: setup
 	$(PY) -m tests.bench.run

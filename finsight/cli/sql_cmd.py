@@ -18,12 +18,15 @@ import typer
 from finsight import migrate
 from finsight.cli.common import EnvOption, environment, exits_cleanly, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
+from finsight.conformance.check import Finding, check_log, check_scripts
+from finsight.conformance.model import Model
 from snowpark import procedures
 from tasks import dag
 
 sql_app = typer.Typer(help="Render and lint the SQL we ship (migrations, Task DAG, procedures).", no_args_is_help=True)
 
 MIGRATIONS_FOLDER = "migrations"  # rendered migrations go below this folder of --out; DAG + procedures beside it
+TASKS_FILE, PROCEDURES_FILE = "tasks.sql", "procedures.sql"
 
 
 # -- rendering -------------------------------------------------------------------------------------------------
@@ -35,8 +38,8 @@ def rendered_files(env: Environment) -> dict[str, str]:
     """Relative path -> SQL text of everything shipped to Snowflake for `env` (deterministic: config only)."""
     # schemachange strips a script's trailing newline; files end with one
     files = {f"{MIGRATIONS_FOLDER}/{name}": sql + "\n" for name, sql in migrate.render_all(env).items()}
-    files["tasks.sql"] = dag.render_sql(env)
-    files["procedures.sql"] = procedures_sql()
+    files[TASKS_FILE] = dag.render_sql(env)
+    files[PROCEDURES_FILE] = procedures_sql()
     files.update(marts_files(env))
     return files
 
@@ -101,6 +104,46 @@ def lint_files(files: dict[str, str]) -> list[Violation]:
     ]
 
 
+# -- Snowflake conformance -------------------------------------------------------------------------------------
+def deploy_order(files: dict[str, str]) -> list[tuple[str, str]]:
+    """The rendered files in the order Snowflake meets them: versioned migrations by version, then repeatable ones
+    (schemachange's order), then everything else as rendered."""
+
+    def version(name: str) -> tuple[int, ...]:
+        head = Path(name).name.split("__", 1)[0].lstrip("V")
+        return tuple(int(p) for p in head.split(".") if p.isdigit())
+
+    prefix = f"{MIGRATIONS_FOLDER}/"
+    versioned = sorted((n for n in files if n.startswith(prefix + "V")), key=version)
+    repeatable = sorted(n for n in files if n.startswith(prefix + "R__"))
+    rest = [n for n in files if n not in versioned and n not in repeatable]
+    return [(n, files[n]) for n in [*versioned, *repeatable, *rest]]
+
+
+def dag_deploy_script(env: Environment) -> str:
+    """What `finsight dag deploy` sends, as one script (its statements, then the task SQL)."""
+    from finsight.cli.dag_cmd import CODE_ZIP, deploy_statements
+
+    head = "".join(f"{sql};\n" for sql in deploy_statements(env, Path("/tmp") / CODE_ZIP))
+    return head + dag.render_sql(env)
+
+
+def conformance_findings(env: Environment) -> list[Finding]:
+    """Every rendered file in deploy order, then `dag deploy` twice (a redeploy meets the graphs the first one
+    resumed), through the Snowflake rules with one account model."""
+    model = conformance_model(env)
+    deploy = dag_deploy_script(env)  # holds the task SQL and the procedure DDL: not checked twice
+    files = {n: t for n, t in rendered_files(env).items() if n not in (TASKS_FILE, PROCEDURES_FILE)}
+    scripts = deploy_order(files)
+    scripts += [("dag-deploy (first)", deploy), ("dag-deploy (redeploy)", deploy)]
+    return check_scripts(scripts, model)
+
+
+def conformance_model(env: Environment) -> Model:
+    """The account as the rules start from it: the owner role of the platform's objects."""
+    return Model(owner_role=env.snowflake.role)
+
+
 # -- commands --------------------------------------------------------------------------------------------------
 def migrate_command(
     env: str = EnvOption,
@@ -149,6 +192,35 @@ def lint(env: str = EnvOption) -> None:
     if violations:
         raise fail(f"{cfg.name}: {len(violations)} sqlfluff violation(s) in the rendered SQL")
     typer.echo(f"{cfg.name}: {len(files)} files, sqlfluff clean")
+
+
+@sql_app.command("check")
+def check(
+    env: str = EnvOption,
+    log: Path | None = typer.Option(
+        None,
+        "--log",
+        help="Check this statement log (JSON lines, e.g. .local/logs/snowflake-statements.jsonl) "
+        "instead of the rendered files.",
+    ),
+) -> None:
+    """Snowflake's rules that DuckDB does not enforce, over every rendered file (or a statement log): one line per
+    violation (file and statement, rule, docs page); exit 1 on any."""
+    cfg = environment(env)
+    with exits_cleanly():
+        if log is not None:
+            if not log.is_file():
+                raise fail(f"statement log {log} does not exist", 2)
+            findings = check_log(log, conformance_model(cfg))
+            what = f"statement log {log}"
+        else:
+            findings = conformance_findings(cfg)
+            what = "rendered SQL and the DAG deploy"
+    for f in findings:
+        typer.echo(str(f))
+    if findings:
+        raise fail(f"{cfg.name}: {len(findings)} Snowflake conformance violation(s) in the {what}")
+    typer.echo(f"{cfg.name}: {what}: 0 Snowflake conformance violations")
 
 
 def register(app: typer.Typer) -> None:

@@ -299,6 +299,9 @@ class Local(Strict):
     state_dir: str = ".local"
     scale: float = Field(default=1.0, gt=0, description="synthetic data scale factor")
     seed: int = 42
+    strict_snowflake: bool = Field(
+        default=True, description="the local Snowflake refuses what Snowflake refuses (finsight.conformance.rules)"
+    )
 
 
 class Secrets(Strict):

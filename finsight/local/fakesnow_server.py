@@ -16,7 +16,7 @@ from fakesnow import info_schema
 from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
 from fakesnow.transforms import show
 
-from finsight.local import fakesnow_compat
+from finsight.local import fakesnow_compat, snowflake_strict
 
 # `fakesnow.server` is both a function (package attribute) and a module; importlib gets the module
 fakesnow_server = importlib.import_module("fakesnow.server")
@@ -58,8 +58,20 @@ def main() -> None:
     parser.add_argument("--db-dir", type=Path, required=True)
     parser.add_argument("--s3-endpoint", required=True, help="host:port of the moto server")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept what Snowflake refuses (statements are still logged): for debugging only",
+    )
+    parser.add_argument("--owner-role", help="the role owning the platform's objects (grants are checked for it)")
+    parser.add_argument("--statement-log", type=Path, help="append every statement here (JSON lines)")
     args = parser.parse_args()
-    fakesnow_server.shared_fs = build_instance(args.db_dir, args.s3_endpoint, args.region)
+    fs = build_instance(args.db_dir, args.s3_endpoint, args.region)
+    layer = snowflake_strict.StrictLayer(
+        args.db_dir, args.owner_role, args.statement_log, fs.duck_conn, enforce=not args.lenient
+    )
+    snowflake_strict.install(layer)
+    fakesnow_server.shared_fs = fs
     uvicorn.run(fakesnow_server.app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

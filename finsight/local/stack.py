@@ -45,6 +45,8 @@ class LocalStack:
         self.moto = BackgroundService("moto", self.state_dir, self.ports.moto_port)
         self.fakesnow = BackgroundService("fakesnow", self.state_dir, self.ports.fakesnow_port)
         self.mock_apis = BackgroundService("mock-apis", self.state_dir, self.ports.mock_api_port)
+        # every statement the local Snowflake received, for `finsight sql check --log`
+        self.statement_log = self.state_dir / "logs" / "snowflake-statements.jsonl"
 
     # -- lifecycle ----------------------------------------------------------------------------
     def up(self, seed_sources: bool = True) -> list[str]:
@@ -72,6 +74,11 @@ class LocalStack:
                 f"127.0.0.1:{self.ports.moto_port}",
                 "--region",
                 self.env.aws.region,
+                "--owner-role",
+                self.env.snowflake.role,
+                "--statement-log",
+                str(self.statement_log),
+                *([] if self.ports.strict_snowflake else ["--lenient"]),
             ]
         ):
             started.append("fakesnow")

@@ -289,7 +289,7 @@ def test_guard_budget_gate_before_every_plan() -> None:
 
 @pytest.mark.parametrize(
     "needle",
-    ["ruff check", "ruff format --check", "finsight sql lint", "make test", "finsight infra scan", "detect-secrets",
+    ["ruff check", "ruff format --check", "finsight sql lint", "finsight sql check --env", "make test", "finsight infra scan", "detect-secrets",
      "finsight cost --env all --horizon 84", "finsight sql render --env", "make setup", "actionlint",
      "zizmor --offline .github/workflows/"],
 )  # fmt: skip

@@ -1,0 +1,166 @@
+"""The strict layer: the local Snowflake refuses what Snowflake refuses.
+
+fakesnow_compat makes DuckDB act like Snowflake; this module makes it *refuse* like Snowflake. Every statement that
+reaches the local server first goes through the rules of finsight.conformance.rules (each citing its docs page); a
+violation is answered with Snowflake's error text, as a SQL error, and nothing runs. A statement that succeeds
+teaches the model (tables, task graphs, grants), which is kept in the server's state folder across restarts.
+
+Every statement is also appended to a statement log (JSON lines) that `finsight sql check --log` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fakesnow.cursor
+import snowflake.connector.errors
+from sqlglot import exp
+
+from finsight.conformance.model import Model, parse_type
+from finsight.conformance.rules import RULES, Statement, Violation
+
+log = logging.getLogger("finsight.fakesnow.strict")
+
+MAX_LOG_BYTES = 256 * 1024 * 1024  # a long test session stops logging rather than filling the disk
+_MODEL_STATE = "strict-model.json"
+
+
+class StrictLayer:
+    """The rules, the model they share, and the statement log of one server process."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        owner_role: str | None,
+        statement_log: Path | None,
+        duck: Any = None,
+        enforce: bool = True,
+    ):
+        self.enforce = enforce  # False: log and learn only (the server's --lenient)
+        self.state_path = state_dir / _MODEL_STATE
+        self.model = Model(owner_role=owner_role, column_lookup=_column_lookup(duck) if duck is not None else None)
+        self._load_state()
+        self.statement_log = statement_log
+        self._lock = threading.Lock()
+        if statement_log is not None:
+            statement_log.parent.mkdir(parents=True, exist_ok=True)
+            statement_log.write_text("")  # one server run, one log
+
+    # -- the two hooks ----------------------------------------------------------------------------------------
+    def refuse(self, sql: str) -> None:
+        """Raise Snowflake's error for the first rule the statement breaks."""
+        if not self.enforce:
+            return
+        with self._lock:
+            violations = Statement(sql, self.model).check(RULES)
+        if violations:
+            self._log(sql, ok=False)
+            raise _as_error(violations[0])
+
+    def learn(self, sql: str, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                before = self._task_and_grant_state()
+                self.model.observe(sql)
+                if self._task_and_grant_state() != before:
+                    self._save_state()
+        self._log(sql, ok)
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _task_and_grant_state(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "task_parents": m.task_parents,
+            "finalizer_of": m.finalizer_of,
+            "started": sorted(m.started),
+            "role_grants": {r: sorted(g) for r, g in m.role_grants.items()},
+        }
+
+    def _save_state(self) -> None:
+        self.state_path.write_text(json.dumps(self._task_and_grant_state(), indent=1))
+
+    def _load_state(self) -> None:
+        if not self.state_path.is_file():
+            return
+        state = json.loads(self.state_path.read_text())
+        self.model.task_parents = {k: list(v) for k, v in state["task_parents"].items()}
+        self.model.finalizer_of = dict(state["finalizer_of"])
+        self.model.started = set(state["started"])
+        self.model.role_grants = {r: set(g) for r, g in state["role_grants"].items()}
+
+    def _log(self, sql: str, ok: bool) -> None:
+        path = self.statement_log
+        if path is None:
+            return
+        with self._lock:
+            if path.stat().st_size > MAX_LOG_BYTES:
+                return
+            with path.open("a") as out:
+                out.write(json.dumps({"sql": sql, "ok": ok}) + "\n")
+
+
+def _as_error(v: Violation) -> snowflake.connector.errors.ProgrammingError:
+    return snowflake.connector.errors.ProgrammingError(
+        msg=f"{v.message} (local strict layer, rule {v.rule}: {v.docs})", errno=v.errno, sqlstate=v.sqlstate
+    )
+
+
+def _column_lookup(duck: Any) -> Callable[[str, str], exp.DataType | None]:
+    """(SCHEMA.TABLE, COLUMN) -> its type as the local warehouse holds it (DuckDB's spelling, read as Snowflake's)."""
+
+    def lookup(key: str, column: str) -> exp.DataType | None:
+        schema, _, table = key.rpartition(".")
+        try:
+            rows = (
+                duck.cursor()
+                .execute(
+                    "SELECT data_type FROM information_schema.columns WHERE upper(table_name) = ? "
+                    "AND upper(column_name) = ? AND (? = '' OR upper(table_schema) = ?)",
+                    [table, column, schema, schema],
+                )
+                .fetchall()
+            )
+        except duckdb.Error:
+            return None
+        if len(rows) != 1:
+            return None  # unknown, or ambiguous across databases: no verdict
+        try:
+            return parse_type(rows[0][0], dialect="duckdb")
+        except ValueError:
+            return None
+
+    return lookup
+
+
+_installed: StrictLayer | None = None
+
+
+def install(layer: StrictLayer) -> None:
+    """Every statement of this process's fakesnow cursors goes through the layer (once per process)."""
+    global _installed
+    if _installed is not None:
+        _installed = layer
+        return
+    _installed = layer
+    original = fakesnow.cursor.FakeSnowflakeCursor.execute
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        current = _installed
+        if current is None or not isinstance(command, str):
+            return original(self, command, *args, **kwargs)
+        current.refuse(command)
+        try:
+            result = original(self, command, *args, **kwargs)
+        except Exception:
+            current.learn(command, ok=False)
+            raise
+        current.learn(command, ok=True)
+        return result
+
+    fakesnow.cursor.FakeSnowflakeCursor.execute = execute
