@@ -16,9 +16,10 @@ Source deletes (tombstones) newer than an archived version remove it from the ar
 Columns schema evolution added to a hot table at run time (snowpark/schema_evolution.py) are not in the spec (the
 catalog's columns at deploy time): before each copy the archive table gains them (ALTER ICEBERG TABLE ... ADD COLUMN,
 Iceberg-compatible type) and the copy carries them, so their values are never deleted from CURATED unarchived. A
-NUMBER schema evolution widened after the archive table was created is widened there too when only its precision
-grew (Iceberg promotes a decimal's precision in place); a grown scale Iceberg cannot follow, and copying would round
-the values, so that table's old rows stay hot and the task fails naming the column, after the other tables moved.
+NUMBER schema evolution widened after the archive table was created (grown precision or scale) is not widened in the
+archive: Snowflake documents no data type change for a primitive Iceberg column, and copying would fail out of range
+or round the values; so that table's old rows stay hot and the task fails naming the column, after the other tables
+moved (runbook: failed-merge.md, 'Archive column type': rebuild the archive table with the wider type).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from snowpark.schema_evolution import columns_of, evolve_statements, number_parts, record
+from snowpark.schema_evolution import columns_of, evolve_statements, number_parts
 from snowpark.sql_text import count_rows, literal
 
 RUNS = "OPS.RETENTION_RUNS"
@@ -78,33 +79,34 @@ def _scale(number_type: str) -> int:
     return (number_parts(number_type) or (0, 0))[1]
 
 
-def archive_widenings(hot: str, archive: str, live: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
-    """[(column, change, DDL)] that widen the archive's NUMBERs to what schema evolution made of the hot ones since
-    (the columns the archive lacks are `evolved_columns`').
+def check_archive_types(hot: str, archive: str, live: dict[str, dict[str, str]]) -> None:
+    """Raise ArchiveTypeError naming every archive NUMBER that schema evolution has since widened in the hot table
+    (the columns the archive lacks are `evolved_columns`', added, not widened).
 
-    Iceberg promotes a decimal's precision in place, never its scale: with a grown scale the copy would round the
-    values (and the delete after it lose the digits for good), so that raises ArchiveTypeError instead."""
+    The archive is not widened in place: Snowflake documents `ALTER ICEBERG TABLE ... ALTER COLUMN ... SET DATA TYPE`
+    for structured-type columns only ("ALTER ICEBERG TABLE ... ALTER COLUMN ... SET DATA TYPE (structured types)",
+    https://docs.snowflake.com/en/sql-reference/sql/alter-iceberg-table-alter-column-set-data-type), and Iceberg never
+    promotes a decimal's scale. Copying anyway would fail out of range (a grown precision) or round the values before
+    the delete step loses the digits (a grown scale); so the table's old rows stay hot until its archive is rebuilt."""
     hot_columns, archived = live.get(hot, {}), live.get(archive, {})
     shared = {c: typ for c, typ in hot_columns.items() if c in archived}
-    changes = evolve_statements(archive, archived, shared, kind="ICEBERG TABLE")
-    for column, _, _ in changes:
-        if _scale(hot_columns[column]) > _scale(archived[column]):
-            raise ArchiveTypeError(
-                f"{archive}.{column} is {archived[column]} but {hot}.{column} is now {hot_columns[column]}: an "
-                f"Iceberg decimal cannot change its scale and the copy would round the values, so {hot}'s old rows "
-                "stay hot (docs/runbooks/failed-merge.md, 'Archive column type')"
-            )
-    return changes
+    problems = []
+    for column, _, _ in evolve_statements(archive, archived, shared, kind="ICEBERG TABLE"):
+        grown = "scale" if _scale(hot_columns[column]) > _scale(archived[column]) else "precision"
+        problems.append(f"{archive}.{column} is {archived[column]} but {hot}.{column} is now {hot_columns[column]}"
+                        f" (grown {grown})")  # fmt: skip
+    if problems:
+        raise ArchiveTypeError(
+            "; ".join(problems) + f": an Iceberg archive column's type is not changed in place, so {hot}'s old rows "
+            "stay hot until the archive table is rebuilt (docs/runbooks/failed-merge.md, 'Archive column type')"
+        )
 
 
 def with_evolved_columns(session: Any, t: dict[str, Any]) -> dict[str, Any]:
-    """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first,
-    and widens the NUMBERs the hot table widened)."""
+    """`t` with the hot table's evolved columns added to what the move copies (the archive table gains them first;
+    a NUMBER the hot table widened stops the move: check_archive_types)."""
     live = columns_of(session, [t["hot"], t["archive"]])
-    widenings = archive_widenings(t["hot"], t["archive"], live)
-    for _, _, ddl in widenings:
-        session.sql(ddl).collect()
-    record(session, t["archive"], widenings, f"archive move of {t['hot']}")
+    check_archive_types(t["hot"], t["archive"], live)
     evolved = evolved_columns(session, t["hot"], t["archive"], t["columns"], live, alter=True)
     if not evolved:
         return t

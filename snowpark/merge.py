@@ -94,12 +94,30 @@ def _key_match(spec: dict[str, Any], left: str, right: str) -> str:
     return " AND ".join(f"{left}.{k} = {right}.{k}" for k in spec["primary_key"])
 
 
-def _deleted_later(spec: dict[str, Any], alias: str) -> str:
-    """A tombstone says this key was deleted at a read time at or after this version's: the version is dead."""
+def _newest_tombstones(spec: dict[str, Any]) -> str:
+    """The newest tombstone of each key, by (read time, batch): a relation to join, not a subquery to correlate.
+
+    Snowflake evaluates a correlated EXISTS only in a WHERE clause and never under OR ("Subquery operators",
+    https://docs.snowflake.com/en/sql-reference/operators-subquery), so the dead-version test is a join.
+    A version is dead when some tombstone is at least as new; that holds exactly when the newest one is."""
+    keys = ", ".join(spec["primary_key"])
     return (
-        f"EXISTS (SELECT 1 FROM {tombstones(spec)} AS d WHERE {_key_match(spec, 'd', alias)} "
-        f"AND (d._EXTRACTED_AT > {alias}._EXTRACTED_AT "
-        f"OR (d._EXTRACTED_AT = {alias}._EXTRACTED_AT AND d._BATCH_ID >= {alias}._BATCH_ID)))"
+        f"(SELECT {keys}, _EXTRACTED_AT, _BATCH_ID FROM {tombstones(spec)} "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY _EXTRACTED_AT DESC, _BATCH_ID DESC) = 1)"
+    )
+
+
+def _with_tombstone(spec: dict[str, Any], alias: str) -> str:
+    """`RAW AS alias` with its key's newest tombstone as `d` (NULL columns: the key was never deleted)."""
+    return f"RAW.{spec['raw']} AS {alias} LEFT JOIN {_newest_tombstones(spec)} AS d ON {_key_match(spec, 'd', alias)}"
+
+
+def _deleted_later(alias: str) -> str:
+    """The key's newest tombstone (`d`, joined by `_with_tombstone`) was read at or after this version: it is dead.
+    FALSE, not NULL, when there is none, so NOT of it is a plain boolean."""
+    return (
+        f"COALESCE(d._EXTRACTED_AT > {alias}._EXTRACTED_AT "
+        f"OR (d._EXTRACTED_AT = {alias}._EXTRACTED_AT AND d._BATCH_ID >= {alias}._BATCH_ID), FALSE)"
     )
 
 
@@ -107,10 +125,18 @@ def _source_sql(spec: dict[str, Any], batch_ids: str) -> str:
     """The newest live version of each key among the batches (tombstones stay: they delete)."""
     every = spec["columns"] + META
     return (
-        f"SELECT {', '.join('s.' + c for c in every)} FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({batch_ids}) "
-        f"AND (s._OP = 'D' OR NOT {_deleted_later(spec, 's')}) "
+        f"SELECT {', '.join('s.' + c for c in every)} FROM {_with_tombstone(spec, 's')} "
+        f"WHERE s._BATCH_ID IN ({batch_ids}) AND (s._OP = 'D' OR NOT {_deleted_later('s')}) "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join('s.' + k for k in spec['primary_key'])} "
         "ORDER BY s._EXTRACTED_AT DESC, s._BATCH_ID DESC, s._ROW_NUMBER DESC) = 1"
+    )
+
+
+def _skipped_deleted_sql(spec: dict[str, Any], batch_ids: str) -> str:
+    """How many upserted versions of the batches `_source_sql` leaves out because their key was deleted later."""
+    return (
+        f"SELECT COUNT(*) FROM {_with_tombstone(spec, 's')} WHERE s._BATCH_ID IN ({batch_ids}) "
+        f"AND COALESCE(s._OP, 'U') <> 'D' AND {_deleted_later('s')}"
     )
 
 
@@ -231,11 +257,7 @@ def merge_batches(
         spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
         _record_changed_dates(session, spec, run_id, ids)
         out["rows_merged"] = count_rows(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
-        out["rows_skipped_deleted"] = count_rows(
-            session,
-            f"SELECT COUNT(*) FROM RAW.{spec['raw']} AS s WHERE s._BATCH_ID IN ({ids}) "
-            f"AND COALESCE(s._OP, 'U') <> 'D' AND {_deleted_later(spec, 's')}",
-        )
+        out["rows_skipped_deleted"] = count_rows(session, _skipped_deleted_sql(spec, ids))
         inserted, updated, merged_deletes = session.sql(_merge_sql(spec, ids)).collect()[0]
         out["rows_inserted"], out["rows_updated"] = int(inserted), int(updated)
         deleted += int(merged_deletes)

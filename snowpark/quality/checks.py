@@ -229,6 +229,30 @@ def null_spike(ctx: Context) -> list[Result]:
     return out
 
 
+def referential_sql(curated: str, ref: dict[str, Any], cutoff: datetime) -> tuple[str, str]:
+    """(SELECT orphans, waiting on a held parent; `FROM ... WHERE` of the orphans) for one reference of `curated`.
+
+    Parents present and parents held are LEFT JOINed as distinct keys (a key held in two batches still counts its
+    child once): Snowflake evaluates a correlated EXISTS only in a WHERE clause, never in a CASE or under OR
+    ("Subquery operators", https://docs.snowflake.com/en/sql-reference/operators-subquery)."""
+    col, pk, parent_raw = ref["column"], ref["parent_column"], ref.get("parent_raw", ref["parent"])
+    parent = ref.get("parent_relation", f"CURATED.{ref['parent']}")
+    held_keys = (
+        f"SELECT DISTINCT r.{pk} AS K FROM RAW.{parent_raw} AS r JOIN {HOLDS} AS h ON h.BATCH_ID = r._BATCH_ID "
+        f"AND h.RAW_TABLE = {literal(parent_raw)} AND h.RELEASED_AT IS NULL"
+    )
+    missing = (
+        f"FROM {curated} AS c LEFT JOIN (SELECT DISTINCT {pk} AS K FROM {parent}) AS p ON p.K = c.{col} "
+        f"LEFT JOIN ({held_keys}) AS held ON held.K = c.{col} "
+        f"WHERE c.{col} IS NOT NULL AND c._EXTRACTED_AT <= {_ts(cutoff)} AND p.K IS NULL"
+    )
+    counts = (
+        "SELECT SUM(CASE WHEN held.K IS NULL THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN held.K IS NULL THEN 0 ELSE 1 END) {missing}"
+    )
+    return counts, f"{missing} AND held.K IS NULL"
+
+
 def referential(ctx: Context) -> list[Result]:
     """Children whose parent is missing from CURATED, once past the grace window (parents may land later).
 
@@ -240,19 +264,8 @@ def referential(ctx: Context) -> list[Result]:
     cutoff = ctx.now - timedelta(minutes=cfg["grace_minutes"])
     out = []
     for ref in ctx.spec["references"]:
-        col, parent_raw = ref["column"], ref.get("parent_raw", ref["parent"])
-        parent = ref.get("parent_relation", f"CURATED.{ref['parent']}")
-        missing = (
-            f"FROM {ctx.curated} AS c WHERE c.{col} IS NOT NULL AND c._EXTRACTED_AT <= {_ts(cutoff)} "
-            f"AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.{ref['parent_column']} = c.{col})"
-        )
-        in_held = (
-            f"EXISTS (SELECT 1 FROM RAW.{parent_raw} AS r JOIN {HOLDS} AS h ON h.BATCH_ID = r._BATCH_ID "
-            f"AND h.RAW_TABLE = {literal(parent_raw)} AND h.RELEASED_AT IS NULL "
-            f"WHERE r.{ref['parent_column']} = c.{col})"
-        )
-        orphans = f"{missing} AND NOT {in_held}"
-        sql = f"SELECT SUM(CASE WHEN {in_held} THEN 0 ELSE 1 END), SUM(CASE WHEN {in_held} THEN 1 ELSE 0 END) {missing}"
+        col = ref["column"]
+        sql, orphans = referential_sql(ctx.curated, ref, cutoff)
         n, waiting = (int(v or 0) for v in _rows(ctx.session, sql)[0])
         sample = []
         if n:

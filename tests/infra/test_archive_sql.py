@@ -107,7 +107,10 @@ def test_evolved_columns_get_the_iceberg_types_of_the_catalog(env_name: str) -> 
     assert archive.iceberg_type("TIMESTAMP_TZ") == "TIMESTAMP_LTZ(6)"  # Iceberg keeps no offset: the instant stays
 
 
-def test_the_archive_widens_a_decimals_precision_and_refuses_a_grown_scale() -> None:
+def test_the_archive_refuses_a_widened_decimal_naming_the_column() -> None:
+    """No in-place type change of an Iceberg archive column: Snowflake documents ALTER ICEBERG TABLE ... ALTER COLUMN
+    ... SET DATA TYPE for structured types only (docs.snowflake.com/en/sql-reference/sql/
+    alter-iceberg-table-alter-column-set-data-type), and Iceberg never promotes a scale."""
     from snowpark import archive
 
     hot, arc = "CURATED.S__T", "ARCHIVE.S__T"
@@ -115,17 +118,16 @@ def test_the_archive_widens_a_decimals_precision_and_refuses_a_grown_scale() -> 
     def live(hot_type: str, archived_type: str) -> dict[str, dict[str, str]]:
         return {hot: {"ID": "NUMBER(38, 0)", "AMOUNT": hot_type}, arc: {"ID": "NUMBER(38, 0)", "AMOUNT": archived_type}}
 
-    assert archive.archive_widenings(hot, arc, live("NUMBER(14, 2)", "NUMBER(10, 2)")) == [
-        ("AMOUNT", "widened NUMBER(10, 2) -> NUMBER(14, 2)",
-         "ALTER ICEBERG TABLE ARCHIVE.S__T ALTER COLUMN AMOUNT SET DATA TYPE NUMBER(14, 2)")
-    ]  # fmt: skip
-    assert archive.archive_widenings(hot, arc, live("NUMBER(10, 2)", "NUMBER(10, 2)")) == []
-    assert archive.archive_widenings(hot, arc, live("NUMBER(8, 2)", "NUMBER(10, 2)")) == []  # the archive holds it
+    archive.check_archive_types(hot, arc, live("NUMBER(10, 2)", "NUMBER(10, 2)"))
+    archive.check_archive_types(hot, arc, live("NUMBER(8, 2)", "NUMBER(10, 2)"))  # the archive holds it
     no_amount = {hot: live("NUMBER(14, 2)", "-")[hot], arc: {"ID": "NUMBER(38, 0)"}}
-    assert archive.archive_widenings(hot, arc, no_amount) == []  # a column the archive lacks is added, not widened
+    archive.check_archive_types(hot, arc, no_amount)  # a column the archive lacks is added, not widened
     with pytest.raises(archive.ArchiveTypeError, match=r"ARCHIVE\.S__T\.AMOUNT is NUMBER\(10, 2\) but "
-                       r"CURATED\.S__T\.AMOUNT is now NUMBER\(12, 4\)"):  # fmt: skip
-        archive.archive_widenings(hot, arc, live("NUMBER(12, 4)", "NUMBER(10, 2)"))
+                       r"CURATED\.S__T\.AMOUNT is now NUMBER\(14, 2\) \(grown precision\)"):  # fmt: skip
+        archive.check_archive_types(hot, arc, live("NUMBER(14, 2)", "NUMBER(10, 2)"))
+    with pytest.raises(archive.ArchiveTypeError, match=r"ARCHIVE\.S__T\.AMOUNT is NUMBER\(10, 2\) but "
+                       r"CURATED\.S__T\.AMOUNT is now NUMBER\(12, 4\) \(grown scale\)"):  # fmt: skip
+        archive.check_archive_types(hot, arc, live("NUMBER(12, 4)", "NUMBER(10, 2)"))
 
 
 def test_without_curated_archive_nothing_is_archived() -> None:

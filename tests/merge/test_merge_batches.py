@@ -313,6 +313,26 @@ def test_a_version_older_than_a_known_delete_is_skipped_and_counted(session: Any
     assert (out["rows_skipped_deleted"], out["rows_deleted"]) == (1, 0)
 
 
+def test_a_key_deleted_twice_the_newest_tombstone_decides(session: Any) -> None:
+    """Deleted, re-created, deleted again: the version between the two deletes is dead (the newer one is at least as
+    new), however often it is replayed; a late version read with the last delete but in an earlier batch is too."""
+    t = Table(session)
+    t.land("b1", T0, [(1, "v1", "U")])
+    t.merge()
+    t.land("b2", T0 + timedelta(minutes=10), [(1, None, "D")])
+    t.merge()
+    t.land("b3", T0 + timedelta(minutes=20), [(1, "v2", "U")])  # re-created after the first delete: it lives
+    assert t.merge()["rows_inserted"] == 1 and t.curated() == {1: "v2"}
+    t.land("b5", T0 + timedelta(minutes=30), [(1, None, "D")])
+    t.merge()
+    assert [r[1] for r in t.tombstones()] == ["b2", "b5"]  # both deletes remembered
+    out = t.merge(replay="b3")
+    assert t.curated() == {} and (out["rows_inserted"], out["rows_skipped_deleted"]) == (0, 1)
+    t.land("b4", T0 + timedelta(minutes=30), [(1, "same-read-earlier-batch", "U")])  # landed late
+    out = t.merge()
+    assert t.curated() == {} and (out["rows_inserted"], out["rows_skipped_deleted"]) == (0, 1)
+
+
 def test_a_snapshot_only_batch_reports_what_it_did_and_nothing_else(session: Any) -> None:
     t = Table(session, pk_snapshot=True)
     t.land("b1", T0, [(1, "x", "U"), (2, "y", "U")], pks=[1, 2])

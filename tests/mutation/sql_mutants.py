@@ -36,6 +36,10 @@ MUTANTS: list[tuple[str, str, str]] = [
      "_apply_snapshot(session, spec, run_id, snapshots[0])"),
     ("replay recorded as a merge", "    if record:\n", "    if True:\n"),
     ("already merged batches merged again", "m.BATCH_ID NOT IN (SELECT", "m.BATCH_ID IN (SELECT"),
+    ("oldest tombstone decides", "ORDER BY _EXTRACTED_AT DESC, _BATCH_ID DESC) = 1)",
+     "ORDER BY _EXTRACTED_AT ASC, _BATCH_ID DESC) = 1)"),
+    ("equal read time: a later batch's tombstone spares the version", "AND d._BATCH_ID >= {alias}._BATCH_ID",
+     "AND d._BATCH_ID < {alias}._BATCH_ID"),
 ]  # fmt: skip
 
 # The scenario of tests/merge/test_merge_batches.py that fails first for each mutant: `make test` runs just that one
@@ -57,6 +61,10 @@ KILLED_BY = {
     "oldest snapshot decides deletes": "test_two_pending_snapshots_the_latest_decides_what_was_deleted",
     "replay recorded as a merge": "test_replaying_a_batch_changes_nothing_newer_and_is_not_recorded_again",
     "already merged batches merged again": "test_two_pending_batches_of_the_same_keys_the_later_read_wins",
+    "oldest tombstone decides": "test_a_key_deleted_twice_the_newest_tombstone_decides",
+    "equal read time: a later batch's tombstone spares the version": (
+        "test_a_key_deleted_twice_the_newest_tombstone_decides"
+    ),
 }
 
 

@@ -37,7 +37,7 @@ def test_dq_lists_latest_results_and_explains_a_check(local_env: Environment, lo
     assert explained.exit_code == 0, explained.output
     assert f"in run {run_id}" in explained.stdout
     parent = catalog.curated_reader(local_env, local_env.table("merchants.merchants"))  # HISTORY with the archive
-    assert f"NOT EXISTS (SELECT 1 FROM {parent} AS p" in explained.stdout
+    assert f"LEFT JOIN (SELECT DISTINCT MERCHANT_ID AS K FROM {parent}) AS p" in explained.stdout  # the parent read
     unknown = runner.invoke(app, ["dq", "explain", "payments.payments:nonsense", "--env", "local"])
     assert unknown.exit_code == 2 and "no result for check" in unknown.output
     bad_table = runner.invoke(app, ["dq", "--env", "local", "--table", "payments.paymnts"])

@@ -234,16 +234,24 @@ def _move_with_widened_amount(
     return error, types, values, changes
 
 
-def test_a_decimal_widened_in_precision_is_widened_in_the_archive_and_moves_exactly(
+def test_a_decimal_widened_in_precision_keeps_its_old_rows_hot_and_fails_naming_the_column(
     local_env: Environment, seeded: dict[str, list[tuple]]
 ) -> None:
+    """Snowflake documents no in-place type change for a primitive Iceberg column (ALTER ICEBERG TABLE ... ALTER
+    COLUMN ... SET DATA TYPE is for structured types: docs.snowflake.com/en/sql-reference/sql/
+    alter-iceberg-table-alter-column-set-data-type): the move must not rely on it, nor copy digits the archive cannot
+    hold. DuckDB would widen the column, so the local stack cannot show the refusal: the procedure must not ask."""
     spec = _spec(local_env)
     big = "123456789012.34"  # needs NUMBER(14, 2): out of range for the archive's NUMBER(10, 2)
     error, types, values, changes = _move_with_widened_amount(local_env, spec, "NUMBER(14, 2)", "NUMBER(10, 2)", big)
-    assert error is None, error
-    assert types == {"CURATED": "NUMBER(14, 2)", "ARCHIVE": "NUMBER(14, 2)"}
-    assert values == [(k, None, Decimal(big)) for k in OLD_KEYS]  # moved, every digit kept
-    assert changes == [(ARCHIVED, "widened NUMBER(10, 2) -> NUMBER(14, 2)")]
+    assert isinstance(error, archive.ArchiveTypeError)
+    assert f"{ARCHIVED}.{AMOUNT} is NUMBER(10, 2) but {TABLE}.{AMOUNT} is now NUMBER(14, 2)" in str(error)
+    assert types == {"CURATED": "NUMBER(14, 2)", "ARCHIVE": "NUMBER(10, 2)"}  # no ALTER ICEBERG TABLE was sent
+    assert values == [(k, Decimal(big), None) for k in OLD_KEYS]  # still hot, every digit kept
+    assert changes == []
+    after = _state(local_env)
+    assert after["hot"] == seeded["hot"] and after["history"] == _live(seeded)
+    assert sorted(r[4] for r in after["mart_archive"]) == [1, 2]  # the other table moved
 
 
 def test_a_decimal_whose_scale_grew_keeps_its_old_rows_hot_and_fails_naming_the_column(
