@@ -240,6 +240,7 @@ def migration_vars(env: Environment) -> dict[str, Any]:
         "marts": mart_vars(),
         "governance": governance_vars(env),
         "quality_metrics": _quality_vars(env),
+        "custom_dmfs": _custom_dmf_vars(env),
         "contacts": _contact_statements(env),
         "archive": archive_vars(env),  # R__warehouse_views_archive.sql (issue 11)
     }
@@ -255,6 +256,12 @@ def _quality_vars(env: Environment) -> list[dict[str, Any]]:
     from finsight import quality  # Data Metric Function attachments (migrations/R__quality_metrics.sql)
 
     return quality.migration_vars(env)
+
+
+def _custom_dmf_vars(env: Environment) -> dict[str, Any]:
+    from finsight import quality  # the platform's own Data Metric Functions (migrations/R__quality_metrics.sql)
+
+    return quality.custom_dmf_vars(env)
 
 
 def api_egress_hosts(env: Environment) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from finsight import snowflake_dmf
 from finsight.config import Environment, Table
 
 QUALITY_RESULTS_TABLE = "QUALITY_RESULTS"
@@ -69,13 +70,52 @@ def specs(env: Environment) -> dict[str, dict[str, Any]]:
 
 
 def migration_vars(env: Environment) -> list[dict[str, Any]]:
-    """What migrations/R__quality_metrics.sql attaches as Data Metric Functions (Snowflake only)."""
+    """What migrations/R__quality_metrics.sql attaches as Data Metric Functions (Snowflake only).
+
+    Each DMF is chosen by the column's Snowflake type (finsight.snowflake_dmf): Snowflake refuses the attachment of a
+    system DMF to a column type outside its "Allowed data types" (NULL_COUNT on BOOLEAN, FRESHNESS on TIMESTAMP_NTZ).
+    `columns` records each attached column's type, so a checker can verify the choice from the rendered variables.
+    """
+    from finsight import catalog  # Snowflake types of the landed and metadata columns (catalog imports this lazily)
+
+    ops = f"{env.snowflake.database}.{env.snowflake.schemas['ops']}"
     out = []
-    for spec in specs(env).values():
-        metrics = ["ROW_COUNT ON ()", "FRESHNESS ON (_EXTRACTED_AT)"]
-        if len(spec["primary_key"]) == 1:  # DUPLICATE_COUNT takes one column: composite keys are the CHECK task's
-            metrics.append(f"DUPLICATE_COUNT ON ({spec['primary_key'][0]})")
+    for table in env.warehouse_tables():
+        spec = table_quality_spec(env, table)
+        types = {n.upper(): catalog.snowflake_type(c.type) for n, c in table.landed_columns().items()}
+        types |= {n.upper(): t for n, t in catalog.META_COLUMNS.items()}
+        metrics = [f"{snowflake_dmf.system('ROW_COUNT')} ON ()"]
+        extracted = catalog.EXTRACTED_AT.upper()
+        freshness = snowflake_dmf.freshness_dmf(types[extracted], ops)
+        if freshness is not None:
+            metrics.append(f"{freshness} ON ({extracted})")
+        key = spec["primary_key"]
+        # DUPLICATE_COUNT takes one column here: composite keys are the CHECK task's
+        if len(key) == 1 and snowflake_dmf.accepts("DUPLICATE_COUNT", types[key[0]]):
+            metrics.append(f"{snowflake_dmf.system('DUPLICATE_COUNT')} ON ({key[0]})")
         if spec["checks"]["null_spike"]["enabled"]:
-            metrics += [f"NULL_COUNT ON ({c})" for c in spec["nullable"]]
-        out.append({"curated": spec["curated"], "metrics": [f"SNOWFLAKE.CORE.{m}" for m in metrics]})
+            metrics += [
+                f"{snowflake_dmf.system('NULL_COUNT')} ON ({c})"
+                for c in spec["nullable"]
+                if snowflake_dmf.accepts("NULL_COUNT", types[c])  # a BOOLEAN's nulls are the CHECK task's
+            ]
+        used = {extracted, *key, *spec["nullable"]}
+        out.append(
+            {
+                "curated": spec["curated"],
+                "metrics": metrics,
+                "columns": {c: t for c, t in types.items() if c in used},
+            }
+        )
     return out
+
+
+def custom_dmf_vars(env: Environment) -> dict[str, Any]:
+    """The platform's own DMFs (R__quality_metrics.sql creates them in OPS, owned by the pipeline role)."""
+    return {
+        "schema": f"{env.snowflake.database}.{env.snowflake.schemas['ops']}",
+        "functions": [
+            {"name": f.name, "signature": f.signature(), "body": f.body, "comment": f.comment}
+            for f in snowflake_dmf.CUSTOM_DMFS
+        ],
+    }

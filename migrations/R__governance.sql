@@ -21,11 +21,16 @@ USE ROLE {{ g.roles.governance }};
 CREATE SCHEMA IF NOT EXISTS {{ gov }} WITH MANAGED ACCESS;
 
 {#- noqa LT01: sqlfluff's snowflake dialect parses a policy signature as a function call. #}
+{#- A policy's body is written once and set twice: CREATE ... IF NOT EXISTS never changes an existing policy, so the
+    ALTER ... SET BODY after it makes a changed body deploy (docs: ALTER MASKING POLICY, ALTER ROW ACCESS POLICY). #}
+{%- set pii_mask_body -%}
+CASE WHEN CURRENT_ROLE() = '{{ g.roles.pii_reader }}' THEN val ELSE '***MASKED***' END
+{%- endset %}
 CREATE MASKING POLICY IF NOT EXISTS {{ gov }}.PII_MASK AS (val VARCHAR) -- noqa: LT01
 RETURNS VARCHAR ->
-CASE WHEN CURRENT_ROLE() = '{{ g.roles.pii_reader }}' THEN val ELSE '***MASKED***' END;
+{{ pii_mask_body }};
 ALTER MASKING POLICY {{ gov }}.PII_MASK SET BODY ->
-CASE WHEN CURRENT_ROLE() = '{{ g.roles.pii_reader }}' THEN val ELSE '***MASKED***' END;
+{{ pii_mask_body }};
 {%- for t in tables %}
 {%- for c in t.columns if c.pii %}
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
@@ -47,15 +52,20 @@ USING (
 ) AS r
     ON e.role_name = r.role_name
 WHEN NOT MATCHED THEN INSERT (role_name) VALUES (r.role_name);
-CREATE ROW ACCESS POLICY IF NOT EXISTS {{ gov }}.ENTITLED_ROWS AS (key NUMBER) -- noqa: LT01
-RETURNS BOOLEAN ->
+{%- set entitled_rows_body -%}
 IS_ROLE_IN_SESSION('{{ g.roles.pipeline }}')
 OR EXISTS (
     SELECT 1 FROM {{ gov }}.ROW_ENTITLEMENTS AS e
     WHERE
         e.role_name = CURRENT_ROLE()
         AND (e.{{ g.row_access_column | lower }} IS NULL OR e.{{ g.row_access_column | lower }} = key) -- noqa: RF03
-);
+)
+{%- endset %}
+CREATE ROW ACCESS POLICY IF NOT EXISTS {{ gov }}.ENTITLED_ROWS AS (key NUMBER) -- noqa: LT01
+RETURNS BOOLEAN ->
+{{ entitled_rows_body }};
+ALTER ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS SET BODY ->
+{{ entitled_rows_body }};
 {%- for name in g.row_access_tables %}
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ name }}

@@ -3,7 +3,8 @@ resource monitor, roles and account-level grants, network policies, account secu
 notification integrations, the Iceberg external volume, and the service user.
 
 Roles (none of the data roles roll up to SYSADMIN except the pipeline role, which owns the objects):
-  pipeline    owns RAW/CURATED/MARTS/OPS objects and runs the Task DAG; sees PII masked in CURATED
+  pipeline    owns RAW/CURATED/MARTS/OPS objects and runs the Task DAG; sees PII masked in CURATED; attaches Data
+              Metric Functions to its tables (SNOWFLAKE.DATA_METRIC_USER, EXECUTE DATA METRIC FUNCTION)
   loader      reads/writes RAW (Snowpipe COPY); granted to the pipeline role
   analyst     reads MARTS and CURATED (PII masked)
   pii_reader  analyst + clear PII: the masking policies unmask for this role only (CURRENT_ROLE, no inheritance)
@@ -23,6 +24,7 @@ from cdktn_provider_snowflake.current_account import CurrentAccount
 from cdktn_provider_snowflake.database import Database
 from cdktn_provider_snowflake.external_volume import ExternalVolume, ExternalVolumeStorageLocation
 from cdktn_provider_snowflake.grant_account_role import GrantAccountRole
+from cdktn_provider_snowflake.grant_database_role import GrantDatabaseRole
 from cdktn_provider_snowflake.grant_privileges_to_account_role import (
     GrantPrivilegesToAccountRole,
     GrantPrivilegesToAccountRoleOnAccountObject,
@@ -35,7 +37,7 @@ from cdktn_provider_snowflake.storage_integration_aws import StorageIntegrationA
 from cdktn_provider_snowflake.warehouse import Warehouse
 from constructs import Construct
 
-from finsight import tfvars
+from finsight import snowflake_dmf, tfvars
 from finsight.cost.model import account_credit_quota, resource_monitor_quotas
 from finsight_infra.naming import Names
 
@@ -119,6 +121,31 @@ def _grant(
         privileges=privileges,
         on_account_object=GrantPrivilegesToAccountRoleOnAccountObject(object_type=object_type, object_name=object_name),
     )
+
+
+def _data_metric_grants(scope: Construct, p: Providers, table_owner: str) -> None:
+    """What the owner of the CURATED tables needs before migrations/R__quality_metrics.sql can attach any Data Metric
+    Function (finsight.snowflake_dmf.OWNER_ROLE_GRANTS; docs "Access control for data quality"), granted as
+    ACCOUNTADMIN like the docs' example: the SNOWFLAKE database role and the account privilege."""
+    for grant in snowflake_dmf.OWNER_ROLE_GRANTS:
+        if grant.kind == "database_role":
+            database, role = grant.name.split(".")
+            GrantDatabaseRole(
+                scope,
+                f"pipeline-{role.lower().replace('_', '-')}",
+                provider=p.accountadmin,
+                database_role_name=f'"{database}"."{role}"',
+                parent_role_name=table_owner,
+            )
+        else:
+            GrantPrivilegesToAccountRole(
+                scope,
+                f"pipeline-{grant.name.lower().replace(' ', '-')}",
+                provider=p.accountadmin,
+                account_role_name=table_owner,
+                privileges=[grant.name],
+                on_account=True,
+            )
 
 
 def _account_security(scope: Construct, names: Names, p: Providers, monitor: ResourceMonitor) -> NetworkPolicy:
@@ -272,6 +299,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         privileges=["EXECUTE TASK", "EXECUTE MANAGED TASK"],
         on_account=True,
     )
+    _data_metric_grants(scope, p, pipeline)
     _grant(scope, "loader-wh-load", p, account_roles["loader"].name, ["USAGE"], "WAREHOUSE", warehouses["load"].name)
     for key in ("analyst", "pii_reader", "loader"):
         _grant(scope, f"{key}-database", p, account_roles[key].name, ["USAGE"], "DATABASE", database.name)

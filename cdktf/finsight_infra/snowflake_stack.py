@@ -8,9 +8,8 @@ from constructs import Construct
 
 from finsight_infra.naming import Names
 from finsight_infra.snowflake_account import Providers, SnowflakeAccount, build_snowflake_account
+from finsight_infra.snowflake_preview import required_features, used_types
 from finsight_infra.state import use_remote_state
-
-PREVIEW_FEATURES = ["snowflake_notification_integration_resource"]
 
 
 class SnowflakeStack(TerraformStack):
@@ -33,7 +32,6 @@ class SnowflakeStack(TerraformStack):
                 account_name=account,
                 role=role,
                 authenticator="SNOWFLAKE_JWT",
-                preview_features_enabled=PREVIEW_FEATURES,
             )
 
         providers = Providers(
@@ -42,6 +40,11 @@ class SnowflakeStack(TerraformStack):
             accountadmin=provider("ACCOUNTADMIN"),
         )
         self.account = build_snowflake_account(self, names, providers)
+        # The provider refuses a preview resource unless its feature is enabled: enable exactly those this stack uses,
+        # as the pinned provider version classifies them (finsight_infra/snowflake_preview.py).
+        features = required_features(used_types(self))
+        for p in (providers.sysadmin, providers.securityadmin, providers.accountadmin):
+            p.preview_features_enabled = features
         for logical, wh in self.account.warehouses.items():
             TerraformOutput(self, f"warehouse_{logical}", value=wh.name)
         # What governance.identities in config records after the first apply (the AWS stack then trusts them).

@@ -78,11 +78,13 @@ def test_bad_quality_config_is_a_clear_error(tmp_path: Path, section: dict, mess
 def test_data_metric_functions_are_rendered_for_snowflake_only() -> None:
     prod = migrate.render_all(load_environment("prod"))["R__quality_metrics.sql"]
     assert "SET DATA_METRIC_SCHEDULE = 'TRIGGER_ON_CHANGES'" in prod
-    for dmf in ("ROW_COUNT ON ()", "FRESHNESS ON (_EXTRACTED_AT)", "DUPLICATE_COUNT ON (PAYMENT_ID)",
-                "NULL_COUNT ON (AMOUNT)"):  # fmt: skip
+    for dmf in ("ROW_COUNT ON ()", "DUPLICATE_COUNT ON (PAYMENT_ID)", "NULL_COUNT ON (AMOUNT)"):
         assert f"PAYMENTS__PAYMENTS ADD DATA METRIC FUNCTION SNOWFLAKE.CORE.{dmf}" in prod, dmf
+    # _EXTRACTED_AT is TIMESTAMP_NTZ, which SNOWFLAKE.CORE.FRESHNESS refuses: the platform's NTZ freshness DMF
+    assert "PAYMENTS__PAYMENTS ADD DATA METRIC FUNCTION FINSIGHT_PROD.OPS.FRESHNESS_NTZ_V1 ON (_EXTRACTED_AT)" in prod
     local = migrate.render_all(load_environment("local"))["R__quality_metrics.sql"]
-    assert "DATA METRIC" not in local.replace("Data Metric", "")
+    statements = "\n".join(line for line in local.splitlines() if not line.lstrip().startswith("--"))
+    assert "DATA METRIC" not in statements and "DATA_METRIC" not in statements
 
 
 def test_referential_parents_are_read_through_history_where_the_archive_moves_them() -> None:
