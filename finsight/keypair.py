@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from finsight.config import Environment
 from finsight.secrets import read_secret
 
-PRIVATE_KEY_FIELD = "private_key"  # PEM, PKCS#8 (encrypted or not)
+PRIVATE_KEY_FIELD = "private_key"  # PEM, PKCS#8 (encrypted or not)  # pragma: allowlist secret (a field name)
 PASSPHRASE_FIELD = "private_key_passphrase"  # noqa: S105 - a field name; only when the PEM is encrypted
 KEY_FILE_NAME = "rsa_key.p8"
 
