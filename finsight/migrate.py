@@ -10,13 +10,16 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from schemachange.JinjaTemplateProcessor import JinjaTemplateProcessor
 
-from finsight import catalog, warehouse
+from finsight import catalog, keypair, time_zone, warehouse
 from finsight.config import Environment, repo_root
 from finsight.secrets import read_secret
 
@@ -89,36 +92,70 @@ def _bootstrap_local_database(env: Environment) -> None:
         )
 
 
-def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
-    if env.is_local:
-        _bootstrap_local_database(env)
+def schemachange_argv(env: Environment, variables: dict[str, Any], dry_run: bool = False) -> list[str]:
+    """The schemachange command line: names, paths and session parameters, never a credential."""
     s = env.snowflake
     argv = [
         str(Path(sys.executable).with_name("schemachange")), "deploy",
         "-f", str(migrations_dir()),
-        "--vars", json.dumps(live_migration_vars(env, dry_run)),
+        "--vars", json.dumps(variables),
         "-a", s.account, "-u", s.user, "-r", s.role, "-d", s.database,
         "-w", s.warehouse_name("transform"),
         "-c", change_history_table(env), "--create-change-history-table",
+        # connect(session_parameters=...): migrations run in UTC like every other session (finsight/time_zone.py)
+        "--snowflake-session-parameters", json.dumps(dict(time_zone.SESSION_PARAMETERS)),
         "-L", "INFO",
     ]  # fmt: skip
+    if not env.is_local:
+        argv += ["--snowflake-authenticator", "snowflake_jwt"]
     if dry_run:
         argv.append("--dry-run")
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")}
-    secret = read_secret(env, env.secrets.snowflake_service_user)
+    return argv
+
+
+def child_environment(
+    env: Environment,
+    parent: Mapping[str, str],
+    *,
+    password: SecretStr | None = None,
+    key: keypair.KeyFile | None = None,
+) -> dict[str, str]:
+    """The schemachange process's environment: the parent's without any SNOWFLAKE_* variable, plus how to log in.
+
+    Locally the fakesnow address and a password; elsewhere the key file's path (and its passphrase).
+    """
+    child = {k: v for k, v in parent.items() if not k.startswith("SNOWFLAKE_")}
     if env.is_local:
-        assert env.local is not None
+        assert env.local is not None and password is not None
         # schemachange's CLI ignores host/port from connections.toml; the connector honours these variables
-        child_env |= {
+        return child | {
             "SNOWFLAKE_HOST": "127.0.0.1",
             "SNOWFLAKE_PORT": str(env.local.fakesnow_port),
             "SNOWFLAKE_PROTOCOL": "http",
-            "SNOWFLAKE_PASSWORD": secret["password"].get_secret_value(),
+            "SNOWFLAKE_PASSWORD": password.get_secret_value(),
         }
-    else:
-        child_env["SNOWFLAKE_PRIVATE_KEY"] = secret["private_key"].get_secret_value()
-        argv += ["--snowflake-authenticator", "snowflake_jwt"]
-    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
+    if key is None:
+        raise ValueError(f"{env.name} uses key-pair auth: pass the key file (keypair.private_key_file)")
+    return child | key.schemachange_environment()
+
+
+@contextmanager
+def schemachange_login(env: Environment) -> Iterator[dict[str, str]]:
+    """The child environment, valid inside the block (the key file is removed when it ends)."""
+    if env.is_local:
+        secret = read_secret(env, env.secrets.snowflake_service_user)
+        yield child_environment(env, os.environ, password=secret["password"])
+        return
+    with keypair.private_key_file(env) as key:
+        yield child_environment(env, os.environ, key=key)
+
+
+def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
+    if env.is_local:
+        _bootstrap_local_database(env)
+    argv = schemachange_argv(env, live_migration_vars(env, dry_run), dry_run)
+    with schemachange_login(env) as child_env:
+        proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-15:])

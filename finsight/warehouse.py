@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import snowflake.connector
-from cryptography.hazmat.primitives import serialization
 
+from finsight import keypair, time_zone
 from finsight.config import Environment
 from finsight.secrets import read_secret
 
@@ -17,18 +19,25 @@ LOCAL_LOGIN_TIMEOUT_S = 15
 LOCAL_NETWORK_TIMEOUT_S = 20
 
 
-def connection_parameters(env: Environment, warehouse: str = "transform") -> dict[str, Any]:
-    """Connector / Snowpark parameters; credentials come from Secrets Manager only."""
-    secret = read_secret(env, env.secrets.snowflake_service_user)
+def connection_parameters(
+    env: Environment, warehouse: str = "transform", key: keypair.KeyFile | None = None
+) -> dict[str, Any]:
+    """Connector / Snowpark parameters; credentials come from Secrets Manager only.
+
+    Locally a password (fakesnow); everywhere else key-pair auth through `key`, a file that exists only inside
+    `login_parameters`. Every session runs in UTC whatever the account default (finsight/time_zone.py).
+    """
     params: dict[str, Any] = {
         "account": env.snowflake.account,
         "user": env.snowflake.user,
         "role": env.snowflake.role,
         "database": env.snowflake.database,
         "warehouse": env.snowflake.warehouse_name(warehouse),
+        "session_parameters": dict(time_zone.SESSION_PARAMETERS),
     }
     if env.is_local:
         assert env.local is not None
+        secret = read_secret(env, env.secrets.snowflake_service_user)
         params |= {
             "host": "127.0.0.1",
             "port": env.local.fakesnow_port,
@@ -40,20 +49,28 @@ def connection_parameters(env: Environment, warehouse: str = "transform") -> dic
             "password": secret["password"].get_secret_value(),
         }
     else:
-        pem = secret["private_key"].get_secret_value().encode()
-        key = serialization.load_pem_private_key(pem, password=None)
-        params["private_key"] = key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        params["authenticator"] = "SNOWFLAKE_JWT"
+        if key is None:
+            raise ValueError(f"{env.name} uses key-pair auth: open the key file with login_parameters(env)")
+        params |= key.connector_parameters()
     return params
 
 
+@contextmanager
+def login_parameters(env: Environment, warehouse: str = "transform") -> Iterator[dict[str, Any]]:
+    """`connection_parameters`, valid inside the block: connect in it (the connector reads the key file once, at
+    connect); the key file is removed when the block ends."""
+    if env.is_local:
+        yield connection_parameters(env, warehouse)
+        return
+    with keypair.private_key_file(env) as key:
+        yield connection_parameters(env, warehouse, key)
+
+
 def connect(env: Environment, schema: str | None = None) -> snowflake.connector.SnowflakeConnection:
-    params = connection_parameters(env)
-    if schema:
-        params["schema"] = schema
-    return snowflake.connector.connect(**params)
+    with login_parameters(env) as params:
+        if schema:
+            params["schema"] = schema
+        return snowflake.connector.connect(**params)
 
 
 def snowpark_session(env: Environment) -> Any:
@@ -61,7 +78,8 @@ def snowpark_session(env: Environment) -> Any:
     from snowflake.snowpark import Session
 
     # a current schema is needed: fakesnow's MERGE creates helper tables in it
-    session = Session.builder.configs(connection_parameters(env) | {"schema": env.snowflake.schemas["ops"]}).create()
+    with login_parameters(env) as params:
+        session = Session.builder.configs(params | {"schema": env.snowflake.schemas["ops"]}).create()
     # callers close their session; Snowpark's own at-exit close would query a server that may be gone by then
     atexit.unregister(session._close_at_exit)
     return session

@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from finsight import catalog, marts
+from finsight import catalog, marts, time_zone
 from finsight.config import Environment
 from snowpark import procedures
 from snowpark.procedures import Procedure
@@ -240,6 +240,10 @@ def _create(env: Environment, node: TaskNode) -> str:
         clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")
     if node.name == ROOT:
         clauses.append("CONFIG = $$" + json.dumps(DEFAULT_CONFIG) + "$$")
+    # a task runs as its owner, not in our session: its CURRENT_TIMESTAMP()s are UTC only if it says so
+    # (CREATE TASK ... <session_parameter> = <value>; finsight/time_zone.py)
+    clauses.extend(f"{name} = '{value}'" for name, value in time_zone.SESSION_PARAMETERS.items())
+    if node.name == ROOT:
         clauses.append(f"USER_TASK_TIMEOUT_MS = {env.schedule.sla_minutes * 60_000}")
         # a failed graph run notifies the alerts SNS topic; transient failures get retried (99.9 % target)
         clauses.append(f"ERROR_INTEGRATION = {catalog.error_integration(env)}")

@@ -37,7 +37,7 @@ from cdktn_provider_snowflake.storage_integration_aws import StorageIntegrationA
 from cdktn_provider_snowflake.warehouse import Warehouse
 from constructs import Construct
 
-from finsight import snowflake_dmf, tfvars
+from finsight import snowflake_dmf, tfvars, time_zone
 from finsight.cost.model import account_credit_quota, resource_monitor_quotas
 from finsight_infra.naming import Names
 
@@ -179,6 +179,9 @@ def _account_security(scope: Construct, names: Names, p: Providers, monitor: Res
         prevent_unload_to_inline_url=True,  # no COPY INTO 's3://...' with inline credentials: no exfiltration path
         require_storage_integration_for_stage_creation=True,
         require_storage_integration_for_stage_operation=True,
+        # UTC, not Snowflake's America/Los_Angeles default: CURRENT_TIMESTAMP() into TIMESTAMP_NTZ columns must
+        # agree with the UTC times the connectors land (finsight/time_zone.py); this resource owns the parameter
+        timezone=time_zone.TIMEZONE,
     )
     return service_policy
 
@@ -329,6 +332,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         default_secondary_roles_option="NONE",  # a session holds exactly one role: the one it USEs
         rsa_public_key=public_key.string_value,
         network_policy=service_policy.name,
+        timezone=time_zone.TIMEZONE,  # user default, should the account's ever change (sessions set it too)
     )
     GrantAccountRole(scope, "pipeline-to-user", provider=p.securityadmin, role_name=pipeline, user_name=user.name)
     # schemachange runs as this user; R__governance.sql switches to the governance role for its policies (tasks run

@@ -124,7 +124,7 @@ def dag_deploy_script(env: Environment) -> str:
     """What `finsight dag deploy` sends, as one script (its statements, then the task SQL)."""
     from finsight.cli.dag_cmd import CODE_ZIP, deploy_statements
 
-    head = "".join(f"{sql};\n" for sql in deploy_statements(env, Path("/tmp") / CODE_ZIP))
+    head = "".join(f"{sql};\n" for sql in deploy_statements(env, Path(CODE_ZIP)))  # the path only names the PUT
     return head + dag.render_sql(env)
 
 

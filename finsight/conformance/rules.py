@@ -100,7 +100,7 @@ def _correlated(scope: Scope) -> bool:
 
 def _placement_problem(node: exp.Expr) -> str | None:
     """None when the subquery stands in a WHERE clause reached only through AND / NOT / its own predicate."""
-    child, parent = node, node.parent
+    parent = node.parent
     while parent is not None:
         if isinstance(parent, exp.Where):
             return None
@@ -108,7 +108,7 @@ def _placement_problem(node: exp.Expr) -> str | None:
             return "as an argument of OR"
         if not isinstance(parent, _PREDICATES):
             return f"outside a WHERE clause (in {parent.key.upper()})"
-        child, parent = parent, parent.parent
+        parent = parent.parent
     return "outside a WHERE clause"
 
 
@@ -234,7 +234,7 @@ _SET_TYPE = re.compile(
 
 def _precision_scale(data_type: exp.DataType) -> tuple[int, int]:
     params = [int(p.name) for p in data_type.expressions if p.name.isdigit()]
-    return (params + [38, 0])[0], (params[1:] + [0])[0]
+    return [*params, 38][0], [*params[1:], 0][0]
 
 
 def _type_text(data_type: exp.DataType) -> str:

@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument(
         "--lenient",
         action="store_true",
-        help="accept what Snowflake refuses (statements are still logged): for debugging only",
+        help="accept what Snowflake refuses (still logged): for debugging only",
     )
     parser.add_argument("--owner-role", help="the role owning the platform's objects (grants are checked for it)")
     parser.add_argument("--statement-log", type=Path, help="append every statement here (JSON lines)")

@@ -235,3 +235,15 @@ def test_an_after_line_of_exactly_the_limit_needs_no_noqa() -> None:
 def test_when_is_unindented_as_sqlfluff_lays_it_out() -> None:
     sql = dag.render_sql(load_environment("local"))
     assert "\nWHEN SYSTEM$STREAM_HAS_DATA(" in sql and " WHEN " not in sql
+
+
+def test_every_task_runs_in_utc(env: Environment) -> None:
+    """A task runs as its owner, not in a platform session: without its own TIMEZONE session parameter its
+    CURRENT_TIMESTAMP() is the account's zone (default America/Los_Angeles). CREATE TASK takes session parameters
+    (`<session_parameter> = <value>`, "CREATE TASK", https://docs.snowflake.com/en/sql-reference/sql/create-task);
+    fakesnow has no tasks, so this rendering is the only check short of an account."""
+    tasks, _ = _parse(dag.render_sql(env))
+    nodes = [n for n in [*dag.build_dag(env), *dag.build_retention_dag(env)] if not n.is_stage]
+    assert len(tasks) == len(nodes)
+    for task in tasks.values():
+        assert task.clauses.get("TIMEZONE") == "'UTC'", task.name
