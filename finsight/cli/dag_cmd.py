@@ -18,6 +18,7 @@ import typer
 from finsight import catalog, marts, warehouse
 from finsight.cli.common import EnvOption, environment, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
+from finsight.ops import task_runs
 from snowpark import merge, procedures
 from snowpark.run_log import record_task
 from snowpark.sql_text import literal
@@ -207,10 +208,11 @@ def task_history(
     limit: int = typer.Option(40, "--limit", "-n", min=1, help="Newest N attempts."),
     as_json: bool = typer.Option(False, "--json", help="Rows as JSON (TASK_HISTORY's column names)."),
 ) -> None:
-    """OPS.TASK_HISTORY, newest first: one row per task attempt, Snowflake TASK_HISTORY's columns and states."""
+    """Task attempts newest first, Snowflake TASK_HISTORY's columns and states: the graph tasks from Snowflake's
+    INFORMATION_SCHEMA.TASK_HISTORY (last 6 days), the extract and load stages from OPS.TASK_HISTORY."""
     cfg = environment(env)
     require_local_stack(cfg)
-    table = f"{cfg.snowflake.schemas['ops']}.{catalog.TASK_HISTORY_TABLE}"
+    table = f"{task_runs.attempts(cfg)} AS t"
     columns = ["NAME", "STATE", "SCHEDULED_TIME", "QUERY_START_TIME", "COMPLETED_TIME", "ERROR_CODE", "ERROR_MESSAGE",
                "ATTEMPT_NUMBER", "GRAPH_RUN_GROUP_ID", "RUN_ID", "RETURN_VALUE"]  # fmt: skip
     sql = f"SELECT {', '.join(columns)} FROM {table} ORDER BY QUERY_START_TIME DESC, COMPLETED_TIME DESC LIMIT {limit}"
