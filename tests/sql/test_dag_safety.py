@@ -42,7 +42,8 @@ def test_the_finalizer_runs_after_every_graph_run_and_is_the_only_one(env: Envir
     assert "AFTER" not in finalizer and "SCHEDULE" not in finalizer
     assert sql.count("FINALIZE = ") == 1
     # its own name: FINALIZE leaves its own rows (executing now, failed in an earlier attempt) out of the outcome
-    assert f"CALL OPS.FINALIZE_RUN(\n        {dag.RUN_ID_EXPR},\n        'FINSIGHT_HOURLY_FINALIZE'\n    );" in finalizer
+    call = f"CALL OPS.FINALIZE_RUN(\n        {dag.RUN_ID_EXPR},\n        'FINSIGHT_HOURLY_FINALIZE'\n    );"
+    assert call in finalizer
 
 
 def test_each_merge_call_passes_spec_run_id_and_no_replay_batch(env: Environment) -> None:
