@@ -91,6 +91,6 @@ def latest(source: str) -> str:
 
 
 def account_usage() -> str:
-    """SNOWFLAKE.ACCOUNT_USAGE.TASK_HISTORY: 365 days of completed task runs (up to 45 minutes late); for month
+    """SNOWFLAKE.ACCOUNT_USAGE.TASK_HISTORY: 365 days of completed task runs (with Account Usage latency); for month
     totals, which the 7-day table function cannot give. Needs IMPORTED PRIVILEGES on the SNOWFLAKE database."""
     return "SNOWFLAKE.ACCOUNT_USAGE.TASK_HISTORY"
