@@ -47,7 +47,9 @@ BUILD_MART = Procedure(
 VALIDATE_MART = Procedure(
     "OPS.VALIDATE_MART", "snowpark.validate.validate_mart", (("MART", "VARCHAR"), ("RUN_ID", "VARCHAR"))
 )
-FINALIZE_RUN = Procedure("OPS.FINALIZE_RUN", "snowpark.run_log.finalize_run", (("RUN_ID", "VARCHAR"),))
+FINALIZE_RUN = Procedure(
+    "OPS.FINALIZE_RUN", "snowpark.run_log.finalize_run", (("RUN_ID", "VARCHAR"), ("FINALIZER", "VARCHAR"))
+)
 BACKFILL = Procedure(
     "OPS.BACKFILL",
     "snowpark.backfill.backfill",

@@ -1,5 +1,9 @@
 """START_RUN / FINALIZE_RUN procedures: the run log engineers read during incidents (OPS.PIPELINE_RUNS).
 
+FINALIZE_RUN reads the outcome of every task from Snowflake's own record of the graph run (the Information Schema
+table function TASK_HISTORY, filtered by the run's GRAPH_RUN_GROUP_ID; snowpark/task_history.py), never from rows
+of ours: on Snowflake nothing but Snowflake writes task outcomes.
+
 START_RUN consumes the trigger (the stream over OPS.LANDED_BATCHES in Snowflake: the batches this run was started
 for go to OPS.RUN_BATCHES) and runs the backfills the graph's CONFIG asks for. FINALIZE_RUN decides the run's state:
 FAILED when a task of the graph failed, PARTIAL when only an extract or load stage failed (what landed was merged
@@ -13,12 +17,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from snowpark import task_history
 from snowpark.sql_text import literal
+from snowpark.task_history import STAGE_PREFIXES
 
 RUN_LOG = "OPS.PIPELINE_RUNS"
 RUN_BATCHES = "OPS.RUN_BATCHES"
-TASK_HISTORY = "OPS.TASK_HISTORY"
-STAGE_PREFIXES = ("EXTRACT_", "LOAD")  # stages outside Snowflake (ECS connectors, Snowpipe)
 
 
 def record_task(session: Any, run_id: str, task: str, state: str, detail: str | None = None) -> None:
@@ -31,7 +35,8 @@ def record_task(session: Any, run_id: str, task: str, state: str, detail: str | 
 
 
 def record_attempt(session: Any, row: dict[str, Any]) -> None:
-    """One OPS.TASK_HISTORY row (Snowflake TASK_HISTORY's columns) for a finished task attempt."""
+    """One OPS.TASK_HISTORY row (Snowflake TASK_HISTORY's columns) for a finished attempt of a stage outside
+    Snowflake (extract, load). Graph tasks are not written here: Snowflake records them itself."""
     columns = [
         "NAME", "STATE", "SCHEDULED_TIME", "QUERY_START_TIME", "COMPLETED_TIME", "RETURN_VALUE", "ERROR_CODE",
         "ERROR_MESSAGE", "ATTEMPT_NUMBER", "GRAPH_RUN_GROUP_ID", "RUN_ID", "CONFIG",
@@ -40,7 +45,8 @@ def record_attempt(session: Any, row: dict[str, Any]) -> None:
     for c in columns:
         v = row.get(c.lower())
         values.append(str(int(v)) if isinstance(v, int) else literal(v if v is None else str(v)))
-    session.sql(f"INSERT INTO {TASK_HISTORY} ({', '.join(columns)}) VALUES ({', '.join(values)})").collect()
+    table = task_history.STAGE_HISTORY
+    session.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)})").collect()
 
 
 def _config(config_json: str | None) -> dict[str, Any]:
@@ -81,16 +87,26 @@ def start_run(session: Any, run_id: str, config_json: str | None = None, trigger
     return json.dumps({"run_id": run_id, "state": "RUNNING", "batches": consumed, "backfills": results})
 
 
-def run_state(session: Any, run_id: str) -> tuple[str, list[str], list[str]]:
-    """(state, failed graph tasks, failed stages) from the latest row of every task of the run."""
+def task_outcomes(session: Any, run_id: str, finalizer: str | None = None) -> dict[str, str]:
+    """The latest state of every task and stage of the graph run: Snowflake's record (INFORMATION_SCHEMA.TASK_HISTORY
+    for this GRAPH_RUN_GROUP_ID, every attempt of a RETRY LAST included) plus the stage rows of OPS.TASK_HISTORY.
+    The finalizer's own rows are left out: it is EXECUTING now, and an earlier attempt's finalizer failed by design."""
     rows = session.sql(
-        f"SELECT TASK_NAME, STATE FROM {RUN_LOG} WHERE RUN_ID = {literal(run_id)} AND TASK_NAME <> 'RUN' "
-        "AND FINISHED_AT IS NOT NULL "
-        "QUALIFY ROW_NUMBER() OVER (PARTITION BY TASK_NAME ORDER BY FINISHED_AT DESC, STARTED_AT DESC) = 1"
+        f"SELECT NAME, STATE FROM ({task_history.latest(task_history.attempts(graph_run_group_id=run_id))}) AS t "
+        + ("" if finalizer is None else f"WHERE NAME <> {literal(finalizer)}")
     ).collect()
-    failed = sorted(r["TASK_NAME"] for r in rows if r["STATE"] in ("FAILED", "SKIPPED"))
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def run_state(session: Any, run_id: str, finalizer: str | None = None) -> tuple[str, list[str], list[str]]:
+    """(state, failed graph tasks, failed stages). No task in Snowflake's record is a FAILED run, never a success
+    of 0 tasks: the finalizer's role cannot see the graph (MONITOR on the tasks) or the run id is not the graph's."""
+    outcomes = task_outcomes(session, run_id, finalizer)
+    failed = sorted(n for n, s in outcomes.items() if s in task_history.NOT_SUCCEEDED)
     stages = [t for t in failed if t.startswith(STAGE_PREFIXES)]
     tasks = [t for t in failed if not t.startswith(STAGE_PREFIXES)]
+    if not any(not n.startswith(STAGE_PREFIXES) for n in outcomes):
+        tasks = [f"no task of graph run {run_id} in INFORMATION_SCHEMA.TASK_HISTORY"]
     state = "FAILED" if tasks else ("PARTIAL" if stages else "SUCCEEDED")
     return state, tasks, stages
 
@@ -124,13 +140,11 @@ def quality_failures(session: Any, run_id: str) -> dict[str, list[str]]:
     return out
 
 
-def finalize_run(session: Any, run_id: str) -> str:
-    """Handler of OPS.FINALIZE_RUN(run_id)."""
-    state, tasks, stages = run_state(session, run_id)
-    count = session.sql(
-        f"SELECT COUNT(DISTINCT TASK_NAME) FROM {RUN_LOG} WHERE RUN_ID = {literal(run_id)} AND TASK_NAME <> 'RUN'"
-    ).collect()[0][0]
-    detail = {"state": state, "tasks": int(count), "failed": tasks, "failed_stages": stages, **latency(session, run_id)}
+def finalize_run(session: Any, run_id: str, finalizer: str | None = None) -> str:
+    """Handler of OPS.FINALIZE_RUN(run_id, finalizer): `finalizer` is the calling task's name."""
+    state, tasks, stages = run_state(session, run_id, finalizer)
+    count = len(task_outcomes(session, run_id, finalizer))
+    detail = {"state": state, "tasks": count, "failed": tasks, "failed_stages": stages, **latency(session, run_id)}
     detail["quality_failures"] = quality_failures(session, run_id)
     record_task(session, run_id, "RUN", state, json.dumps(detail))
     if state != "SUCCEEDED":

@@ -195,7 +195,8 @@ def build_dag(env: Environment) -> list[TaskNode]:
                      "transform", mart.owner, f"Checks of {mart.name} (metadata.yaml)")
         )  # fmt: skip
     nodes.append(
-        TaskNode(FINALIZER, procedures.FINALIZE_RUN, (RUN_ID,), (), "transform", PLATFORM_OWNERS,
+        # its own name: FINALIZE leaves its own (executing, or earlier attempts') rows out of the run's outcome
+        TaskNode(FINALIZER, procedures.FINALIZE_RUN, (RUN_ID, FINALIZER), (), "transform", PLATFORM_OWNERS,
                  "Finalizer: run state and latency; fails (alerts) unless SUCCEEDED")
     )  # fmt: skip
     return nodes
@@ -267,6 +268,29 @@ def _create(env: Environment, node: TaskNode) -> str:
     return f"{head}\nAS\n{_call_block(node)};\n"
 
 
+def graphs(env: Environment) -> list[list[TaskNode]]:
+    """Every task graph `dag deploy` creates: the hourly graph and the retention graph."""
+    return [build_dag(env), build_retention_dag(env)]
+
+
+def graph_root(nodes: list[TaskNode]) -> TaskNode:
+    """The root of a graph: the one task that follows no task (stages are not tasks) and is not its finalizer."""
+    tasks = {n.name for n in nodes if not n.is_stage}
+    roots = [n for n in nodes if not n.is_stage and n.name != FINALIZER and not tasks.intersection(n.after)]
+    assert len(roots) == 1, f"a graph has exactly one root, found {[n.name for n in roots]}"
+    return roots[0]
+
+
+def suspend_statements(env: Environment) -> list[str]:
+    """Suspend every graph's root before its tasks are replaced: altering a task of a task graph requires it to be
+    suspended first (https://docs.snowflake.com/release-notes/bcr-bundles/2026_06/bcr-2363, which relaxes this for
+    singleton tasks only). render_sql resumes each graph, children before their root
+    (https://docs.snowflake.com/sql-reference/sql/alter-task: "Before resuming the root task ... resume all child
+    tasks")."""
+    ops = env.snowflake.schemas["ops"]
+    return [f"ALTER TASK IF EXISTS {ops}.{graph_root(nodes).name} SUSPEND" for nodes in graphs(env)]
+
+
 def render_sql(env: Environment) -> str:
     """CREATE TASK statements for both graphs, children resumed before their root (Snowflake's rule).
 
@@ -274,13 +298,14 @@ def render_sql(env: Environment) -> str:
     stages are not tasks (ECS, Snowpipe): they are listed in a comment and appear in the task history.
     """
     ops = env.snowflake.schemas["ops"]
-    hourly, retention = build_dag(env), build_retention_dag(env)
+    every = graphs(env)
     # the stages are not tasks, but an engineer reading TASK_HISTORY meets their rows: say what and whose they are
-    stages = [n for n in hourly if n.is_stage]
+    stages = [n for nodes in every for n in nodes if n.is_stage]
     header = f"-- Stages outside Snowflake ({len(stages)}, history rows only):\n" + "".join(
         f"--   {n.name}: {n.comment}\n--       owner: {n.owner}\n" for n in stages
     )
-    statements = [_create(env, n) for n in [*hourly, *retention] if not n.is_stage]
-    resume = [n for n in reversed(hourly) if not n.is_stage] + list(reversed(retention))
+    statements = [_create(env, n) for nodes in every for n in nodes if not n.is_stage]
+    # nodes are in topological order: reversed, every child comes before the root it hangs from
+    resume = [n for nodes in every for n in reversed(nodes) if not n.is_stage]
     statements.append("".join(f"ALTER TASK {ops}.{n.name} RESUME;\n" for n in resume))
     return header + "\n".join(statements)

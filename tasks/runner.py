@@ -1,9 +1,10 @@
 """The local player of the Snowflake Task DAG: same nodes, same procedure handlers, run in-process.
 
-Each task attempt is written twice: a state row in OPS.PIPELINE_RUNS (the run log) and a row in OPS.TASK_HISTORY
-with the columns of Snowflake's TASK_HISTORY, so what an engineer reads locally matches Snowsight. Extract and load
-stages (ECS connectors and Snowpipe in AWS) are played by the caller and handed in as `stages`: they appear in the
-same history under the same graph run id.
+Each task attempt is written twice: a state row in OPS.PIPELINE_RUNS (the run log) and a row of Snowflake's own
+task record, kept by the player in the emulation of INFORMATION_SCHEMA.TASK_HISTORY (finsight/local/task_history.py):
+FINALIZE, `finsight status`, alerts and the dashboard read it with the SQL they run on Snowflake. Extract and load
+stages (ECS connectors and Snowpipe in AWS) are played by the caller and handed in as `stages`: they are not
+Snowflake tasks, so their rows go to OPS.TASK_HISTORY, under the same graph run id.
 
 Semantics follow Snowflake's: a task runs only when its predecessors succeeded (else SKIPPED), the finalizer
 always runs, `config` is the graph CONFIG (EXECUTE TASK ... USING CONFIG), `retry_last` re-runs the failed and
@@ -16,16 +17,19 @@ import json
 import logging
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from finsight import catalog, marts
 from finsight.config import Environment
+from finsight.local import task_history as emulation
+from finsight.ops import task_runs
 from snowpark import pipeline_catalog
 from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
 from snowpark.sql_text import literal
-from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, TaskNode, build_dag, build_retention_dag
+from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, RUN_ID_EXPR, TaskNode, build_dag, build_retention_dag
 
 log = logging.getLogger("finsight.tasks")
 
@@ -105,6 +109,7 @@ def sync_catalog(env: Environment, session: Any) -> None:
 def _history(session: Any, node_name: str, state: str, scheduled: datetime, started: datetime, completed: datetime,
              attempt: int, run_id: str, run_ms: int, config: str, output: Any = None, error: str | None = None,
              error_code: str | None = None) -> None:  # fmt: skip
+    """A stage's attempt: a row of ours in OPS.TASK_HISTORY (Snowflake has no record of what runs outside it)."""
     record_attempt(
         session,
         {
@@ -119,9 +124,41 @@ def _history(session: Any, node_name: str, state: str, scheduled: datetime, star
             "attempt_number": attempt,
             "graph_run_group_id": run_id,
             "run_id": run_ms,
-            "config": config if node_name == ROOT else None,
+            "config": None,
         },
     )
+
+
+def _root_task_id(env: Environment) -> str:
+    """A stable id of the hourly graph's root, as SHOW TASKS' ID column gives it in Snowflake."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{env.snowflake.database}.{env.snowflake.schemas['ops']}.{ROOT}"))
+
+
+def _task_record(env: Environment, session: Any, node: TaskNode, state: str, scheduled: datetime, started: datetime,
+                 completed: datetime, attempt: int, run_id: str, run_ms: int, config: str, output: Any = None,
+                 error: str | None = None, error_code: str | None = None) -> None:  # fmt: skip
+    """A graph task's attempt as Snowflake records it (the INFORMATION_SCHEMA.TASK_HISTORY emulation)."""
+    row = {
+        "query_id": None if state == "SKIPPED" else str(uuid.uuid4()),
+        "name": node.name,
+        "database_name": env.snowflake.database.upper(),
+        "schema_name": env.snowflake.schemas["ops"].upper(),
+        "query_text": node.call_sql(RUN_ID_EXPR),
+        "state": state,
+        "error_code": error_code,
+        "error_message": error,
+        "scheduled_time": scheduled,
+        "query_start_time": started,
+        "completed_time": completed,
+        "root_task_id": _root_task_id(env),
+        "run_id": run_ms,
+        "return_value": None if output is None else json.dumps(output),
+        "scheduled_from": "SCHEDULE",
+        "attempt_number": attempt,
+        "config": config if node.name == ROOT else None,
+        "graph_run_group_id": run_id,
+    }
+    session.sql(emulation.insert_statement(env.snowflake.database, row)).collect()
 
 
 def _run_node(session: Any, node: TaskNode, run_id: str, config_json: str) -> tuple[TaskResult, str | None]:
@@ -164,6 +201,8 @@ def run_dag(
     scheduled = scheduled or _now()
     run_ms = int(scheduled.replace(tzinfo=UTC).timestamp() * 1000)  # Snowflake's RUN_ID: scheduled time, epoch ms
     sync_catalog(env, session)
+    for sql in emulation.create_statements(env.snowflake.database):
+        session.sql(sql).collect()
     by_stage = {s.name: s for s in stages or []}
     states: dict[str, str] = {}
     results: list[TaskResult] = []
@@ -195,14 +234,14 @@ def run_dag(
         if blocked and node.name != FINALIZER:
             error = f"not run: predecessor {', '.join(blocked)} did not succeed"
             record_task(session, run_id, node.name, "SKIPPED", error)
-            _history(session, node.name, "SKIPPED", scheduled, started_at, started_at, attempt, run_id, run_ms,
-                     config_json, None, error)  # fmt: skip
+            _task_record(env, session, node, "SKIPPED", scheduled, started_at, started_at, attempt, run_id, run_ms,
+                         config_json, None, error)  # fmt: skip
             states[node.name] = "SKIPPED"
             results.append(TaskResult(node.name, "SKIPPED", 0.0, {}, error))
             continue
         result, code = _run_node(session, node, run_id, config_json)
-        _history(session, node.name, result.state, scheduled, started_at, _now(), attempt, run_id, run_ms,
-                 config_json, result.output or None, result.error, code)  # fmt: skip
+        _task_record(env, session, node, result.state, scheduled, started_at, _now(), attempt, run_id, run_ms,
+                     config_json, result.output or None, result.error, code)  # fmt: skip
         states[node.name] = result.state
         results.append(result)
     return DagRun(run_id, results, attempt, merged_config)
@@ -214,16 +253,17 @@ class NothingToRetryError(RuntimeError):
 
 def retry_last(env: Environment, session: Any) -> DagRun:
     """EXECUTE TASK <root> RETRY LAST: the failed and skipped tasks of the last graph run, as its next attempt."""
-    history = f"{env.snowflake.schemas['ops']}.{catalog.TASK_HISTORY_TABLE}"
+    # Snowflake's record of the graph, read as on Snowflake (the player's emulation answers locally)
+    history = task_runs.attempts(env)
     last = session.sql(
-        f"SELECT GRAPH_RUN_GROUP_ID, SCHEDULED_TIME, CONFIG FROM {history} WHERE NAME = {literal(ROOT)} "
+        f"SELECT GRAPH_RUN_GROUP_ID, SCHEDULED_TIME, CONFIG FROM {history} AS h WHERE NAME = {literal(ROOT)} "
         "ORDER BY SCHEDULED_TIME DESC, ATTEMPT_NUMBER ASC LIMIT 1"
     ).collect()
     if not last:
         raise NothingToRetryError("no graph run in the task history yet")
     run_id, scheduled, config = last[0][0], last[0][1], json.loads(last[0][2] or "{}")
     latest = session.sql(
-        f"SELECT NAME, STATE, ATTEMPT_NUMBER FROM {history} WHERE GRAPH_RUN_GROUP_ID = {literal(run_id)} "
+        f"SELECT NAME, STATE, ATTEMPT_NUMBER FROM {history} AS h WHERE GRAPH_RUN_GROUP_ID = {literal(run_id)} "
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY NAME ORDER BY ATTEMPT_NUMBER DESC, COMPLETED_TIME DESC) = 1"
     ).collect()
     attempt = max(int(r[2]) for r in latest) + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import typer
 from finsight import catalog, marts, warehouse
 from finsight.cli.common import EnvOption, environment, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
+from finsight.ops import task_runs
 from snowpark import merge, procedures
 from snowpark.run_log import record_task
 from snowpark.sql_text import literal
@@ -53,16 +55,31 @@ def deploy_statements(env: Environment, zip_path: Path) -> list[str]:
         f"PUT 'file://{zip_path.as_posix()}' @{procedures.CODE_STAGE} AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
         *[p.create_sql() for p in procedures.ALL],
         *catalog_statements(env),
-        # Snowflake refuses to change a graph whose root is started: suspend it; render_sql resumes it last
-        f"ALTER TASK IF EXISTS {env.snowflake.schemas['ops']}.{dag.ROOT} SUSPEND",
+        # Snowflake refuses to change a task of a graph whose root is started: suspend every graph's root;
+        # render_sql resumes each graph, children before root
+        *dag.suspend_statements(env),
     ]
 
 
 def catalog_statements(env: Environment) -> list[str]:
-    """OPS.PIPELINE_CATALOG rows (table and mart specs) that BACKFILL, BUILD_MART and retention read."""
+    """OPS.PIPELINE_CATALOG rows (table and mart specs) that BACKFILL, BUILD_MART and retention read.
+
+    One transaction: Snowflake autocommits each statement outside BEGIN ... COMMIT (docs: Transactions), so a failed
+    INSERT after an autocommitted DELETE would leave the procedures an empty catalog. `run_statements` rolls back."""
     table = f"{env.snowflake.schemas['ops']}.{catalog.PIPELINE_CATALOG_TABLE}"
     rows = ", ".join(f"({literal(k)}, {literal(n)}, {literal(s)})" for k, n, s in marts.pipeline_catalog(env))
-    return [f"DELETE FROM {table}", f"INSERT INTO {table} (KIND, NAME, SPEC) VALUES {rows}"]
+    return ["BEGIN", f"DELETE FROM {table}", f"INSERT INTO {table} (KIND, NAME, SPEC) VALUES {rows}", "COMMIT"]
+
+
+def run_statements(cursor: Any, statements: list[str], echo: Callable[[str], None] = typer.echo) -> None:
+    """Execute in order; on a failure roll back an open transaction (a no-op outside one), then raise."""
+    try:
+        for sql in statements:
+            echo(sql.splitlines()[0])
+            cursor.execute(sql)
+    except Exception:
+        cursor.execute("ROLLBACK")
+        raise
 
 
 def _print_plan(env: Environment, zip_path: Path, modules: list[str]) -> None:
@@ -99,10 +116,7 @@ def deploy(
             _print_plan(cfg, zip_path, modules)
             return
         with platform_errors(cfg), warehouse.connect(cfg) as conn:
-            cursor = conn.cursor()
-            for sql in deploy_statements(cfg, zip_path):
-                typer.echo(sql.splitlines()[0])
-                cursor.execute(sql)
+            run_statements(conn.cursor(), deploy_statements(cfg, zip_path))
             for cur in conn.execute_string(dag.render_sql(cfg)):
                 typer.echo(f"  {cur.query.splitlines()[0]}")
     typer.echo(f"{cfg.name}: {len(procedures.ALL)} procedures and {len(dag.build_dag(cfg))} tasks deployed")
@@ -207,10 +221,11 @@ def task_history(
     limit: int = typer.Option(40, "--limit", "-n", min=1, help="Newest N attempts."),
     as_json: bool = typer.Option(False, "--json", help="Rows as JSON (TASK_HISTORY's column names)."),
 ) -> None:
-    """OPS.TASK_HISTORY, newest first: one row per task attempt, Snowflake TASK_HISTORY's columns and states."""
+    """Task attempts newest first, Snowflake TASK_HISTORY's columns and states: the graph tasks from Snowflake's
+    INFORMATION_SCHEMA.TASK_HISTORY (last 6 days), the extract and load stages from OPS.TASK_HISTORY."""
     cfg = environment(env)
     require_local_stack(cfg)
-    table = f"{cfg.snowflake.schemas['ops']}.{catalog.TASK_HISTORY_TABLE}"
+    table = f"{task_runs.attempts(cfg)} AS t"
     columns = ["NAME", "STATE", "SCHEDULED_TIME", "QUERY_START_TIME", "COMPLETED_TIME", "ERROR_CODE", "ERROR_MESSAGE",
                "ATTEMPT_NUMBER", "GRAPH_RUN_GROUP_ID", "RUN_ID", "RETURN_VALUE"]  # fmt: skip
     sql = f"SELECT {', '.join(columns)} FROM {table} ORDER BY QUERY_START_TIME DESC, COMPLETED_TIME DESC LIMIT {limit}"

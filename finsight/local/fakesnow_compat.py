@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import snowflake.connector.errors
 from sqlglot import exp
 
+from finsight.local import task_history
+
 # schemachange keeps a script's leading comments on its first statement
 _COMMENTS = r"(?s)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*"
 
@@ -175,6 +177,8 @@ def apply() -> None:
     fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
     # cursor.py calls `transforms.tag` through the package attribute too; it runs on every statement
     fakesnow.transforms.tag = _with_iceberg_as_table(fakesnow.transforms.tag)
+    # Snowflake's task record (INFORMATION_SCHEMA.TASK_HISTORY(...), ACCOUNT_USAGE) -> the local player's rows
+    fakesnow.transforms.tag = task_history.before(fakesnow.transforms.tag)
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
     # fakesnow.arrow.to_sf looks this name up in its module at call time
     fakesnow.arrow.timestamp_to_sf_struct = _null_timestamps_stay_null(fakesnow.arrow.timestamp_to_sf_struct)

@@ -17,6 +17,7 @@ from typing import Any
 
 from finsight import catalog
 from finsight.config import Environment, repo_root
+from finsight.ops import task_runs
 from finsight.ops.ownership import (
     GITHUB_TEAMS,
     ONCALL,
@@ -28,6 +29,8 @@ from finsight.ops.ownership import (
     topic,
     topic_arn,
 )
+from snowpark import task_history
+from snowpark.sql_text import literal
 
 ALERTS_TABLE = "ALERTS"
 QUALITY_RESULTS_TABLE = "QUALITY_RESULTS"  # written by the data-quality checks (snowpark/quality/)
@@ -123,12 +126,9 @@ def _rows(cur: Any, sql: str) -> list[dict[str, Any]]:
 
 
 def latest_tasks(env: Environment, cur: Any) -> list[dict[str, Any]]:
-    """The latest attempt of every task and stage (OPS.TASK_HISTORY)."""
-    ops = env.snowflake.schemas["ops"]
+    """The latest attempt of every task (Snowflake's INFORMATION_SCHEMA.TASK_HISTORY) and stage (OPS.TASK_HISTORY)."""
     return _rows(cur, f"SELECT NAME, STATE, ERROR_MESSAGE, GRAPH_RUN_GROUP_ID, "
-                      f"CAST(SCHEDULED_TIME AS VARCHAR) AS SCHEDULED FROM {ops}.{catalog.TASK_HISTORY_TABLE} "
-                      "QUALIFY ROW_NUMBER() OVER (PARTITION BY NAME ORDER BY SCHEDULED_TIME DESC, "
-                      "ATTEMPT_NUMBER DESC) = 1")  # fmt: skip
+                      f"CAST(SCHEDULED_TIME AS VARCHAR) AS SCHEDULED FROM {task_runs.latest(env)} AS t")  # fmt: skip
 
 
 def task_owners(env: Environment) -> dict[str, str]:
@@ -183,12 +183,13 @@ def month_spend_usd(env: Environment, cur: Any) -> float:
     per_hour = prices["snowflake.warehouse_credits_per_hour"].value
     assert isinstance(per_hour, dict)
     rate = per_hour[env.snowflake.warehouses["transform"].size] * prices.usd("snowflake.credit_usd") / 3600
-    ops = env.snowflake.schemas["ops"]
+    # a month is longer than the table function's 7 days: Snowflake's ACCOUNT_USAGE view (365 days, completed runs)
     cur.execute(
         "SELECT COALESCE(SUM(DATEDIFF('millisecond', QUERY_START_TIME, COMPLETED_TIME)), 0) "
-        f"FROM {ops}.{catalog.TASK_HISTORY_TABLE} WHERE COMPLETED_TIME IS NOT NULL "
-        "AND SCHEDULED_TIME >= DATE_TRUNC('month', CURRENT_TIMESTAMP()) AND NOT STARTSWITH(NAME, 'EXTRACT_') "
-        "AND NAME <> 'LOAD'"
+        f"FROM {task_history.account_usage()} WHERE COMPLETED_TIME IS NOT NULL "
+        f"AND DATABASE_NAME = {literal(env.snowflake.database.upper())} "
+        f"AND SCHEMA_NAME = {literal(env.snowflake.schemas['ops'].upper())} "
+        "AND SCHEDULED_TIME >= DATE_TRUNC('month', CURRENT_TIMESTAMP())"
     )
     millis = cur.fetchone()[0] or 0
     return float(millis) / 1000 * rate

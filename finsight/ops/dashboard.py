@@ -83,7 +83,7 @@ def query(sql: str) -> pd.DataFrame:
 
 def main() -> None:
     from finsight import catalog
-    from finsight.ops import alerts, slo, status
+    from finsight.ops import alerts, slo, status, task_runs
 
     env = _local_env()
     ops = env.snowflake.schemas["ops"]
@@ -96,9 +96,9 @@ def main() -> None:
         f"FROM {ops}.{catalog.RUN_LOG_TABLE} WHERE TASK_NAME = 'RUN' "
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY RUN_ID ORDER BY STARTED_AT DESC) = 1 ORDER BY STARTED_AT DESC LIMIT 48"
     )
-    tasks = query(
+    tasks = query(  # Snowflake's record of the graph tasks plus the stages' rows (finsight/ops/task_runs.py)
         "SELECT NAME, STATE, QUERY_START_TIME, COMPLETED_TIME, GRAPH_RUN_GROUP_ID "
-        f"FROM {ops}.{catalog.TASK_HISTORY_TABLE} ORDER BY SCHEDULED_TIME DESC LIMIT 300"
+        f"FROM {task_runs.attempts(env)} AS t ORDER BY SCHEDULED_TIME DESC LIMIT 300"
     )
     st.caption(f"{len(runs)} graph runs, {int((runs['STATE'] != 'SUCCEEDED').sum()) if len(runs) else 0} not succeeded")
     st.dataframe(runs, width="stretch")

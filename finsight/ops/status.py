@@ -1,6 +1,7 @@
 """`finsight status`: per table, last success, freshness, lag against the SLA, last error, owner, next action.
 
-Read from the OPS tables (LANDED_BATCHES, MERGED_BATCHES, TASK_HISTORY, LOAD_ERRORS): the same in every environment.
+Read from the OPS tables (LANDED_BATCHES, MERGED_BATCHES, LOAD_ERRORS) and the task outcomes (Snowflake's
+INFORMATION_SCHEMA.TASK_HISTORY for the graph tasks, OPS.TASK_HISTORY for the stages): the same in every environment.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from finsight import catalog
 from finsight.config import Environment
+from finsight.ops import task_runs
 from finsight.ops.ownership import GITHUB_TEAMS, RUNBOOKS, team_of_owner
 
 
@@ -58,8 +60,7 @@ def table_status(env: Environment, cur: Any, now: datetime | None = None) -> lis
     )
     waiting = {r[0].upper(): _ts(r[1]) for r in cur.fetchall()}
     cur.execute(
-        f"SELECT NAME, STATE, ERROR_MESSAGE, CAST(QUERY_START_TIME AS VARCHAR) FROM {ops}.{catalog.TASK_HISTORY_TABLE} "
-        "QUALIFY ROW_NUMBER() OVER (PARTITION BY NAME ORDER BY SCHEDULED_TIME DESC, ATTEMPT_NUMBER DESC) = 1"
+        f"SELECT NAME, STATE, ERROR_MESSAGE, CAST(QUERY_START_TIME AS VARCHAR) FROM {task_runs.latest(env)} AS t"
     )
     tasks = {r[0]: (r[1], r[2], _ts(r[3])) for r in cur.fetchall()}
     cur.execute(f"SELECT FILE_KEY, ERROR FROM {ops}.{catalog.LOAD_ERRORS_TABLE} WHERE RELEASED_AT IS NULL")

@@ -15,6 +15,7 @@ from finsight.local.cycle import hourly_cycle
 from finsight.local.graph import extract_stages
 from finsight.local.snowpipe import drain
 from finsight.local.stack import LocalStack
+from finsight.ops import task_runs
 from tasks.runner import DagRun, NothingToRetryError, TaskResult, retry_last, run_dag
 from tests.warehouse.helpers import last_run_detail, sf
 
@@ -53,7 +54,8 @@ def test_a_source_that_fails_to_extract_makes_the_run_partial(local_env: Environ
     detail = last_run_detail(local_env, cycle.run_id)
     assert detail["state"] == "PARTIAL" and detail["failed_stages"] == ["EXTRACT_RISK"] and detail["failed"] == []
     columns = "NAME, STATE, ERROR_MESSAGE, ATTEMPT_NUMBER, SCHEDULED_TIME, QUERY_START_TIME, COMPLETED_TIME, RUN_ID"
-    history = sf(local_env, f"SELECT {columns} FROM OPS.TASK_HISTORY WHERE GRAPH_RUN_GROUP_ID = '{cycle.run_id}'")
+    # the graph tasks from Snowflake's record (INFORMATION_SCHEMA.TASK_HISTORY), the stages from OPS.TASK_HISTORY
+    history = sf(local_env, f"SELECT {columns} FROM {task_runs.attempts(local_env, cycle.run_id)} AS t")
     names = {r[0]: r for r in history}
     assert names["EXTRACT_RISK"][1] == "FAILED" and names["EXTRACT_RISK"][2]
     check_risk = f"CHECK_{local_env.table('risk.risk_assessments').raw_name}"
@@ -110,8 +112,8 @@ def test_a_failed_task_fails_the_run_and_retry_last_reruns_only_what_failed(
         }
         assert retried.state == "SUCCEEDED" and retried.config["full_refresh_marts"] == ["ledger_balance"]
         assert last_run_detail(local_env, run_id)["state"] == "SUCCEEDED"
-        where = f"GRAPH_RUN_GROUP_ID = '{run_id}' AND NAME = 'MART_LEDGER_BALANCE'"
-        attempts = sf(local_env, f"SELECT NAME, ATTEMPT_NUMBER, STATE FROM OPS.TASK_HISTORY WHERE {where} ORDER BY 2")
+        source = f"{task_runs.attempts(local_env, run_id)} AS t WHERE NAME = 'MART_LEDGER_BALANCE'"
+        attempts = sf(local_env, f"SELECT NAME, ATTEMPT_NUMBER, STATE FROM {source} ORDER BY 2")
         assert attempts == [("MART_LEDGER_BALANCE", 1, "FAILED"), ("MART_LEDGER_BALANCE", 2, "SUCCEEDED")]
         with pytest.raises(NothingToRetryError):  # as Snowflake: RETRY LAST needs a failed last run
             retry_last(local_env, session)
