@@ -121,10 +121,12 @@ def _bootstrap_local_database(env: Environment) -> None:
 def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
     if env.is_local:
         _bootstrap_local_database(env)
+    from snowpark.schema_evolution import ScaleChangeError
+
     try:
         widened = widen_declared_numbers(env, dry_run)
-    except Exception as exc:  # ScaleChangeError, or the warehouse refusing the ALTER: nothing deployed
-        raise MigrationError(f"widening declared NUMBER columns failed for {env.name}: {exc}") from None
+    except ScaleChangeError as exc:  # refused before any change: nothing deployed
+        raise MigrationError(f"{env.name}: {exc}") from None
     s = env.snowflake
     argv = [
         str(Path(sys.executable).with_name("schemachange")), "deploy",
