@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class MigrationResult:
     applied: list[str]
     skipped: int
     output: str
+    widened: list[str] = field(default_factory=list)  # `TABLE.COLUMN: change` run (or, dry run, due) before it
 
 
 def migrations_dir() -> Path:
@@ -81,6 +82,34 @@ def live_migration_vars(env: Environment, dry_run: bool = False) -> dict[str, An
     finally:
         session.close()
     return {**variables, "archive": {**archive_vars, "tables": tables}}
+
+
+def declared_numbers(env: Environment) -> dict[str, dict[str, str]]:
+    """RAW and CURATED tables -> {column: NUMBER type} as the catalog declares them (what RAW is created with)."""
+    schemas = env.snowflake.schemas
+    out: dict[str, dict[str, str]] = {}
+    for t in env.warehouse_tables():
+        numbers = {
+            name.upper(): typ
+            for name, col in t.landed_columns().items()
+            if (typ := catalog.snowflake_type(col.type)).startswith("NUMBER(")
+        }
+        out[f"{schemas['raw']}.{t.raw_name}"] = numbers
+        out[f"{schemas['curated']}.{t.curated_name}"] = numbers
+    return out
+
+
+def widen_declared_numbers(env: Environment, dry_run: bool = False) -> list[str]:
+    """The deploy step that widens RAW (and CURATED) before a load needs it: Snowpipe's schema evolution never widens
+    a column, so a NUMBER the catalog now declares wider is widened here, precision only (ScaleChangeError for a
+    grown scale: docs/runbooks/source-schema-change.md)."""
+    from snowpark.schema_evolution import widen_to_declared
+
+    session = warehouse.snowpark_session(env)
+    try:
+        return widen_to_declared(session, declared_numbers(env), "deploy (finsight migrate)", apply=not dry_run)
+    finally:
+        session.close()
 
 
 def _bootstrap_local_database(env: Environment) -> None:
@@ -153,6 +182,12 @@ def schemachange_login(env: Environment) -> Iterator[dict[str, str]]:
 def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
     if env.is_local:
         _bootstrap_local_database(env)
+    from snowpark.schema_evolution import ScaleChangeError
+
+    try:
+        widened = widen_declared_numbers(env, dry_run)
+    except ScaleChangeError as exc:  # refused before any change: nothing deployed
+        raise MigrationError(f"{env.name}: {exc}") from None
     argv = schemachange_argv(env, live_migration_vars(env, dry_run), dry_run)
     with schemachange_login(env) as child_env:
         proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
@@ -163,4 +198,4 @@ def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
     plain = _ANSI.sub("", output)
     applied = _APPLIED.findall(plain)
     skipped = int(m.group(1)) if (m := _SKIPPED.search(plain)) else 0
-    return MigrationResult(applied=applied, skipped=skipped, output=plain)
+    return MigrationResult(applied=applied, skipped=skipped, output=plain, widened=widened)

@@ -21,7 +21,8 @@ CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
 {%- if not is_local %}
--- Snowpipe adds a column a source gained before loading it (the local pipe player does the same)
+-- Snowpipe adds a column a source gained before loading it (the local pipe player does the same); it never widens
+-- a type: `finsight migrate` widens a NUMBER the catalog declares wider before this script (precision only)
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} SET ENABLE_SCHEMA_EVOLUTION = TRUE;
 {%- endif %}
 {%- if t.pk_snapshot %}

@@ -1,13 +1,17 @@
 """Warehouse side of source schema evolution: RAW and CURATED follow what the connectors land, never lose a column.
 
 - a column a batch lands that the table lacks is added (RAW: Snowflake's ENABLE_SCHEMA_EVOLUTION does this for
-  Snowpipe; the local pipe player calls `evolve_statements` before its COPY; CURATED: MERGE_TABLE calls
-  `evolve_curated` first);
-- a NUMBER that a batch lands wider (precision or scale) is widened in place; precision only grows, so no stored
-  value changes (real Snowflake refuses a scale change, so there the DDL fails naming the column and nothing merges:
-  docs/runbooks/source-schema-change.md);
+  Snowpipe, and only this; the local pipe player adds the columns `evolve_statements` names and nothing else;
+  CURATED: MERGE_TABLE calls `evolve_curated` first);
+- a NUMBER is never widened by a load: Snowpipe's schema evolution adds columns, it does not change a type ("Table
+  schema evolution", https://docs.snowflake.com/en/user-guide/data-load-schema-evolution). RAW's NUMBERs are
+  widened by the deploy (`widen_to_declared`, run by `finsight migrate` before schemachange) once the catalog
+  declares the wider type, precision only: ALTER TABLE ... ALTER COLUMN ... SET DATA TYPE changes a NUMBER's
+  precision, never its scale ("ALTER TABLE ... ALTER COLUMN",
+  https://docs.snowflake.com/en/sql-reference/sql/alter-table-column). CURATED follows RAW before each MERGE;
 - nothing is ever dropped: a column gone at the source keeps its history and receives NULLs.
-Every change is recorded in OPS.SCHEMA_VERSIONS (table, column, change, batch/run).
+Every change is recorded in OPS.SCHEMA_VERSIONS (table, column, change, batch/run/deploy).
+See docs/runbooks/source-schema-change.md.
 """
 
 from __future__ import annotations
@@ -106,3 +110,49 @@ def evolve_curated(session: Any, spec: dict[str, Any], run_id: str) -> list[str]
         session.sql(ddl).collect()
     record(session, curated, changes, f"run {run_id}")
     return [*spec["columns"], *(c for c in landed if c not in spec["columns"])]
+
+
+class ScaleChangeError(RuntimeError):
+    """A declared NUMBER whose scale is larger than the table's: Snowflake cannot change a NUMBER's scale in place
+    (ALTER TABLE ... ALTER COLUMN), the table has to be rebuilt (docs/runbooks/source-schema-change.md)."""
+
+
+def precision_widenings(table: str, current: dict[str, str], declared: dict[str, str]) -> list[tuple[str, str, str]]:
+    """[(column, change, DDL)] that let `table`'s existing NUMBER columns hold every value of the `declared` type, by
+    precision alone (pure). A declared scale larger than the table's raises ScaleChangeError naming every such column:
+    Snowflake refuses that ALTER, and casting to the smaller scale would round the values."""
+    out, refused = [], []
+    for column, declared_type in declared.items():
+        if column not in current:
+            continue  # a column the table lacks is added by the migrations / schema evolution, not widened
+        wider = widened(current[column], declared_type)
+        if wider is None:
+            continue
+        if number_parts(wider)[1] != (number_parts(current[column]) or (0, 0))[1]:
+            refused.append(f"{table}.{column} is {current[column]}, declared {declared_type}")
+            continue
+        change = f"widened {current[column]} -> {wider}"
+        out.append((column, change, f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {wider}"))
+    if refused:
+        raise ScaleChangeError(
+            "a NUMBER's scale cannot grow in place (Snowflake's ALTER COLUMN changes precision only): "
+            + "; ".join(refused)
+            + ": rebuild the table with the wider type first (docs/runbooks/source-schema-change.md)"
+        )
+    return out
+
+
+def widen_to_declared(session: Any, declared: dict[str, dict[str, str]], context: str, apply: bool = True) -> list[str]:
+    """The deploy step: widen the existing tables' NUMBERs (SCHEMA.TABLE -> {column: declared NUMBER type}) to what
+    the catalog now declares, before anything is loaded with the wider type. Returns `TABLE.COLUMN: change` lines;
+    with `apply` False only computes them (dry run). Raises ScaleChangeError before changing anything."""
+    live = columns_of(session, list(declared))
+    plans = {t: precision_widenings(t, live[t], declared[t]) for t in declared if t in live}
+    lines = []
+    for table, changes in plans.items():
+        if apply:
+            for _, _, ddl in changes:
+                session.sql(ddl).collect()
+            record(session, table, changes, context)
+        lines += [f"{table}.{column}: {change}" for column, change, _ in changes]
+    return lines

@@ -1,7 +1,11 @@
 """Schema evolution at the source: compare the live table (information_schema) with the catalog on every run.
 
 - added column     -> landed (RAW/CURATED gain it), recorded as drift; a new column holding card numbers is tokenized
-- widened type     -> landed with the wider type (decimal precision/scale, int -> bigint), recorded as drift
+- widened type     -> recorded as drift, but landed with the type RAW holds (the catalog's, or the one an added
+                      column first landed with): Snowpipe never widens a column (docs/runbooks/source-schema-change.md).
+                      A value that does not fit it exactly (integer digits, or fractional digits it would round)
+                      fails the table in the writer (watermark kept, nothing landed or lost) until the catalog
+                      declares the wider type and `finsight migrate` has widened RAW
 - dropped/renamed  -> the table keeps loading (the missing column lands as NULL), recorded as drift (alert)
 - incompatible     -> recorded; the batch fails with a message naming table and column if values do not cast
 """
@@ -75,7 +79,7 @@ class SchemaDrift:
     def changes(self) -> list[str]:
         out = [f"added {n} {t}" for n, t in self.added.items()]
         out += [f"dropped {n} (lands as NULL)" for n in self.dropped]
-        out += [f"widened {n} {a} -> {b}" for n, (a, b) in self.widened.items()]
+        out += [f"widened {n} {a} -> {b} (lands as {a}, RAW's type)" for n, (a, b) in self.widened.items()]
         out += [f"incompatible {n} {a} -> {b}" for n, (a, b) in self.incompatible.items()]
         out += [f"PAN-like values in new column {n}: tokenized" for n in self.pan_like]
         return out
@@ -123,22 +127,26 @@ def evolve(
             columns[name] = col
             continue
         wider = widen(col.type, live[name].logical)
-        if wider is not None:
+        if wider is not None:  # keeps RAW's type: the writer's exact cast holds the table back if a value needs more
             drift.widened[name] = (col.type, wider)
-            col = col.model_copy(update={"type": wider})
         elif col.pci is not PciClass.PAN and _kind(col.type) != _kind(live[name].logical):
             drift.incompatible[name] = (col.type, live[name].logical)
         columns[name] = col
     for name, lc in live.items():
         if name in table.columns or not re.match(r"^[a-z][a-z0-9_]*$", name):
             continue
-        drift.added[name] = lc.logical
+        landed_before = known.get(name, {}).get("type")
+        wider = widen(landed_before, lc.logical) if landed_before else None
+        if wider is not None:  # added earlier, RAW gained it with the type it first landed with: keep that type
+            drift.widened[name] = (landed_before, wider)
+        else:
+            drift.added[name] = lc.logical
         pci = PciClass(known.get(name, {}).get("pci", "none"))
         if pci is PciClass.NONE and lc.logical == "string" and _pan_like(conn, table.name, name):
             pci = PciClass.PAN
         if pci is PciClass.PAN:
             drift.pan_like.append(name)
-        columns[name] = Column(type=lc.logical, pci=pci, nullable=True)
+        columns[name] = Column(type=landed_before if wider else lc.logical, pci=pci, nullable=True)
     if drift.changes():
         table = table.model_copy(update={"columns": columns})
     return table, drift

@@ -158,6 +158,8 @@ def migrate_command(
     typer.echo(f"{cfg.name}: {verb} {len(result.applied)} script(s), {result.skipped} skipped")
     for script in result.applied:
         typer.echo(f"  {script}")
+    for change in result.widened:  # the deploy step before schemachange (snowpark.schema_evolution)
+        typer.echo(f"  {'would widen' if dry_run else 'widened'} {change}")
 
 
 @sql_app.command("render")

@@ -1,19 +1,35 @@
-"""Local stand-in for Snowflake's ENABLE_SCHEMA_EVOLUTION on RAW tables: before the pipe's COPY of a file, RAW
-gains the columns the file carries and widens the NUMBERs it carries wider (same rules as CURATED, in
-snowpark/schema_evolution.py). Without it, COPY ... MATCH_BY_COLUMN_NAME would silently drop a new column.
+"""Local stand-in for Snowflake's ENABLE_SCHEMA_EVOLUTION on RAW tables, and for how COPY casts a wider NUMBER.
+
+Before the pipe's COPY of a file, RAW gains the columns the file carries that it lacks, and nothing else: Snowpipe's
+schema evolution adds columns (and drops NOT NULL), it never widens a type ("Table schema evolution",
+https://docs.snowflake.com/en/user-guide/data-load-schema-evolution). Without the ADD, COPY ... MATCH_BY_COLUMN_NAME
+would silently drop a new column.
+
+A file column that is a wider NUMBER than RAW's is loaded as Snowflake loads it: value by value. A value whose
+integer digits fit RAW's NUMBER(p, s) loads (extra fractional digits are rounded to s by the cast); one that does not
+fails the whole file ("you can't load a value into a NUMBER column if the number of digits to the left of the
+decimal point exceeds the precision of the column minus its scale": "Numeric data types",
+https://docs.snowflake.com/en/sql-reference/data-types-numeric), with Snowflake's error text, so the player
+quarantines it like any file the pipe cannot load. Widening RAW is the deploy's job (`finsight migrate`:
+snowpark.schema_evolution.widen_to_declared); then the released file loads.
 """
 
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import snowflake.connector.errors
 
 from finsight.aws import client
 from finsight.config import Environment
-from snowpark.schema_evolution import evolve_statements, record, table_columns
+from snowpark.schema_evolution import evolve_statements, number_parts, record, table_columns, widened
+
+# Snowflake's error for a number that does not fit its column (100039, SQLSTATE 22003)
+OUT_OF_RANGE_ERRNO = 100039
 
 
 def arrow_to_snowflake(t: pa.DataType) -> str:
@@ -32,13 +48,13 @@ def arrow_to_snowflake(t: pa.DataType) -> str:
     return "VARCHAR"
 
 
-class _CursorSession:
+class CursorSession:
     """The two Snowpark calls schema_evolution needs (`sql(...).collect()`), over a connector cursor."""
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
 
-    def sql(self, text: str) -> _CursorSession:
+    def sql(self, text: str) -> CursorSession:
         self._text = text
         return self
 
@@ -47,14 +63,46 @@ class _CursorSession:
         return self._cursor.fetchall() if self._cursor.description else []
 
 
+def out_of_range(values: list[Any], column_type: str) -> Any | None:
+    """The first value whose integer digits do not fit `column_type` (NUMBER(p, s)) once rounded to its scale."""
+    parts = number_parts(column_type)
+    if parts is None:
+        return None
+    precision, scale = parts
+    limit = Decimal(10) ** (precision - scale)
+    quantum = Decimal(1).scaleb(-scale)
+    for value in values:
+        if value is not None and abs(Decimal(value).quantize(quantum, rounding="ROUND_HALF_UP")) >= limit:
+            return value
+    return None
+
+
+def check_numbers_fit(body: bytes, schema: pa.Schema, current: dict[str, str]) -> None:
+    """Raise Snowflake's COPY error when a value of a column landed wider than RAW's NUMBER does not fit it."""
+    wider = [f.name for f in schema if widened(current.get(f.name.upper(), ""), arrow_to_snowflake(f.type))]
+    if not wider:
+        return
+    values = pq.read_table(io.BytesIO(body), columns=wider)  # only the wider columns are read
+    for name in wider:
+        bad = out_of_range(values.column(name).to_pylist(), current[name.upper()])
+        if bad is not None:
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"Numeric value '{bad}' is out of range", errno=OUT_OF_RANGE_ERRNO, sqlstate="22003"
+            )
+
+
 def evolve_raw_for_file(env: Environment, cursor: Any, target: str, key: str) -> list[str]:
-    """Make RAW table `target` (SCHEMA.TABLE) hold the columns of the landed file `key`; returns the changes."""
+    """Make RAW table `target` (SCHEMA.TABLE) gain the columns of the landed file `key` it lacks; returns the changes.
+    Raises ProgrammingError (a file error: quarantined) when a wider NUMBER value does not fit RAW's column."""
     body = client(env, "s3").get_object(Bucket=env.aws.s3.bucket, Key=key)["Body"].read()
-    landed = {f.name.upper(): arrow_to_snowflake(f.type) for f in pq.read_schema(io.BytesIO(body))}
+    file_schema = pq.read_schema(io.BytesIO(body))
+    landed = {f.name.upper(): arrow_to_snowflake(f.type) for f in file_schema}
     schema, _, table = target.partition(".")
-    session = _CursorSession(cursor)
-    changes = evolve_statements(target, table_columns(session, schema, table), landed)
-    for _, _, ddl in changes:
+    session = CursorSession(cursor)
+    current = table_columns(session, schema, table)
+    check_numbers_fit(body, file_schema, current)  # before any DDL: a refused file changes nothing
+    added = [c for c in evolve_statements(target, current, landed) if c[0] not in current]
+    for _, _, ddl in added:
         cursor.execute(ddl)
-    record(session, target, changes, f"file {key}")
-    return [f"{target}.{col}: {change}" for col, change, _ in changes]
+    record(session, target, added, f"file {key}")
+    return [f"{target}.{col}: {change}" for col, change, _ in added]

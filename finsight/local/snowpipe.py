@@ -2,10 +2,11 @@
 
 The COPY text comes from finsight.catalog.pipe_copy_sql, the function the CREATE PIPE migration is rendered with;
 the player only names the notified file. Each file loads on its own, as Snowpipe does: a file the pipe cannot
-load (not Parquet, wrong schema) is moved to the quarantine prefix (s3://<bucket>/quarantine/<original key>),
-recorded in OPS.LOAD_ERRORS with pipe, key and error, alerted on the data-engineering SNS topic, and every other
-file still loads. `release` puts a quarantined file back (a new S3 event: the pipe tries again). A failure that is
-not about the file (the warehouse is unreachable) keeps the event queued for the next drain.
+load (not Parquet, wrong schema, a number out of its RAW column's range) is moved to the quarantine prefix
+(s3://<bucket>/quarantine/<original key>), recorded in OPS.LOAD_ERRORS with pipe, key and error, alerted on the
+data-engineering SNS topic, and every other file still loads. `release` puts a quarantined file back (a new S3
+event: the pipe tries again). A failure that is not about the file (the warehouse is unreachable) keeps the event
+queued for the next drain.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                     continue
                 pipe, file = found
                 try:
-                    evolve_raw_for_file(env, cursor, pipe["target"], key)  # Snowflake: ENABLE_SCHEMA_EVOLUTION
+                    # Snowflake: ENABLE_SCHEMA_EVOLUTION adds columns; a wider NUMBER is cast by value
+                    evolve_raw_for_file(env, cursor, pipe["target"], key)
                     cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
                     for row in cursor.fetchall():
                         if row[1] == "LOADED":

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from connectors.landing.state import load_state
-from connectors.run import extract_source
+from connectors.run import ExtractionError, extract_source
 from finsight import migrate, warehouse
 from finsight.aws import client
 from finsight.config import Environment, Table, load_environment, repo_root
@@ -144,7 +144,34 @@ def test_the_later_read_wins_even_with_an_older_cursor(probe, local_stack: Local
     assert _curated(env, table)[3]["NOTE"] == "corrected"
 
 
-def test_added_widened_and_dropped_columns_keep_loading_without_loss(probe, local_stack: LocalStack) -> None:
+def _declare(tmp: Path, table: Table, column: str, logical: str) -> Environment:
+    """The catalog PR that makes a source's widened column permanent: the probe's column declared `logical`."""
+    base = tmp / "environments" / "base.yaml"
+    data = yaml.safe_load(base.read_text())
+    data["postgres_sources"][SOURCE]["tables"][table.name]["columns"][column] = logical
+    base.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_environment("local", tmp / "environments")
+
+
+def _raw_type(env: Environment, table: Table, column: str) -> str:
+    with warehouse.connect(env) as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT NUMERIC_PRECISION, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'RAW' "
+            "AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+            (table.raw_name, column),
+        )
+        precision, scale = cur.fetchone()
+    return f"NUMBER({precision}, {scale})"
+
+
+def test_added_widened_and_dropped_columns_keep_loading_without_loss(
+    probe, local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """Snowpipe's schema evolution adds columns and never widens one, so a widened decimal lands as RAW's type while
+    its values fit; one that does not holds the table back (nothing landed, watermark kept) until the catalog declares
+    the wider type and `finsight migrate` widens RAW (precision only), then the same rows land. (Before, RAW was
+    widened by the local pipe player itself, which Snowflake never does.)"""
     env, table = probe
     with _admin(local_stack) as conn:
         conn.execute(f"INSERT INTO {table.name} (id, amount, note) VALUES (1, 1.50, 'a'), (2, 2.50, 'b')")
@@ -152,31 +179,73 @@ def test_added_widened_and_dropped_columns_keep_loading_without_loss(probe, loca
     _cycle(env, table)
     with _admin(local_stack) as conn:
         conn.execute(f"ALTER TABLE {table.name} ADD COLUMN region text")
-        conn.execute(f"ALTER TABLE {table.name} ALTER COLUMN amount TYPE numeric(20, 4)")
+        conn.execute(f"ALTER TABLE {table.name} ALTER COLUMN amount TYPE numeric(24, 2)")
         conn.execute(f"ALTER TABLE {table.name} DROP COLUMN note")
-        conn.execute(f"UPDATE {table.name} SET region = 'EU', amount = 1.2345, updated_at = now() WHERE id = 1")
+        conn.execute(f"UPDATE {table.name} SET region = 'EU', amount = 1.25, updated_at = now() WHERE id = 1")
         conn.commit()
     batch = _cycle(env, table)
     assert any(c.startswith("added region") for c in batch.schema_changes), batch.schema_changes
-    assert any(c.startswith("widened amount") for c in batch.schema_changes)
+    assert "widened amount decimal(18,2) -> decimal(24,2) (lands as decimal(18,2), RAW's type)" in batch.schema_changes
     assert any(c.startswith("dropped note") for c in batch.schema_changes)
+    assert _raw_type(env, table, "AMOUNT") == "NUMBER(18, 2)"  # the load widened nothing
     rows = _curated(env, table)
-    assert rows[1]["REGION"] == "EU"
-    assert str(rows[1]["AMOUNT"]) == "1.2345"  # the extra scale is kept, not rounded to 1.23
+    assert rows[1]["REGION"] == "EU" and str(rows[1]["AMOUNT"]) == "1.25"
     assert rows[1]["NOTE"] is None  # the column is gone at the source: NULL from now on
     assert rows[2]["NOTE"] == "b"  # history stays
-    with warehouse.connect(env) as conn:
-        cur = conn.cursor()
-        cur.execute(
-            "SELECT TABLE_NAME, COLUMN_NAME, CHANGE FROM OPS.SCHEMA_VERSIONS WHERE TABLE_NAME LIKE %s",
-            (f"%{table.raw_name}",),
-        )
-        changes = {(t.split(".")[0], c, ch.split()[0]) for t, c, ch in cur.fetchall()}
-    assert {("RAW", "REGION", "added"), ("CURATED", "REGION", "added"), ("CURATED", "AMOUNT", "widened")} <= changes
     with warehouse.connect(env) as conn:  # the drift travels with the batch: what alerts and `batches show` read
         cur = conn.cursor()
         cur.execute("SELECT SCHEMA_CHANGES FROM OPS.LANDED_BATCHES WHERE BATCH_ID = %s", (batch.batch_id,))
         assert "added region string" in json.loads(cur.fetchone()[0])
+
+    big = "12345678901234567890.12"  # 20 integer digits: RAW's NUMBER(18, 2) holds 16
+    with _admin(local_stack) as conn:
+        conn.execute(f"UPDATE {table.name} SET amount = {big}, updated_at = now() WHERE id = 2")
+        conn.commit()
+    cursor_before = load_state(env, table)["cursor"]
+    with pytest.raises(ExtractionError, match=r"column 'amount' does not fit decimal128\(18, 2\)"):
+        extract_source(env, table.source, "incremental", tables=[table.name])
+    assert load_state(env, table)["cursor"] == cursor_before  # held back: the next run re-reads the rows
+
+    declared = _declare(tmp_path, table, "amount", "decimal(24,2)")  # the catalog PR, then the deploy
+    result = migrate.deploy(declared)
+    raw, curated = f"RAW.{table.raw_name}", f"CURATED.{table.curated_name}"
+    change = "AMOUNT: widened NUMBER(18, 2) -> NUMBER(24, 2)"
+    assert {f"{raw}.{change}", f"{curated}.{change}"} <= set(result.widened)
+    assert _raw_type(env, table, "AMOUNT") == "NUMBER(24, 2)"
+    _cycle(declared, declared.table(table.qualified))
+    assert str(_curated(env, table)[2]["AMOUNT"]) == big  # the held-back row, exact
+    with warehouse.connect(env) as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, CHANGE, CONTEXT FROM OPS.SCHEMA_VERSIONS WHERE TABLE_NAME LIKE %s",
+            (f"%{table.raw_name}",),
+        )
+        changes = {(t.split(".")[0], c, ch.split()[0], ctx.split()[0]) for t, c, ch, ctx in cur.fetchall()}
+    assert {("RAW", "REGION", "added", "file"), ("CURATED", "REGION", "added", "run"),
+            ("RAW", "AMOUNT", "widened", "deploy")} <= changes  # fmt: skip
+
+
+def test_a_grown_decimal_scale_is_never_rounded_and_never_widened_in_place(
+    probe, local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """Snowflake casts 1.2345 into RAW's NUMBER(18, 2) as 1.23 and cannot change a NUMBER's scale in place: the
+    connector holds back a value it would round, and the deploy refuses the scale change naming the column (the
+    table is rebuilt instead: docs/runbooks/source-schema-change.md). Values that still fit keep loading."""
+    env, table = probe
+    with _admin(local_stack) as conn:
+        conn.execute(f"ALTER TABLE {table.name} ALTER COLUMN amount TYPE numeric(20, 4)")
+        conn.execute(f"INSERT INTO {table.name} (id, amount, note) VALUES (1, 1.2345, 'a'), (2, 2.5, 'b')")
+        conn.commit()
+    with pytest.raises(ExtractionError, match=r"column 'amount' does not fit .* data loss"):
+        extract_source(env, table.source, "incremental", tables=[table.name])
+    with pytest.raises(migrate.MigrationError, match=rf"RAW\.{table.raw_name}\.AMOUNT is NUMBER\(18, 2\).*rebuild"):
+        migrate.deploy(_declare(tmp_path, table, "amount", "decimal(20,4)"))
+    assert _raw_type(env, table, "AMOUNT") == "NUMBER(18, 2)"
+    with _admin(local_stack) as conn:  # the source team rounds the value: it fits again
+        conn.execute(f"UPDATE {table.name} SET amount = 1.23, updated_at = now() WHERE id = 1")
+        conn.commit()
+    _cycle(env, table)
+    assert {k: str(r["AMOUNT"]) for k, r in _curated(env, table).items()} == {1: "1.23", 2: "2.50"}
 
 
 def test_a_new_column_holding_card_numbers_never_lands_in_clear(probe, local_stack: LocalStack) -> None:

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -23,13 +24,18 @@ from finsight import catalog, warehouse
 from finsight.aws import client, kms_key_id
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import ensure_bucket, queue_name
+from finsight.local.raw_evolution import CursorSession
 from finsight.local.snowpipe import discard, drain, load_errors, release
 from finsight.local.stack import LocalStack
+from snowpark.schema_evolution import precision_widenings, table_columns
 
 pytestmark = pytest.mark.stack
 
 TABLE = "merchants.merchants"  # its pipe: <RAW>.MERCHANTS__MERCHANTS, folder merchants/merchants/
-COLUMNS = "MERCHANT_ID NUMBER(38, 0), LEGAL_NAME VARCHAR, _BATCH_ID VARCHAR, _ROW_NUMBER NUMBER(38, 0)"
+COLUMNS = (
+    "MERCHANT_ID NUMBER(38, 0), LEGAL_NAME VARCHAR, CREDIT_LIMIT NUMBER(10, 2), _BATCH_ID VARCHAR, "
+    "_ROW_NUMBER NUMBER(38, 0)"
+)
 
 
 @dataclass
@@ -68,6 +74,31 @@ class Pipe:
         sink = io.BytesIO()
         pq.write_table(table, sink)
         return self.put(self.key(name), sink.getvalue())
+
+    def put_limits(self, name: str, limits: list[str], decimal: pa.Decimal128Type) -> str:
+        """A file whose CREDIT_LIMIT is `decimal`: wider than RAW's NUMBER(10, 2) when a source widened it."""
+        table = pa.table(
+            {
+                "merchant_id": pa.array(range(len(limits)), pa.int64()),
+                "credit_limit": pa.array([Decimal(v) for v in limits], decimal),
+                "_batch_id": [name] * len(limits),
+                "_row_number": pa.array(range(len(limits)), pa.int64()),
+            }
+        )
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return self.put(self.key(name), sink.getvalue())
+
+    def limits(self) -> tuple[str, list[str]]:
+        """CREDIT_LIMIT's type in RAW and its values."""
+        schema, _, table = self.raw.partition(".")
+        self.cursor.execute(
+            "SELECT NUMERIC_PRECISION, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = "
+            f"'{schema}' AND TABLE_NAME = '{table}' AND COLUMN_NAME = 'CREDIT_LIMIT'"
+        )
+        precision, scale = self.cursor.fetchone()
+        self.cursor.execute(f"SELECT CREDIT_LIMIT FROM {self.raw} ORDER BY _BATCH_ID, MERCHANT_ID")
+        return f"NUMBER({precision}, {scale})", [str(v) for (v,) in self.cursor.fetchall()]
 
     def rows(self) -> list[tuple[int, str, str]]:
         self.cursor.execute(f"SELECT MERCHANT_ID, LEGAL_NAME, _BATCH_ID FROM {self.raw} ORDER BY 3, 1")
@@ -267,3 +298,33 @@ def test_discard_drops_only_the_named_objects_events(pipe: Pipe) -> None:
     assert discard(pipe.env, drop) == 2
     assert pipe.queued() == (1, 0)  # the other object's event is visible again at once, for the next drain
     assert discard(pipe.env, pipe.key("nothing-queued.parquet"), timeout=0.5) == 0
+
+
+def test_a_wider_number_is_cast_by_value_and_one_out_of_range_is_quarantined_until_raw_is_widened(pipe: Pipe) -> None:
+    """Snowpipe's schema evolution only adds columns ("Table schema evolution",
+    https://docs.snowflake.com/en/user-guide/data-load-schema-evolution): a file whose CREDIT_LIMIT is NUMBER(14, 3)
+    loads into RAW's NUMBER(10, 2) value by value (rounded to the column's scale), and a value with more integer
+    digits than 10 - 2 fails its file ("Numeric data types", https://docs.snowflake.com/en/sql-reference/data-types-numeric)
+    into quarantine. Once the deploy widened RAW (precision only), the released file loads: nothing lost.
+    (Before, the player widened RAW itself, which Snowflake never does.)"""
+    fits = pipe.put_limits("fits-0000.parquet", ["12345678.12", "1.2345"], pa.decimal128(14, 4))
+    too_big = pipe.put_limits("big-0000.parquet", ["123456789.50"], pa.decimal128(14, 2))
+    run = drain(pipe.env, pipe.cursor)
+    assert run.quarantined == [too_big] and (run.files_loaded, run.rows_loaded) == (1, 2) and fits
+    (recorded,) = load_errors(pipe.env, pipe.cursor)
+    assert recorded.error == "100039 (22003): Numeric value '123456789.50' is out of range"  # as the connector shows it
+    assert run.errors == [f"{pipe.pipe}: {too_big}: {recorded.error}"]
+    assert pipe.limits() == ("NUMBER(10, 2)", ["12345678.12", "1.23"])  # RAW's type as it was
+    (alert,) = pipe.alerts()
+    assert alert["key"] == too_big and alert["error"] == recorded.error
+
+    # the deploy step (finsight migrate: widen_to_declared) once the catalog declares NUMBER(14, 2), then a release
+    schema, _, table = pipe.raw.partition(".")
+    current = table_columns(CursorSession(pipe.cursor), schema, table)
+    ((_, change, ddl),) = precision_widenings(pipe.raw, current, {"CREDIT_LIMIT": "NUMBER(14, 2)"})
+    assert change == "widened NUMBER(10, 2) -> NUMBER(14, 2)"
+    pipe.cursor.execute(ddl)
+    assert release(pipe.env, pipe.cursor, too_big) == too_big
+    again = drain(pipe.env, pipe.cursor)
+    assert (again.files_loaded, again.quarantined) == (1, [])
+    assert pipe.limits() == ("NUMBER(14, 2)", ["123456789.50", "12345678.12", "1.23"])
