@@ -290,7 +290,8 @@ def test_guard_budget_gate_before_every_plan() -> None:
 @pytest.mark.parametrize(
     "needle",
     ["ruff check", "ruff format --check", "finsight sql lint", "finsight sql check --env", "make test",
-     "finsight infra scan", "detect-secrets", "finsight cost --env all --horizon 84", "finsight sql render --env", "make setup", "actionlint",
+     "finsight infra scan", "detect-secrets", "finsight cost --env all --horizon 84", "finsight sql render --env",
+     "make setup", "actionlint",
      "zizmor --offline .github/workflows/"],
 )  # fmt: skip
 def test_pr_runs_the_gates(needle: str) -> None:
