@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from finsight import migrate
+from finsight import migrate, snowflake_dmf
 from finsight.cli.common import EnvOption, environment, exits_cleanly, fail, platform_errors, require_local_stack
 from finsight.config import Environment, repo_root
 from finsight.conformance.check import Finding, check_log, check_scripts
@@ -140,8 +140,12 @@ def conformance_findings(env: Environment) -> list[Finding]:
 
 
 def conformance_model(env: Environment) -> Model:
-    """The account as the rules start from it: the owner role of the platform's objects."""
-    return Model(owner_role=env.snowflake.role)
+    """The account as the rules start from it: the owner role of the platform's objects, holding the account-level
+    grants cdktf's Snowflake stack gives it (the same OWNER_ROLE_GRANTS it synthesizes; local: `local up` runs them)."""
+    model = Model(owner_role=env.snowflake.role)
+    for grant in snowflake_dmf.OWNER_ROLE_GRANTS:
+        model.observe(grant.sql(env.snowflake.role))
+    return model
 
 
 # -- commands --------------------------------------------------------------------------------------------------
@@ -213,7 +217,10 @@ def check(
         if log is not None:
             if not log.is_file():
                 raise fail(f"statement log {log} does not exist", 2)
-            findings = check_log(log, conformance_model(cfg))
+            try:
+                findings = check_log(log, conformance_model(cfg))
+            except ValueError as exc:  # a line of the log is not an entry: named with its line number
+                raise fail(str(exc), 2) from None
             what = f"statement log {log}"
         else:
             findings = conformance_findings(cfg)

@@ -16,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from finsight import snowflake_dmf
 from finsight.conformance.model import Model, bare_name, family_of, task_header
 
 DOCS = "https://docs.snowflake.com/en"
@@ -278,9 +279,86 @@ def column_type_change(stmt: Statement) -> list[Violation]:
     ]
 
 
+# -- 5. data metric functions -----------------------------------------------------------------------------------
+DMF_DOCS = f"{DOCS}/user-guide/data-quality-system-dmfs"
+DMF_ACCESS_DOCS = f"{DOCS}/user-guide/data-quality-access-control"
+_ADD_DMF = re.compile(
+    r"(?is)ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<table>[\w.$\"]+)\s+ADD\s+DATA\s+METRIC\s+FUNCTION\s+"
+    r"(?P<attachments>[\w.$\"]+\s+ON\s*\([^)]*\)(?:\s*,\s*[\w.$\"]+\s+ON\s*\([^)]*\))*)"
+)
+_ATTACHMENT = re.compile(r"(?is)(?P<dmf>[\w.$\"]+)\s+ON\s*\((?P<columns>[^)]*)\)")
+
+
+def _attachments(stmt: Statement) -> list[tuple[str, str, list[str]]]:
+    """(table, DMF, columns) of every ADD DATA METRIC FUNCTION in the text, EXECUTE IMMEDIATE blocks included."""
+    return [
+        (m["table"], a["dmf"].upper(), [c.strip() for c in a["columns"].split(",") if c.strip()])
+        for m in _ADD_DMF.finditer(stmt.text)
+        for a in _ATTACHMENT.finditer(m["attachments"])
+    ]
+
+
+def _system_dmf(name: str) -> str | None:
+    bare = name.removeprefix(snowflake_dmf.SYSTEM_DMF_SCHEMA + ".")
+    return bare if bare != name and bare in snowflake_dmf.SYSTEM_DMF_ARGUMENT_TYPES else None
+
+
+def dmf_argument_types(stmt: Statement) -> list[Violation]:
+    """A system DMF accepts only the column types its reference page lists (docs: "System data metric functions";
+    e.g. FRESHNESS: DATE, TIMESTAMP_LTZ, TIMESTAMP_TZ; NULL_COUNT: no BOOLEAN). DuckDB has no DMFs at all."""
+    out = []
+    for table, dmf, columns in _attachments(stmt):
+        bare = _system_dmf(dmf)
+        for column in columns if bare else []:
+            known = stmt.model.column_type(table, column)
+            if known is None:
+                continue
+            type_text = family_of(known)
+            if not snowflake_dmf.accepts(bare, type_text):
+                out.append(
+                    Violation(
+                        "dmf-argument-type",
+                        f"SQL compilation error: Invalid argument types for function '{dmf}': ({type_text}) "
+                        f"on column {column.upper()} of {table}",
+                        DMF_DOCS,
+                        errno=1044,
+                        sqlstate="42P13",
+                    )
+                )
+    return out
+
+
+def _grant_key(grant: snowflake_dmf.OwnerRoleGrant) -> str:
+    return re.sub(r"\s+", " ", grant.sql("R").removeprefix("GRANT ").rsplit(" TO ROLE ", 1)[0]).upper()
+
+
+def dmf_grants(stmt: Statement) -> list[Violation]:
+    """Attaching a system DMF needs, for the role owning the table, the database role SNOWFLAKE.DATA_METRIC_USER and
+    EXECUTE DATA METRIC FUNCTION ON ACCOUNT (docs: "Access control for data quality"). The grants are account-level
+    (cdktf's Snowflake stack, from finsight.snowflake_dmf.OWNER_ROLE_GRANTS); the model learns them as GRANTs."""
+    if not any(_system_dmf(dmf) for _, dmf, _ in _attachments(stmt)):
+        return []
+    role = stmt.model.acting_role()
+    missing = [g for g in snowflake_dmf.OWNER_ROLE_GRANTS if not stmt.model.holds(role, _grant_key(g))]
+    if not missing:
+        return []
+    return [
+        Violation(
+            "dmf-grants",
+            f"SQL access control error: Insufficient privileges to operate on data metric function; role {role} "
+            f"lacks {', '.join(_grant_key(g) for g in missing)}",
+            DMF_ACCESS_DOCS,
+            errno=3001,
+            sqlstate="42501",
+        )
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     correlated_subquery_placement,
     task_of_started_graph,
     body_tracks_code,
     column_type_change,
+    dmf_argument_types,
+    dmf_grants,
 )

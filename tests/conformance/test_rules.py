@@ -163,7 +163,62 @@ def test_an_unknown_column_gets_no_verdict() -> None:
 
 def test_every_rule_is_run_and_reports_a_docs_page() -> None:
     names = {r.__name__ for r in RULES}
-    assert {"correlated_subquery_placement", "task_of_started_graph", "body_tracks_code", "column_type_change"} <= names
+    assert {
+        "correlated_subquery_placement",
+        "task_of_started_graph",
+        "body_tracks_code",
+        "column_type_change",
+        "dmf_argument_types",
+        "dmf_grants",
+    } <= names
     for rule in RULES:
         assert rule.__doc__ and "docs" in rule.__doc__, rule.__name__
     assert all(isinstance(v, Violation) for v in Statement(CHILD, started_graph()).check())
+
+
+# -- data metric functions (docs: system DMFs, access control for data quality) ----------------------------------------
+DMF_TABLE = (
+    "CREATE TABLE IF NOT EXISTS DB.CURATED.CHARGES (PAID BOOLEAN, AT TIMESTAMP_NTZ, D DATE, AMOUNT NUMBER(18,2))"
+)
+GRANTS = ("GRANT DATABASE ROLE SNOWFLAKE.DATA_METRIC_USER TO ROLE PIPELINE",
+          "GRANT EXECUTE DATA METRIC FUNCTION ON ACCOUNT TO ROLE PIPELINE")  # fmt: skip
+
+
+def dmf_model(*grants: str) -> Model:
+    return run(Model(owner_role="PIPELINE"), DMF_TABLE, *grants)
+
+
+def attach(dmf: str, column: str) -> str:
+    return (
+        "EXECUTE IMMEDIATE $$\nBEGIN\n    ALTER TABLE DB.CURATED.CHARGES ADD DATA METRIC FUNCTION "
+        f"{dmf} ON ({column});\nEXCEPTION\n    WHEN OTHER THEN RAISE;\nEND;\n$$"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dmf", "column"),
+    [("SNOWFLAKE.CORE.FRESHNESS", "AT"), ("SNOWFLAKE.CORE.NULL_COUNT", "PAID"), ("SNOWFLAKE.CORE.FRESHNESS", "AMOUNT")],
+)
+def test_a_system_dmf_refuses_a_column_type_its_page_does_not_list(dmf: str, column: str) -> None:
+    found = Statement(attach(dmf, column), dmf_model(*GRANTS)).check()
+    assert [v.rule for v in found] == ["dmf-argument-type"]
+    assert f"'{dmf}'" in found[0].message and column in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("dmf", "column"),
+    [("SNOWFLAKE.CORE.FRESHNESS", "D"), ("SNOWFLAKE.CORE.NULL_COUNT", "AT"), ("SNOWFLAKE.CORE.NULL_COUNT", "AMOUNT"),
+     ("OPS.FRESHNESS_NTZ_V1", "AT")],  # a custom DMF declares its own argument type
+)  # fmt: skip
+def test_accepted_dmf_types_pass(dmf: str, column: str) -> None:
+    assert rules_broken(attach(dmf, column), dmf_model(*GRANTS)) == []
+
+
+def test_attaching_a_system_dmf_needs_both_owner_grants() -> None:
+    sql = attach("SNOWFLAKE.CORE.NULL_COUNT", "AMOUNT")
+    assert rules_broken(sql, dmf_model()) == ["dmf-grants"]
+    (only_one,) = Statement(sql, dmf_model(GRANTS[0])).check()
+    assert "EXECUTE DATA METRIC FUNCTION ON ACCOUNT" in only_one.message
+    assert rules_broken(sql, dmf_model(*GRANTS)) == []
+    # another role acting (USE ROLE) does not hold the owner's grants
+    assert rules_broken(sql, run(dmf_model(*GRANTS), "USE ROLE GOVERNANCE")) == ["dmf-grants"]

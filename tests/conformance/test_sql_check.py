@@ -49,7 +49,7 @@ def test_a_finding_names_file_line_statement_rule_and_docs() -> None:
     assert len(list(statements(script))) == 3
     (finding,) = check_script("migrations/R__x.sql", script, Model())
     text = str(finding)
-    assert text.startswith("migrations/R__x.sql:10: statement 3: correlated-subquery: SQL compilation error")
+    assert text.startswith("migrations/R__x.sql:9: statement 3: correlated-subquery: SQL compilation error")
     assert "[https://docs.snowflake.com/en/user-guide/querying-subqueries]" in text
 
 
