@@ -181,14 +181,14 @@ def _learn_table(model: Model, text: str) -> None:
 
 
 _TASK_NAME = r"(?P<name>[\w.$\"]+)"
-_CREATE_TASK = re.compile(r"(?is)^CREATE\s+(?:OR\s+REPLACE\s+)?TASK\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _TASK_NAME)
-_ALTER_TASK = re.compile(r"(?is)^ALTER\s+TASK\s+(?:IF\s+EXISTS\s+)?" + _TASK_NAME + r"\s+(?P<action>\w+)")
+CREATE_TASK = re.compile(r"(?is)^CREATE\s+(?:OR\s+REPLACE\s+)?TASK\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _TASK_NAME)
+ALTER_TASK = re.compile(r"(?is)^ALTER\s+TASK\s+(?:IF\s+EXISTS\s+)?" + _TASK_NAME + r"\s+(?P<action>\w+)")
 _DROP_TASK = re.compile(r"(?is)^DROP\s+TASK\s+(?:IF\s+EXISTS\s+)?" + _TASK_NAME)
 _DEPENDENTS_ENABLE = re.compile(r"(?is)SYSTEM\$TASK_DEPENDENTS_ENABLE\s*\(\s*'(?P<name>[^']+)'\s*\)")
 # the task body begins at AS followed by a statement: only the header before it holds AFTER / FINALIZE
 _TASK_BODY = re.compile(r"(?is)\bAS\s+(?=CALL|SELECT|EXECUTE|BEGIN|DECLARE|INSERT|MERGE|DELETE|UPDATE|\$\$)")
-_AFTER = re.compile(r"(?is)\bAFTER\s+(?P<list>[\w.$\"]+(?:\s*,\s*[\w.$\"]+)*)")
-_FINALIZE = re.compile(r"(?is)\bFINALIZE\s*=\s*(?P<root>[\w.$\"]+)")
+AFTER = re.compile(r"(?is)\bAFTER\s+(?P<list>[\w.$\"]+(?:\s*,\s*[\w.$\"]+)*)")
+FINALIZE = re.compile(r"(?is)\bFINALIZE\s*=\s*(?P<root>[\w.$\"]+)")
 
 
 _QUOTED = re.compile(r"(?s)'(?:[^'\\]|\\.|'')*'|\$\$.*?\$\$")
@@ -200,16 +200,16 @@ def task_header(text: str) -> str:
 
 
 def _learn_task(model: Model, text: str) -> None:
-    if m := _CREATE_TASK.match(text):
+    if m := CREATE_TASK.match(text):
         name, header = bare_name(m["name"]), task_header(text)
-        after = _AFTER.search(header)
+        after = AFTER.search(header)
         model.task_parents[name] = [bare_name(p) for p in after["list"].split(",")] if after else []
-        if fin := _FINALIZE.search(header):
+        if fin := FINALIZE.search(header):
             model.finalizer_of[name] = bare_name(fin["root"])
         else:
             model.finalizer_of.pop(name, None)
         model.started.discard(name)  # a task is created suspended
-    elif m := _ALTER_TASK.match(text):
+    elif m := ALTER_TASK.match(text):
         name, action = bare_name(m["name"]), m["action"].upper()
         if action == "RESUME":
             model.started.add(name)

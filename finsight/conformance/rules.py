@@ -17,7 +17,16 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from finsight import snowflake_dmf
-from finsight.conformance.model import Model, bare_name, family_of, task_header
+from finsight.conformance.model import (
+    AFTER,
+    ALTER_TASK,
+    CREATE_TASK,
+    FINALIZE,
+    Model,
+    bare_name,
+    family_of,
+    task_header,
+)
 
 DOCS = "https://docs.snowflake.com/en"
 
@@ -143,10 +152,6 @@ def correlated_subquery_placement(stmt: Statement) -> list[Violation]:
 
 # -- 2. tasks of a started graph ---------------------------------------------------------------------------------
 TASK_GRAPH_DOCS = f"{DOCS}/user-guide/tasks-graphs"
-_CREATE_TASK = re.compile(r"(?is)^CREATE\s+(?:OR\s+REPLACE\s+)?TASK\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w.$\"]+)")
-_ALTER_TASK = re.compile(r"(?is)^ALTER\s+TASK\s+(?:IF\s+EXISTS\s+)?(?P<name>[\w.$\"]+)\s+(?P<action>\w+)")
-_AFTER = re.compile(r"(?is)\bAFTER\s+(?P<list>[\w.$\"]+(?:\s*,\s*[\w.$\"]+)*)")
-_FINALIZE = re.compile(r"(?is)\bFINALIZE\s*=\s*(?P<root>[\w.$\"]+)")
 # changing what a task is or where it hangs; SUSPEND / RESUME change only its state
 _CHANGES = {"SET", "UNSET", "MODIFY", "ADD", "REMOVE"}
 
@@ -167,15 +172,15 @@ def task_of_started_graph(stmt: Statement) -> list[Violation]:
     usage notes). DuckDB knows no tasks; the model tracks CREATE … AFTER / FINALIZE and RESUME / SUSPEND."""
     model, text = stmt.model, stmt.plain
     touched: list[str] = []
-    if m := _CREATE_TASK.match(text):
+    if m := CREATE_TASK.match(text):
         name, header = bare_name(m["name"]), task_header(text)
         if model.in_graph(name):
             touched.append(model.root_of(name))
-        if after := _AFTER.search(header):
+        if after := AFTER.search(header):
             touched += [model.root_of(p) for p in after["list"].split(",")]
-        if fin := _FINALIZE.search(header):
+        if fin := FINALIZE.search(header):
             touched.append(bare_name(fin["root"]))
-    elif (m := _ALTER_TASK.match(text)) and m["action"].upper() in _CHANGES:
+    elif (m := ALTER_TASK.match(text)) and m["action"].upper() in _CHANGES:
         name = bare_name(m["name"])
         if model.in_graph(name):
             touched.append(model.root_of(name))
