@@ -100,6 +100,16 @@ def _is_file_error(exc: Exception) -> bool:
     return isinstance(exc, snowflake.connector.errors.ProgrammingError | pa.ArrowException)
 
 
+def _error_text(exc: Exception) -> str:
+    """One line per file error, the same whatever the log level: the connector puts the query id into str(exc)
+    only when its logger is at INFO or DEBUG, which would make one error two different LOAD_ERRORS texts."""
+    if isinstance(exc, snowflake.connector.errors.Error) and exc.errno not in (None, -1) and exc.raw_msg:
+        text = f"{exc.errno:06d} ({exc.sqlstate}): {exc.raw_msg}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
 def _gone(exc: Exception) -> bool:
     """The notified object no longer exists (removed or already quarantined): nothing to load."""
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
@@ -136,7 +146,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                     if _gone(exc):
                         run.files_skipped += 1
                         continue
-                    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    error = _error_text(exc)
                     run.errors.append(f"{pipe['name']}: {key}: {error}")
                     if _is_file_error(exc):
                         quarantine(env, cursor, pipe["name"], key, error)

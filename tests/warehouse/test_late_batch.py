@@ -13,6 +13,7 @@ from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.graph import on_landed
 from finsight.local.stack import LocalStack
+from finsight.ops import task_runs
 from tests.warehouse.helpers import last_run_detail, mart_revenue, pg, sf
 
 pytestmark = pytest.mark.stack
@@ -37,8 +38,10 @@ def test_a_late_batch_reaches_the_marts_in_the_same_hour(local_env: Environment,
     consumed = {r[0] for r in sf(local_env, f"SELECT BATCH_ID FROM OPS.RUN_BATCHES WHERE RUN_ID = '{run.run_id}'")}
     assert batch.batch_id in consumed
     # published at once: the run started minutes (not an hour) after the batch's snapshot, within the SLA
-    (started,) = sf(local_env, f"SELECT MIN(QUERY_START_TIME) FROM OPS.TASK_HISTORY WHERE GRAPH_RUN_GROUP_ID = "
-                               f"'{run.run_id}' AND NAME = 'FINSIGHT_HOURLY'")[0]  # fmt: skip
+    # the root's start, from Snowflake's record of the graph run (INFORMATION_SCHEMA.TASK_HISTORY)
+    (started,) = sf(local_env, f"SELECT MIN(QUERY_START_TIME) FROM {task_runs.attempts(local_env, run.run_id)} AS t "
+                               "WHERE NAME = 'FINSIGHT_HOURLY'")[0]  # fmt: skip
+    assert started is not None, f"no FINSIGHT_HOURLY attempt recorded for graph run {run.run_id}"
     (landed_at,) = sf(local_env, f"SELECT EXTRACTED_AT FROM OPS.LANDED_BATCHES WHERE BATCH_ID = '{batch.batch_id}'")[0]
     assert (started - landed_at).total_seconds() < 10 * 60
     detail = last_run_detail(local_env, run.run_id)
