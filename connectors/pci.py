@@ -2,8 +2,10 @@
 
 Tokens are HMAC-SHA256 of the card number's digits under a key from Secrets Manager, prefixed with the key's
 version (`v2$<64 hex>`): equal PANs give equal tokens (joins work), nothing is reversible, and during a key rotation
-tokens of the old and the new version both verify. Columns are tokenized per Arrow batch: each *distinct* PAN is
-hashed once (card numbers repeat), then the tokens are taken back to row positions.
+tokens of the old and the new version both verify. Columns are tokenized per Arrow batch as a vector operation:
+the batch's distinct PANs (a per-batch dictionary) are hashed in one native call (connectors/_panmac.c), then the
+tokens are taken back to row positions. Cost per row does not depend on how often a card repeats, and nothing grows
+across batches (production card numbers are mostly distinct within an hour: a run-wide cache only grew).
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr
+
+try:  # built by `make setup` (pyproject ext-modules); absent, tokens come from hashlib: same bytes, more CPU
+    from connectors._panmac import hmac_sha256_hex as _native_hmac_hex
+except ImportError:  # pragma: no cover - depends on the build
+    _native_hmac_hex = None
 
 TOKEN_SEPARATOR = "$"  # noqa: S105 - a separator, not a secret
 # 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run
 PAN_IN_TEXT = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 _NON_DIGITS = r"\D"
-TOKEN_CACHE_SIZE = 2_000_000  # distinct card numbers kept per run (~200 MB at most)
+_NATIVE_SLICE = 1 << 24  # values per native call: their tokens' int32 offsets stay below 2**31
 
 
 class PanKeyError(ValueError):
@@ -63,10 +70,6 @@ class PanTokenizer:
         self.version = current_version
         self._keys = {v: k.get_secret_value().encode() for v, k in keys.items()}
         self._inner, self._outer = _hmac_states(self._keys[current_version])
-        # raw value -> (token, last4) of the card numbers seen in this run (card numbers repeat across batches)
-        empty = pa.array([], pa.string())
-        self._cache: tuple[pa.Array, pa.Array, pa.Array] = (empty, empty, empty)
-        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_secret(cls, secret: Mapping[str, SecretStr]) -> PanTokenizer:
@@ -115,36 +118,37 @@ class PanTokenizer:
 
     # -- vectorized (database columns) ---------------------------------------------------------
     def tokenize(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-        """(token, last4) arrays for a column of PANs: one MAC per distinct card number, never one per row.
+        """(token, last4) arrays for a column of PANs: one MAC per distinct card number of the batch, never per row.
 
-        The column is dictionary-encoded, its distinct values looked up (vectorized) among the card numbers
-        already tokenized in this run; only new ones are normalized and hashed. Rows get theirs by `take`.
+        The column is dictionary-encoded (a per-batch dictionary, nothing kept across batches), its distinct values
+        normalized to digits and hashed in one call; rows get theirs by `take`.
         """
         if isinstance(pans, pa.ChunkedArray):
             pans = pans.combine_chunks()
         encoded = pc.dictionary_encode(pans.cast(pa.string()))
-        tokens, last4 = self._lookup(encoded.dictionary)
+        digits = pc.replace_substring_regex(encoded.dictionary, _NON_DIGITS, "")
+        tokens = self.macs(digits)
+        last4 = pc.utf8_slice_codeunits(digits, -4)
         return pc.take(tokens, encoded.indices), pc.take(last4, encoded.indices)
 
-    def _lookup(self, values: pa.Array) -> tuple[pa.Array, pa.Array]:
-        """(token, last4) per distinct raw value, from the run's cache; new values are tokenized and cached."""
-        with self._cache_lock:
-            known, tokens, last4 = self._cache
-            found = pc.index_in(values, value_set=known)
-            missing = pc.unique(pc.drop_null(pc.filter(values, pc.is_null(found))))
-            if len(missing):
-                if len(known) + len(missing) > TOKEN_CACHE_SIZE:  # bounded memory: start over ...
-                    known = tokens = last4 = pa.array([], pa.string())
-                    missing = pc.unique(pc.drop_null(values))  # ... with every value of this batch, cached or not
-                digits = pc.replace_substring_regex(missing, _NON_DIGITS, "")
-                fresh = pa.array([self._mac(d) for d in digits.to_pylist()], pa.string())
-                fresh_last4 = pc.utf8_slice_codeunits(digits, -4)
-                known = pa.concat_arrays([known, missing])
-                tokens = pa.concat_arrays([tokens, fresh])
-                last4 = pa.concat_arrays([last4, fresh_last4])
-                self._cache = (known, tokens, last4)
-                found = pc.index_in(values, value_set=known)
-        return pc.take(tokens, found), pc.take(last4, found)
+    def macs(self, digits: pa.Array) -> pa.Array:
+        """`_mac` of every value of a string column (no nulls), as one string array; native when built."""
+        digits = digits.cast(pa.string())
+        if _native_hmac_hex is None:
+            return pa.array([self._mac(d) for d in digits.to_pylist()], pa.string())
+        prefix = f"v{self.version}{TOKEN_SEPARATOR}".encode()
+        width = len(prefix) + 64
+        parts = []
+        for first in range(0, len(digits), _NATIVE_SLICE):
+            part = digits.slice(first, _NATIVE_SLICE)
+            if part.null_count:
+                raise ValueError("macs() takes no nulls")  # tokenize() hands it a dictionary: never null
+            _, offsets, data = part.buffers()
+            out = np.empty(len(part) * width, np.uint8)
+            _native_hmac_hex(self._keys[self.version], prefix, offsets, data or b"", part.offset, len(part), out)
+            ends = np.arange(0, (len(part) + 1) * width, width, dtype=np.int32)
+            parts.append(pa.StringArray.from_buffers(len(part), pa.py_buffer(ends), pa.py_buffer(out)))
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
     def __repr__(self) -> str:
         return f"PanTokenizer(version={self.version}, key=***)"

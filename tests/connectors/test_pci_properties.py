@@ -145,17 +145,85 @@ def test_the_legacy_secret_and_each_malformed_secret_say_what_is_wrong() -> None
     assert repr(numeric) == "PanTokenizer(version=2, key=***)"
 
 
-def test_the_token_cache_starts_over_when_full_and_keeps_tokens_right(monkeypatch: pytest.MonkeyPatch) -> None:
+def _old_scalar_token(key: str, version: str, pan: str) -> str:
+    """The token definition already landed in S3 and Snowflake (join keys): HMAC-SHA256 of the digits, hex.
+
+    Digits are ASCII 0-9, as the column path has always stripped them (RE2's \\D); non-ASCII digits are not PANs.
+    """
+    digits = re.sub(r"[^0-9]", "", pan).encode()
+    return f"v{version}${hmac.new(key.encode(), digits, hashlib.sha256).hexdigest()}"
+
+
+EDGE_PANS = [
+    "4111111111111111",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111 1111-11111111",
+    "340000000000009",
+    "6011000990139424",
+    "4" * 19,
+    "0000000000000",
+    "",
+    "abc",
+    " - ",
+    "4111111111111111 ",
+    "x4111_1111/1111.1111x",
+]
+
+
+@pytest.mark.parametrize("key", ["k", "k3y-" * 16, "k" * 64, "k" * 65, "K" * 200, "ключ-é"])
+@pytest.mark.parametrize("native", [True, False], ids=["native", "hashlib"])
+def test_the_vector_path_gives_the_old_scalar_tokens_byte_for_byte(
+    key: str, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many PANs (separators, 13-19 digits, empty, non-digits, nulls, repeats) through `tokenize`, native loop and
+    hashlib fallback both, equal the old scalar definition. Red: a wrong pad byte, a long key not hashed first,
+    a digest not hex or in another case, a lost prefix, taking tokens back to the wrong rows."""
     from connectors import pci
 
-    monkeypatch.setattr(pci, "TOKEN_CACHE_SIZE", 2)
+    if native:
+        assert pci._native_hmac_hex is not None, "make setup builds connectors/_panmac.c"
+    else:
+        monkeypatch.setattr(pci, "_native_hmac_hex", None)
+    tok = PanTokenizer.from_secret({"current_version": SecretStr("7"), "keys": SecretStr(json.dumps({"7": key}))})
+    generated = [f"{4000 + i % 5000}{(i * 7919) % 10**12:012d}"[: 13 + i % 7] for i in range(3000)]
+    pans = [*EDGE_PANS, None, *generated, *generated[:500], None, *EDGE_PANS]
+    tokens, last4 = tok.tokenize(pa.chunked_array([pans[:1000], pans[1000:]], pa.large_string()))
+    assert tokens.to_pylist() == [None if p is None else _old_scalar_token(key, "7", p) for p in pans]
+    assert last4.to_pylist() == [None if p is None else re.sub(r"[^0-9]", "", p)[-4:] for p in pans]
+    assert tokens.type == pa.string() and tokens.null_count == 2
+    assert tok.token(pans[20]) == tokens[20].as_py() and tok.verify(pans[20], tokens[20].as_py())
+
+
+def test_the_native_loop_on_a_sliced_column_and_its_guards() -> None:
+    """Arrow slices start at an offset; out-of-range offsets raise instead of reading past the buffers."""
+    from connectors import pci
+
     tok = _tok()
-    pans = ["4111111111111111", "5500005555555559", "340000000000009"]
-    for batch in ([pans[0], pans[1]], [pans[2], pans[0]], [pans[1], None, pans[2]]):
-        tokens, last4 = tok.tokenize(pa.array(batch, pa.string()))
-        assert tokens.to_pylist() == [None if p is None else _oracle_token(KEY, p) for p in batch]
-        assert last4.to_pylist() == [None if p is None else p[-4:] for p in batch]
-    assert len(tok._cache[0]) <= 2
+    column = pa.array(["x", "4111111111111111", "5500005555555559", "y"]).slice(1, 2)
+    assert tok.macs(column).to_pylist() == [_oracle_token(KEY, p) for p in ("4111111111111111", "5500005555555559")]
+    assert tok.macs(pa.array([], pa.string())).to_pylist() == []
+    with pytest.raises(ValueError, match="no nulls"):
+        tok.macs(pa.array(["1", None]))
+    native = pci._native_hmac_hex
+    assert native is not None
+    _, offsets, data = pa.array(["12", "34"]).buffers()
+    out = bytearray(3 * 67)
+    with pytest.raises(ValueError, match="offsets buffer too short"):
+        native(b"k", b"v1$", offsets, data, 0, 3, out)
+    with pytest.raises(ValueError, match="output buffer too short"):
+        native(b"k", b"v1$", offsets, data, 0, 2, bytearray(2 * 67 - 1))
+    bad = pa.py_buffer(bytes(pa.array([0, 4, 2], pa.int32()).buffers()[1]))
+    with pytest.raises(ValueError, match="not monotonic"):
+        native(b"k", b"v1$", bad, data, 0, 2, out)
+
+
+def test_tokenize_keeps_nothing_across_batches() -> None:
+    """A per-batch dictionary: the tokenizer holds no state that grows with the card numbers it has seen."""
+    tok = _tok()
+    before = dict(vars(tok))
+    tok.tokenize(pa.array([f"4111{i:012d}" for i in range(1000)]))
+    assert vars(tok).keys() == before.keys() and all(vars(tok)[k] is v for k, v in before.items())
 
 
 @settings(deadline=None)
