@@ -38,7 +38,8 @@ def _markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Run {results['ran_at']} on {results['machine']} ({os.cpu_count()} cores), one run, one table for all:",
+        f"Run {results['ran_at']} on {results['machine']} ({os.cpu_count()} cores), one run; "
+        "every peer on the repeating-card table:",
         f"{e['table_rows']:,} rows x {e['columns']} columns (payments-shaped, PAN column tokenized by ours).",
         "",
         "| extraction | rows/s | vs COPY limit |",
@@ -54,18 +55,52 @@ def _markdown(results: dict[str, Any]) -> str:
         ("ours, 2 chunks", "ours_2_chunks_rows_per_s"),
         ("ours, 4 chunks", "ours_4_chunks_rows_per_s"),
     ):
-        lines.append(f"| {label} | {e[key]:,} | {e[key] / limit:.2f} |")
+        if key in e:
+            lines.append(f"| {label} | {e[key]:,} | {e[key] / limit:.2f} |")
+    lines += _shape_lines(e)
     lines += _cpu_lines(e)
-    lines += [
-        "",
-        f"Ours vs dlt(connectorx): {e['ratios']['ours_vs_dlt_connectorx']:.2f}x. Peak RSS of ours on a "
-        f"{e['rss_table_rows']:,}-row table ({e['rss_table_mib']:,} MiB in PostgreSQL): {e['ours_peak_rss_mib']} MiB.",
-        "",
-    ]
+    lines.append("")
+    if "ours_vs_dlt_connectorx" in e["ratios"]:
+        lines.append(f"Ours vs dlt(connectorx): {e['ratios']['ours_vs_dlt_connectorx']:.2f}x.")
+    if "ours_peak_rss_mib" in e:
+        lines.append(
+            f"Peak RSS of ours on a {e['rss_table_rows']:,}-row distinct-card table ({e['rss_table_mib']:,} MiB in "
+            f"PostgreSQL): {e['ours_peak_rss_mib']} MiB."
+        )
+    lines.append("")
     for section in ("merge", "cycle"):
         if section in results:
             lines += [f"## {section}", "", "```json", json.dumps(results[section], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _shape_lines(e: dict[str, Any]) -> list[str]:
+    """COPY and ours on the repeating-card and the distinct-card table of the same run, side by side."""
+    shapes = e.get("shapes")
+    if not shapes or "distinct_copy_limit_rows_per_s" not in e:
+        return []
+    cpu, r = e["cpu_seconds"], e["ratios"]
+    lines = [
+        "",
+        "Card-number shapes, same run (best of rounds, 1 chunk): repeating = the table above; distinct = production "
+        "(cards mostly distinct per hour, a long tail of repeats).",
+        "",
+        "| shape | rows | distinct cards | COPY rows/s | ours rows/s | ours vs COPY | ours client CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for shape, prefix in (("repeating", ""), ("distinct", "distinct_")):
+        s = shapes[shape]
+        copy, ours = e[f"{prefix}copy_limit_rows_per_s"], e[f"{prefix}ours_1_chunks_rows_per_s"]
+        lines.append(
+            f"| {shape} | {s['rows']:,} | {s['distinct_cards']:,} | {copy:,} | {ours:,} | {ours / copy:.2f} | "
+            f"{cpu[f'{prefix}ours_1_chunks']['client']} |"
+        )
+    lines += [
+        "",
+        f"Distinct vs repeating: ours at {r['distinct_ours_vs_copy']:.2f}x COPY against {r['ours_vs_copy']:.2f}x; "
+        f"client CPU {r['distinct_vs_repeating_client_cpu']:.2f}x the repeating table's.",
+    ]
+    return lines
 
 
 def _cpu_lines(e: dict[str, Any]) -> list[str]:
