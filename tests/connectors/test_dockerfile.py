@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import json
 import os
 import re
@@ -203,3 +204,22 @@ def test_entrypoint_help_exits_0() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0 and "FINSIGHT_ENV" in out.stdout
+
+
+def test_the_image_ships_the_native_pan_loop_or_does_not_build(tmp_path: Path) -> None:
+    """connectors.pci falls back to hashlib without connectors/_panmac (same tokens, ~10x the CPU): the build stage
+    compiles it, the runtime stage copies it beside connectors/ and refuses to build when it does not import. The
+    build stage's gcc line is run here against this machine's Python and OpenSSL, and the result is imported."""
+    build, runtime = stages()[0], stages()[-1]
+    (compile_step,) = [args for keyword, args in build if keyword == "RUN" and "_panmac.c" in args]
+    assert any(k == "COPY" and "--from=build" in a and "_panmac" in a and "/app/connectors/" in a for k, a in runtime)
+    assert any(k == "RUN" and "import connectors._panmac" in a for k, a in runtime)
+    gcc = compile_step[compile_step.index("gcc -shared") :].replace("/build/connectors/", f"{ROOT}/connectors/")
+    gcc = gcc.replace('"/build/_panmac', f'"{tmp_path}/_panmac').replace("python ", f"{sys.executable} ")
+    subprocess.run(["bash", "-c", gcc], check=True, timeout=120)
+    (built,) = tmp_path.glob("_panmac*.so")
+    spec = importlib.util.spec_from_file_location("connectors._panmac", built)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.hmac_sha256_hex)
