@@ -13,7 +13,7 @@ from connectors.apis.manifest import build_manifest
 from connectors.apis.pans import luhn_valid, scrub_json, scrub_text
 from connectors.apis.run import cdk_config
 from connectors.pci import PanTokenizer
-from finsight import catalog
+from finsight import catalog, migration_vars
 from finsight.config import Environment, load_environment
 from tasks.dag import build_dag
 
@@ -25,7 +25,7 @@ def test_every_api_stream_gets_raw_curated_pipe_and_merge_task(env_name: str) ->
     env = load_environment(env_name)
     streams = env.api_tables()
     assert len(streams) == 8 and len(env.api_sources) == 4
-    tables = {t["raw"]: t for t in catalog.migration_vars(env)["tables"]}
+    tables = {t["raw"]: t for t in migration_vars.migration_vars(env)["tables"]}
     pipes = {p["name"] for p in catalog.pipes(env)}
     tasks = {n.name: n for n in build_dag(env)}
     for s in streams:
