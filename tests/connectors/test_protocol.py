@@ -150,3 +150,27 @@ def test_image_entrypoint_answers_spec() -> None:
         check=False,
     )
     assert done.returncode == 0 and any(m["type"] == "SPEC" for m in _messages(done.stdout))
+
+
+def test_finsight_connectors_config_writes_references_unless_asked(
+    local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from finsight.cli.main import app
+
+    out = tmp_path / "billing.json"
+    done = CliRunner().invoke(app, ["connectors", "config", "--env", "local", "--source", "billing", "--out", str(out)])
+    config = json.loads(out.read_text())
+    assert done.exit_code == 0 and config["secret"] and "password" not in config
+    done = CliRunner().invoke(
+        app, ["connectors", "config", "--source", "billing", "--resolve-secrets", "--out", str(out)]
+    )
+    resolved = json.loads(out.read_text())
+    assert done.exit_code == 0 and resolved["password"] and oct(out.stat().st_mode & 0o777) == "0o600"
+    code, printed = _verb(capsys, ["check", "--config", str(out)])  # the resolved credentials are the ones used
+    assert code == 0
+    assert _of(printed, "CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
+    assert resolved["password"] not in printed
+    done = CliRunner().invoke(app, ["connectors", "config", "--source", "stripe"])
+    assert done.exit_code == 2 and "--source: 'stripe' is an API source" in done.output
