@@ -19,7 +19,7 @@ The values ECS injects as FINSIGHT_SOURCE_SECRET / FINSIGHT_PAN_TOKENIZATION_KEY
 dropped from the process environment at start so nothing downstream can echo them.
 
 With a verb (`spec`, `check --config C`, `discover --config C`, `read --config C --catalog K [--state S]`) it
-speaks the Airbyte protocol instead (connectors/protocol.py; PostgreSQL sources; docs/connectors.md).
+speaks the Airbyte protocol instead (connectors/protocol.py; PostgreSQL and API sources; docs/connectors.md).
 
 Logs are JSON lines on stdout (CloudWatch): batch ids, row and file counts, seconds; never a secret value.
 Exit codes: 0 ok; 1 extraction failed (watermarks kept, the next run or a rerun replays the window);

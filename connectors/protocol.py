@@ -1,10 +1,15 @@
-"""`python -m connectors <verb>`: the Airbyte protocol (spec, check, discover, read) for a PostgreSQL source.
+"""`python -m connectors <verb>`: the Airbyte protocol (spec, check, discover, read) for any source.
 
 The verb runs through airbyte-cdk's own AirbyteEntrypoint, so the messages on stdout are the CDK's: SPEC,
 CONNECTION_STATUS, CATALOG, RECORD, STATE, TRACE, LOG. The source is FINSIGHT_SOURCE (or the config's `source`);
 the tables, cursors, keys and PCI columns come from environments/<config env>.yaml, the connection and
 credentials from `--config` (written by `finsight connectors config`). The CDK validates the config against the
 spec before check/discover/read and masks every `airbyte_secret` value in what it prints.
+
+`protocol_source(env, source)` is the one factory: a PostgreSQL source (ProtocolPostgresSource, spec
+connectors/specs/postgres.json) or an API source (connectors.apis.protocol.ProtocolApiSource: the provider's
+declarative manifest and its `spec:`). Either answers every verb from the config it is handed, so the same
+object works with `airbyte_cdk.entrypoint.launch` and with the CDK's standard-test job runner.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from airbyte_cdk.models import (
     TraceType,
     Type,
 )
+from airbyte_cdk.sources import Source
 from airbyte_cdk.sources.streams import Stream
 
 from connectors.postgres.connection import Credentials, SourceUnavailable, connect, credentials
@@ -98,7 +104,19 @@ class ProtocolPostgresSource(PostgresSource):
         return [TableStream(env, t, lower_bound, creds=creds) for t in tables]
 
 
-def source_for(environ: Mapping[str, str], argv: Sequence[str]) -> ProtocolPostgresSource:
+def protocol_source(env: Environment, source: str) -> Source:
+    """The Airbyte source of any source of `env`: PostgreSQL (12) or API (4); KeyError naming the known ones."""
+    if source in env.api_sources:
+        from connectors.apis.protocol import ProtocolApiSource
+
+        return ProtocolApiSource(env, source)
+    if source in env.postgres_sources:
+        return ProtocolPostgresSource(env, source)
+    known = ", ".join([*env.postgres_sources, *env.api_sources])
+    raise KeyError(f"unknown source {source!r} in {env.name}; known: {known}")
+
+
+def source_for(environ: Mapping[str, str], argv: Sequence[str]) -> Source:
     """FINSIGHT_SOURCE, else the `source` of --config; the catalog from FINSIGHT_ENV, else the config's env."""
     config: dict[str, Any] = {}
     if "--config" in argv and argv.index("--config") + 1 < len(argv):
@@ -116,11 +134,10 @@ def source_for(environ: Mapping[str, str], argv: Sequence[str]) -> ProtocolPostg
         env = load_environment(env_name)
     except ConfigError as exc:
         raise UsageError("FINSIGHT_ENV", f"environments/{env_name}.yaml does not load: {exc}") from None
-    if source in env.api_sources:
-        raise UsageError("FINSIGHT_SOURCE", f"{source!r} is an API source: the protocol verbs cover PostgreSQL only")
-    if source not in env.postgres_sources:
-        raise UsageError("FINSIGHT_SOURCE", f"unknown source {source!r}; known: {', '.join(env.postgres_sources)}")
-    return ProtocolPostgresSource(env, source)
+    try:
+        return protocol_source(env, source)
+    except KeyError as exc:
+        raise UsageError("FINSIGHT_SOURCE", str(exc.args[0])) from None
 
 
 class UsageError(ValueError):
@@ -128,18 +145,23 @@ class UsageError(ValueError):
         super().__init__(f"{variable}: {message}")
 
 
-def config_errors(config: Mapping[str, Any]) -> list[str]:
-    """Each spec violation as `<field>: <what is wrong>` (the CDK's own message omits the field's name)."""
+def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> list[str]:
+    """Each spec violation as `<field>: <what is wrong>` (the CDK's own message omits the field's name).
+
+    schema: the source's connectionSpecification (default: the PostgreSQL spec)."""
     from jsonschema import Draft7Validator
 
-    schema = postgres_spec().connectionSpecification
+    schema = postgres_spec().connectionSpecification if schema is None else schema
     found = sorted(Draft7Validator(schema).iter_errors(dict(config)), key=lambda e: list(e.path))
     out = []
     for err in found:
         where = ".".join(str(p) for p in err.path) or "config"
         # never echo a value: it may be the password
         what = f"{err.validator} {err.validator_value!r}" if err.path else err.message.split(" is ")[0]
-        if err.validator == "type":
+        if err.validator in ("anyOf", "oneOf") and not err.path:  # the message would quote the whole config
+            options = [" + ".join(branch.get("required", [])) for branch in err.validator_value]
+            what = "needs " + " or ".join(o for o in options if o)
+        elif err.validator == "type":
             what = f"must be of type {err.validator_value}"
         out.append(f"{where}: {what}")
     return out
@@ -147,6 +169,10 @@ def config_errors(config: Mapping[str, Any]) -> list[str]:
 
 def _emit(message: AirbyteMessage) -> None:
     print(json.dumps(AirbyteMessageSerializer.dump(message)))
+
+
+def _source_name(source: Source) -> str:
+    return str(getattr(source, "source", source.name))
 
 
 def _invalid_config(verb: str, source: str, errors: list[str]) -> int:
@@ -180,8 +206,9 @@ def main(argv: Sequence[str], environ: MutableMapping[str, str]) -> int:
         return 2
     if argv[0] != "spec" and "--config" in argv:
         config = json.loads(Path(argv[argv.index("--config") + 1]).read_text())
-        if errors := config_errors(config):
-            return _invalid_config(argv[0], source.source, errors)
+        schema = source.spec(logging.getLogger("airbyte")).connectionSpecification
+        if errors := config_errors(config, schema):
+            return _invalid_config(argv[0], _source_name(source), errors)
     try:
         launch(source, list(argv))
     except SystemExit as exc:

@@ -17,9 +17,9 @@ connectors_app = typer.Typer(help="Airbyte connectors: the --config a source's p
 @connectors_app.command("config")
 def config_cmd(
     env: str = EnvOption,
-    source: str = typer.Option(..., "--source", help="a postgres_sources entry of the environment"),
+    source: str = typer.Option(..., "--source", help="a postgres_sources or api_sources entry of the environment"),
     resolve_secrets: bool = typer.Option(
-        False, "--resolve-secrets", help="put username/password from Secrets Manager in the file (else a reference)"
+        False, "--resolve-secrets", help="put the credentials from Secrets Manager in the file (else a reference)"
     ),
     out: Path | None = typer.Option(None, "--out", help="write here (mode 0600) instead of stdout"),
 ) -> None:
@@ -33,7 +33,7 @@ def config_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold a password: owner only
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold a password or API key: owner only
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
 

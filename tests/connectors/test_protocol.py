@@ -1,7 +1,8 @@
-"""`python -m connectors <verb>`: the Airbyte protocol for every PostgreSQL source against the local stack.
+"""`python -m connectors <verb>`: the Airbyte protocol for every source (PostgreSQL and API) against the local stack.
 
-spec / check / discover run for all 12 sources in-process through the image entrypoint (connectors.__main__.main);
-`read` round-trips state on one source and checks that no clear card number reaches stdout.
+spec / check / discover run for every source of the config in-process through the image entrypoint
+(connectors.__main__.main); `read` round-trips state on one PostgreSQL table and one API stream, and checks that no
+clear card number reaches stdout (a PAN planted in the API's free-form metadata included).
 """
 
 from __future__ import annotations
@@ -10,18 +11,30 @@ import json
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from werkzeug.serving import make_server
 
 import connectors.__main__ as entry
+from connectors.apis.protocol import credential_fields, record_key
 from connectors.pci import luhn_valid
+from connectors.run import tokenizer_for
 from finsight.config import Environment, load_environment
 from finsight.connector_config import connector_config
+from finsight.local.aws_bootstrap import ensure_secrets
+from finsight.local.mock_apis import create_app
+from finsight.local.stack import _mock_credential
 
 pytestmark = pytest.mark.stack
 PG_SOURCES = tuple(load_environment("local").postgres_sources)  # the config is the list: never typed twice
+API_SOURCES = tuple(load_environment("local").api_sources)
+CARD_SOURCE = next(n for n, a in load_environment("local").api_sources.items() if a.kind == "stripe")  # card data
 
 
 def _messages(out: str) -> list[dict[str, Any]]:
@@ -89,11 +102,6 @@ def test_unreachable_host_and_bad_field_are_named(
     assert "cannot connect" in _failed_check(capsys, tmp_path, base | {"port": 1})
     assert "port: must be of type integer" in _failed_check(capsys, tmp_path, base | {"port": "x"})
     assert "config: 'username'" in _failed_check(capsys, tmp_path, base | {"password": "p"})
-
-
-def test_api_source_verbs_are_refused_naming_the_source(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _verb(capsys, ["spec"], "stripe")
-    assert code == 2 and "'stripe' is an API source" in _of(out, "TRACE")[0]["trace"]["error"]["message"]
 
 
 def _catalog(tmp_path: Path, stream: str, cursor: str, key: str) -> str:
@@ -172,5 +180,151 @@ def test_finsight_connectors_config_writes_references_unless_asked(
     assert code == 0
     assert _of(printed, "CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
     assert resolved["password"] not in printed
-    done = CliRunner().invoke(app, ["connectors", "config", "--source", "stripe"])
-    assert done.exit_code == 2 and "--source: 'stripe' is an API source" in done.output
+    done = CliRunner().invoke(app, ["connectors", "config", "--source", "nosuch"])
+    assert done.exit_code == 2 and "--source: unknown source 'nosuch'" in done.output
+
+
+# -- API sources: the provider's declarative manifest through the same entry --------------------------------------
+@pytest.mark.parametrize("source", API_SOURCES)
+def test_api_config_is_a_reference_unless_asked(
+    source: str, local_env: Environment, local_stack: Any, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from finsight.cli.main import app
+
+    out = tmp_path / f"{source}.json"
+    fields = credential_fields(local_env.api_sources[source])
+    done = CliRunner().invoke(app, ["connectors", "config", "--env", "local", "--source", source, "--out", str(out)])
+    config = json.loads(out.read_text())
+    assert done.exit_code == 0 and config["secret_name"] == local_env.api_sources[source].secret
+    assert (config["env"], config["source"]) == ("local", source) and not set(fields) & set(config)
+    done = CliRunner().invoke(app, ["connectors", "config", "--source", source, "--resolve-secrets", "--out", str(out)])
+    resolved = json.loads(out.read_text())
+    assert done.exit_code == 0 and all(resolved[f] for f in fields) and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("source", API_SOURCES)
+def test_api_spec_check_discover(
+    source: str, local_env: Environment, local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = local_env.api_sources[source]
+    code, out = _verb(capsys, ["spec"], source)
+    (spec,) = _of(out, "SPEC")
+    props = spec["spec"]["connectionSpecification"]["properties"]
+    assert code == 0 and {"base_url", "secret_name", "start_date", "end_date"} <= set(props)
+    assert all(props[f]["airbyte_secret"] is True for f in credential_fields(api))
+    config = _config_file(tmp_path, connector_config(local_env, source))
+    code, out = _verb(capsys, ["check", "--config", config])
+    assert code == 0 and _of(out, "CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
+    code, out = _verb(capsys, ["discover", "--config", config])
+    streams = {s["name"]: s for s in _of(out, "CATALOG")[0]["catalog"]["streams"]}
+    assert code == 0 and set(streams) == set(api.streams)
+    for name, configured in api.streams.items():
+        stream = streams[name]
+        cursor, keys = (
+            record_key(configured, configured.cursor),
+            [record_key(configured, k) for k in configured.primary_key],
+        )
+        assert stream["default_cursor_field"] == cursor and stream["source_defined_primary_key"] == keys
+        assert "incremental" in stream["supported_sync_modes"] and stream["source_defined_cursor"] is True
+        for path in [cursor, *keys]:  # declared in the schema, as the catalog checks of airbyte-cdk want
+            assert path[0] in stream["json_schema"]["properties"]
+
+
+@pytest.mark.parametrize("source", API_SOURCES)
+def test_api_wrong_credentials_fail_naming_the_source_without_the_secret(
+    source: str, local_env: Environment, local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = {f: f"Wr0ng-{f}-7781" for f in credential_fields(local_env.api_sources[source])}
+    message = _failed_check(capsys, tmp_path, connector_config(local_env, source) | wrong)
+    assert f"source {source!r}" in message
+    assert not [v for v in wrong.values() if v in message]
+
+
+@pytest.fixture(scope="module")
+def fresh_api(local_env: Environment, local_stack: Any) -> Iterator[str]:
+    """A mock payment-API server of its own (the stack's is shared): data up to now, so a mutation is newer."""
+    secrets = ensure_secrets(local_env)
+    creds = {name: _mock_credential(secrets[api.secret]) for name, api in local_env.api_sources.items()}
+    limits = dict.fromkeys(local_env.api_sources, 500.0)
+    app = create_app(
+        creds, seed=11, scale=0.3, now=datetime.now(UTC), rate_limits=limits, sources=local_env.api_sources
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def _api_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, config: dict[str, Any], stream: str, state: Any = None
+) -> tuple[int, str]:
+    path = _config_file(tmp_path, config)
+    _, out = _verb(capsys, ["discover", "--config", path])
+    (discovered,) = [s for s in _of(out, "CATALOG")[0]["catalog"]["streams"] if s["name"] == stream]
+    configured = {
+        "stream": discovered,
+        "sync_mode": "incremental",
+        "destination_sync_mode": "append",
+        "cursor_field": discovered["default_cursor_field"],
+        "primary_key": discovered["source_defined_primary_key"],
+    }
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"streams": [configured]}))
+    argv = ["read", "--config", path, "--catalog", str(catalog)]
+    if state is not None:
+        (tmp_path / "state.json").write_text(json.dumps([state]))
+        argv += ["--state", str(tmp_path / "state.json")]
+    return _verb(capsys, argv)
+
+
+def test_api_read_round_trips_state(
+    local_env: Environment, fresh_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lookback 0: the second read starts at the state's cursor, so it emits the new charge and nothing older."""
+    config = connector_config(local_env, CARD_SOURCE) | {"base_url": f"{fresh_api}/{CARD_SOURCE}", "lookback": "PT0M"}
+    code, out = _api_read(capsys, tmp_path, config, "charges")
+    first = [m["record"]["data"] for m in _of(out, "RECORD")]
+    state = _of(out, "STATE")[-1]["state"]
+    assert code == 0 and len(first) > 10 and state["stream"]["stream_descriptor"]["name"] == "charges"
+    since = int(state["stream"]["stream_state"]["created"])
+    assert since >= max(r["created"] for r in first)  # the state covers what was emitted
+    resp = requests.post(f"{fresh_api}/_admin/mutate", json={"source": CARD_SOURCE}, timeout=5)
+    new_charge = resp.json()["created"]["charges"]
+    code, out = _api_read(capsys, tmp_path, config, "charges", state)
+    second = [m["record"]["data"] for m in _of(out, "RECORD")]
+    assert code == 0 and new_charge in [r["id"] for r in second]
+    assert all(r["created"] >= since for r in second) and len(second) < len(first)
+
+
+PAN = "4111111111111111"  # Luhn-valid test card number
+PAN_SPACED = "4242 4242 4242 4242"
+
+
+def test_api_read_never_prints_a_clear_pan(
+    local_env: Environment, fresh_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A card number in free-form metadata reaches stdout only as its token, as in the landed `_raw`."""
+    config = connector_config(local_env, CARD_SOURCE, resolve_secrets=True) | {"base_url": f"{fresh_api}/{CARD_SOURCE}"}
+    headers = {"Authorization": f"Bearer {config['api_key']}"}
+    charges = requests.get(f"{config['base_url']}/v1/charges", params={"limit": 100}, headers=headers, timeout=5)
+    charge = next(
+        c for c in charges.json()["data"] if c["status"] == "succeeded" and c["amount_refunded"] < c["amount"]
+    )
+    note = f"card {PAN} / {PAN_SPACED}"
+    resp = requests.post(
+        f"{config['base_url']}/v1/refunds",
+        data={"charge": charge["id"], "amount": 1, "metadata[note]": note},
+        headers=headers,
+        timeout=5,
+    )
+    refund = resp.json()["id"]
+    code, out = _api_read(capsys, tmp_path, config, "refunds")
+    assert code == 0 and PAN not in out and PAN_SPACED not in out
+    _no_clear_pan(out)
+    (planted,) = [m["record"]["data"] for m in _of(out, "RECORD") if m["record"]["data"]["id"] == refund]
+    tokenizer = tokenizer_for(local_env)
+    assert planted["metadata"]["note"] == f"card {tokenizer.token(PAN)} / {tokenizer.token(PAN_SPACED)}"
