@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 from airbyte_cdk.models import (
     AirbyteCatalog,
@@ -60,6 +62,7 @@ from finsight.secrets import read_secret
 CREDENTIALS = {"paypal": ("client_id", "client_secret")}  # every other kind: one api_key
 PASSED_THROUGH = ("lookback", "max_retries", "backoff_factor", "bases", "rate_dates_from", "rate_dates_to")
 CHECK_MAX_RETRIES = 1
+CHECK_CONNECT_SECONDS = 5.0  # the reachability probe: an OAuth token refresh alone retries for up to 300 s
 ANY_SCALAR = {"type": ["null", "string", "number", "integer", "boolean"]}
 
 
@@ -112,6 +115,17 @@ def protocol_manifest(api: ApiSource, env: Environment) -> dict[str, Any]:
         if fields:
             transformations.append({"type": "AddFields", "fields": fields})
     return manifest
+
+
+def reach(base_url: str) -> None:
+    """One TCP connect to the API's host, before any request: an unreachable host fails `check` in seconds. The
+    CDK's OAuth refresh (PayPal) retries a refused connection with backoff for up to 300 s, whatever max_retries."""
+    url = urlsplit(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=CHECK_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach {url.hostname}:{port}: {exc.strerror or exc}") from None
 
 
 def _first_line(text: str) -> str:
@@ -189,6 +203,7 @@ class ProtocolApiSource(Source):
         or a stack trace (the CDK's own message is repr() of its exception text)."""
         try:
             _, api, built = self.cdk_config(config)
+            reach(built["base_url"])
             if "max_retries" not in config:  # a probe answers in seconds (an unreachable host: not minutes of backoff)
                 built["max_retries"] = min(built["max_retries"], CHECK_MAX_RETRIES)
             inner = self._declarative(built)
