@@ -65,6 +65,34 @@ def test_manifests_validate_against_the_cdk_schema(source: str) -> None:
     ConcurrentDeclarativeSource(config=config, source_config=manifest, catalog=None, state=None)  # validates
 
 
+@pytest.mark.parametrize("source", tuple(load_environment("local").api_sources))
+def test_manifest_spec_is_the_cdk_config(source: str) -> None:
+    """The CDK's own declarative source answers `spec` from the manifest; the config the ECS path builds passes it,
+    credentials are airbyte_secret, and a config without base_url, or without credentials and their secret, fails."""
+    import logging
+
+    from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
+    from jsonschema import Draft7Validator
+
+    from connectors.apis.protocol import credential_fields
+
+    env = load_environment("local")
+    api = env.api_sources[source]
+    secret = {"api_key": SecretStr("k"), "client_id": SecretStr("c"), "client_secret": SecretStr("s")}
+    config = cdk_config(env, api, secret, datetime(2026, 11, 1), None) | (
+        {"after_batch": 0} if api.kind == "adyen" else {}
+    )
+    spec = ConcurrentDeclarativeSource(source_config=build_manifest(api)).spec(logging.getLogger("test"))
+    validator = Draft7Validator(spec.connectionSpecification)
+    validator.validate(config)
+    validator.validate({"base_url": api.base_url, "secret_name": api.secret, "env": "local", "source": source})
+    creds = credential_fields(api)
+    assert all(spec.connectionSpecification["properties"][f]["airbyte_secret"] is True for f in creds)
+    assert not validator.is_valid({k: v for k, v in config.items() if k not in creds})
+    assert not validator.is_valid({k: v for k, v in config.items() if k != "base_url"})
+    assert not validator.is_valid(config | {"typo": 1})
+
+
 @pytest.mark.parametrize(
     "text",
     ["4111111111111111", "card 4111 1111 1111 1111 exp", "x-5500-0000-0000-0004-y", "378282246310005"],
