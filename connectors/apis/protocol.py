@@ -2,7 +2,7 @@
 
 `ProtocolApiSource` answers each verb from the config it is handed (not one fixed at construction), so one object
 serves `airbyte_cdk.entrypoint.launch` and the CDK's test job runner alike. Per call it completes the protocol
-config into the CDK config of connectors.apis.run.cdk_config (credentials from Secrets Manager when the config only
+config into the CDK config of connectors.apis.streams.cdk_config (credentials from Secrets Manager when the config only
 names `secret_name`, date range, lookback, HTTP policy from environments/<env>.yaml) and builds a fresh
 ConcurrentDeclarativeSource from the manifest (connectors/apis/<kind>/manifest.yaml, with its `spec:`).
 
@@ -53,9 +53,9 @@ from pydantic import SecretStr
 
 from connectors.apis.manifest import build_manifest
 from connectors.apis.pans import scrub_json, scrub_text
-from connectors.apis.run import CDK_TIME, cdk_config, check_transport, http_numbers, utc_now
+from connectors.apis.streams import CDK_TIME, cdk_config, check_transport, http_numbers, utc_now
+from connectors.pan_key import tokenizer_for
 from connectors.pci import PanTokenizer
-from connectors.run import tokenizer_for
 from finsight.config import ApiSource, ApiStream, Environment, load_environment
 from finsight.secrets import read_secret
 
@@ -166,7 +166,7 @@ class ProtocolApiSource(Source):
         return env, api
 
     def cdk_config(self, config: Mapping[str, Any]) -> tuple[Environment, ApiSource, dict[str, Any]]:
-        """The protocol config completed into the CDK config (connectors.apis.run.cdk_config, as the ECS path)."""
+        """The protocol config completed into the CDK config (connectors.apis.streams.cdk_config, as the ECS path)."""
         env, api = self._resolve(config)
         fields = credential_fields(api)
         if all(config.get(f) for f in fields):

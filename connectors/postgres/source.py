@@ -19,6 +19,7 @@ from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import IncrementalMixin, Stream
 
+from connectors.pan_key import tokenizer_for
 from connectors.pci import PanTokenizer
 from connectors.postgres.bulk import Window, open_snapshot, select_sql, stream_chunk
 from connectors.postgres.connection import Credentials, SourceUnavailable, connect, credentials
@@ -85,8 +86,6 @@ class TableStream(Stream, IncrementalMixin):
 
     def _tokenizer(self) -> PanTokenizer:
         if self.tokenizer is None:
-            from connectors.run import tokenizer_for  # connectors.run imports this module
-
             self.tokenizer = tokenizer_for(self.env)
         return self.tokenizer
 

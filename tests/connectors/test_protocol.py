@@ -23,8 +23,8 @@ from werkzeug.serving import make_server
 
 import connectors.__main__ as entry
 from connectors.apis.protocol import credential_fields, record_key
+from connectors.pan_key import tokenizer_for
 from connectors.pci import luhn_valid
-from connectors.run import tokenizer_for
 from finsight.config import Environment, load_environment
 from finsight.connector_config import connector_config
 from finsight.local.aws_bootstrap import ensure_secrets

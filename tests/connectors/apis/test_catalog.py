@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from connectors.apis.manifest import build_manifest
 from connectors.apis.pans import luhn_valid, scrub_json, scrub_text
-from connectors.apis.run import cdk_config
+from connectors.apis.streams import cdk_config
 from connectors.pci import PanTokenizer
 from finsight import catalog, migration_vars
 from finsight.config import Environment, load_environment
