@@ -18,6 +18,9 @@ Credentials are read by the connector itself through finsight.secrets (Secrets M
 The values ECS injects as FINSIGHT_SOURCE_SECRET / FINSIGHT_PAN_TOKENIZATION_KEY are therefore not used, and are
 dropped from the process environment at start so nothing downstream can echo them.
 
+With a verb (`spec`, `check --config C`, `discover --config C`, `read --config C --catalog K [--state S]`) it
+speaks the Airbyte protocol instead (connectors/protocol.py; PostgreSQL and API sources; docs/connectors.md).
+
 Logs are JSON lines on stdout (CloudWatch): batch ids, row and file counts, seconds; never a secret value.
 Exit codes: 0 ok; 1 extraction failed (watermarks kept, the next run or a rerun replays the window);
 2 configuration or usage error, with a message naming the variable to fix.
@@ -42,6 +45,7 @@ from finsight.config import ENVIRONMENTS, ConfigError, Environment, load_environ
 from finsight.ops.log_context import IdsFilter, bind
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROTOCOL_VERBS = ("spec", "check", "discover", "read")  # connectors.protocol.VERBS, without its slow import
 INJECTED_SECRETS = ("FINSIGHT_SOURCE_SECRET", "FINSIGHT_PAN_TOKENIZATION_KEY")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -354,6 +358,10 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return EXIT_OK
+    if argv and argv[0] in PROTOCOL_VERBS:  # the Airbyte protocol on stdout; no verb: the ECS sync, unchanged
+        from connectors.protocol import main as protocol_main
+
+        return protocol_main(argv, environ)
     configure_logging()
     try:
         if argv:

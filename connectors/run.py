@@ -22,6 +22,7 @@ import pyarrow as pa
 from connectors import MODES
 from connectors.landing.state import load_state, save_state_unless_superseded
 from connectors.landing.writer import BatchResult, LandingWriter
+from connectors.pan_key import tokenizer_for
 from connectors.pci import PanTokenizer
 from connectors.postgres import deletes
 from connectors.postgres.bulk import Window, key_ranges, open_snapshot, pipelined, select_sql, stream_chunk
@@ -30,7 +31,6 @@ from connectors.postgres.schema import evolve, live_columns, remembered
 from connectors.postgres.source import PostgresSource, TableStream
 from finsight.config import Environment, Table
 from finsight.ops.log_context import bind, submit
-from finsight.secrets import read_secret
 
 log = logging.getLogger("finsight.connectors")
 
@@ -41,11 +41,6 @@ def check_mode(mode: str, window: tuple[datetime, datetime] | None) -> None:
         raise ValueError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if mode == "backfill" and window is None:
         raise ValueError("backfill needs a window (start, end)")
-
-
-def tokenizer_for(env: Environment) -> PanTokenizer:
-    """The PAN tokenizer under the environment's current key (Secrets Manager)."""
-    return PanTokenizer.from_secret(read_secret(env, env.secrets.pan_tokenization_key))
 
 
 class ExtractionError(RuntimeError):

@@ -2,6 +2,9 @@
 
 One function per fact, used by migrations (rendered through schemachange vars), the local Snowpipe player, the
 Snowpark procedures' arguments and the connectors: a table or column name is never typed twice.
+
+The bottom of the warehouse half: it imports only the config (and the quarantine key rule, a leaf). What needs the
+marts or quality checks too lives above: finsight.archive_catalog, finsight.migration_vars.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from finsight.config import Environment, Table
+from finsight.quarantine import quarantine_key as _quarantine_key  # the key rule the AWS Lambda applies too
 
 # Metadata columns every landed row carries (written by the connector, used by MERGE and replays).
 BATCH_ID = "_batch_id"
@@ -189,81 +193,6 @@ def table_spec(table: Table) -> dict[str, Any]:
     }
 
 
-def migration_vars(env: Environment) -> dict[str, Any]:
-    """The variables every schemachange script is rendered with (see migrations/)."""
-    tables = []
-    for t in env.warehouse_tables():
-        tables.append(
-            {
-                "raw": t.raw_name,
-                "curated": t.curated_name,
-                # typographic apostrophe: fakesnow 0.11 mis-parses an escaped '' inside COMMENT
-                "comment": f"{t.qualified}: {env.source(t.source).description}".replace("'", "\u2019"),
-                "primary_key": [c.upper() for c in t.primary_key],
-                "pk_snapshot": t.deletes.value == "pk_snapshot",
-                "columns": [
-                    {"name": name.upper(), "type": snowflake_type(col.type), "pii": col.pci.value == "pii"}
-                    for name, col in t.landed_columns().items()
-                ],
-            }
-        )
-    s = env.snowflake
-    return {
-        "env": env.name,
-        "database": s.database,
-        "schemas": s.schemas,
-        "role": s.role,
-        "stage": LANDING_STAGE,
-        "stage_url": f"s3://{env.aws.s3.bucket}/{env.aws.s3.raw_prefix}/",
-        "storage_integration": storage_integration(env),
-        "raw_events_topic_arn": f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{raw_events_topic(env)}",
-        "error_integration": error_integration(env),
-        "is_local": env.is_local,
-        "curated_retention_days": env.retention.curated_years * 365,
-        "meta_columns": [{"name": k.upper(), "type": v} for k, v in META_COLUMNS.items()],
-        "tables": tables,
-        "pipes": pipes(env),
-        "manifest_table": MANIFEST_TABLE,
-        "merged_table": MERGED_TABLE,
-        "run_log_table": RUN_LOG_TABLE,
-        "pk_snapshot_suffix": PK_SNAPSHOT_SUFFIX,
-        "load_errors_table": LOAD_ERRORS_TABLE,
-        "load_errors_pipe": load_errors_pipe(env),
-        "task_history_table": TASK_HISTORY_TABLE,
-        "changed_dates_table": CHANGED_DATES_TABLE,
-        "mart_builds_table": MART_BUILDS_TABLE,
-        "run_batches_table": RUN_BATCHES_TABLE,
-        "pipeline_catalog_table": PIPELINE_CATALOG_TABLE,
-        "retention_runs_table": RETENTION_RUNS_TABLE,
-        "landed_stream": LANDED_STREAM,
-        "tombstone_suffix": TOMBSTONE_SUFFIX,
-        "marts": mart_vars(),
-        "governance": governance_vars(env),
-        "quality_metrics": _quality_vars(env),
-        "custom_dmfs": _custom_dmf_vars(env),
-        "contacts": _contact_statements(env),
-        "archive": archive_vars(env),  # R__warehouse_views_archive.sql (issue 11)
-    }
-
-
-def _contact_statements(env: Environment) -> list[str]:
-    from finsight.ops.ownership import contact_sql  # Snowflake contacts per team and table (R__table_contacts.sql)
-
-    return contact_sql(env)
-
-
-def _quality_vars(env: Environment) -> list[dict[str, Any]]:
-    from finsight import quality  # Data Metric Function attachments (migrations/R__quality_metrics.sql)
-
-    return quality.migration_vars(env)
-
-
-def _custom_dmf_vars(env: Environment) -> dict[str, Any]:
-    from finsight import quality  # the platform's own Data Metric Functions (migrations/R__quality_metrics.sql)
-
-    return quality.custom_dmf_vars(env)
-
-
 def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
     """API source -> the hosts its connector may reach (base_url host + configured extra hosts): the egress
     allow-list (see docs/egress.md). Derived from the config so a new provider cannot be forgotten there."""
@@ -277,9 +206,7 @@ def api_egress_hosts(env: Environment) -> dict[str, list[str]]:
 
 def quarantine_key(env: Environment, key: str) -> str:
     """Where a file a pipe could not load is moved: outside raw/, so no pipe event and no RAW lifecycle."""
-    from finsight.quarantine import quarantine_key as under  # the key rule the AWS Lambda applies too
-
-    return under(QUARANTINE_PREFIX, key)
+    return _quarantine_key(QUARANTINE_PREFIX, key)
 
 
 def load_errors_records_prefix(env: Environment) -> str:
@@ -300,20 +227,6 @@ def load_errors_pipe(env: Environment) -> dict[str, str]:
         "FILE_FORMAT = (TYPE = 'JSON')"
     )
     return {"name": f"{LOAD_ERRORS_TABLE}_PIPE", "target": f"{ops}.{LOAD_ERRORS_TABLE}", "copy_sql": copy_sql}
-
-
-def mart_vars() -> list[dict[str, Any]]:
-    """MARTS tables for the migration, from snowpark/marts/<mart>/metadata.yaml."""
-    from finsight import marts  # the marts catalog reads the repo's mart folders
-
-    return [
-        {
-            "table": m.table_name,
-            "comment": f"{m.friendly_name}: {m.grain} | owner: {m.owner}".replace("'", "\u2019"),
-            "columns": [{"name": c.name.upper(), "type": c.type} for c in m.columns],
-        }
-        for m in marts.marts()
-    ]
 
 
 # -- CURATED archive (issue 11): history older than curated_archive.hot_months as Iceberg tables on S3 --------------
@@ -350,93 +263,3 @@ def curated_reader(env: Environment, table: Table) -> str:
     its old rows, else CURATED.<t>. Marts, the referential check and reconcile read through it."""
     archived = env.curated_archive is not None and archive_age_column(table) is not None
     return f"{HISTORY_SCHEMA if archived else env.snowflake.schemas['curated']}.{table.curated_name}"
-
-
-def archived_tables(env: Environment) -> list[dict[str, Any]]:
-    """Every table the archive job moves: CURATED tables with a date/time cursor, and the marts (the cost model counts
-    MARTS history as archived like CURATED's). Empty without `curated_archive:`.
-
-    kind "table": rows carry a version (_EXTRACTED_AT, _BATCH_ID, _ROW_NUMBER) and source deletes (tombstones);
-    kind "mart": rows are rebuilt per partition date, so the move replaces whole partitions.
-    """
-    if env.curated_archive is None:
-        return []
-    from finsight import marts  # the marts catalog reads the repo's mart folders
-
-    s = env.snowflake.schemas
-    meta = [{"name": k.upper(), "type": v} for k, v in META_COLUMNS.items()]
-    out: list[dict[str, Any]] = []
-    for t in env.warehouse_tables():
-        age = archive_age_column(t)
-        if age is None:
-            continue
-        columns = [{"name": n.upper(), "type": snowflake_type(c.type)} for n, c in t.landed_columns().items()]
-        out.append(
-            {
-                "kind": "table",
-                "name": t.curated_name,
-                "hot": f"{s['curated']}.{t.curated_name}",
-                "keys": [c.upper() for c in t.primary_key],
-                "age_column": age,
-                "tombstones": f"{s['ops']}.{t.raw_name}{TOMBSTONE_SUFFIX}",
-                "columns": [*columns, *meta, {"name": "_MERGED_AT", "type": "TIMESTAMP_NTZ"}],
-            }
-        )
-    for m in marts.marts():
-        columns = [{"name": c.name.upper(), "type": c.type} for c in m.columns]
-        out.append(
-            {
-                "kind": "mart",
-                "name": m.table_name,
-                "hot": f"{s['marts']}.{m.table_name}",
-                "keys": [k.upper() for k in m.keys],
-                "age_column": m.partition_column.upper(),
-                "tombstones": None,
-                "columns": [
-                    *columns,
-                    {"name": "_RUN_ID", "type": "VARCHAR"},
-                    {"name": "_BUILT_AT", "type": "TIMESTAMP_NTZ"},
-                ],
-            }
-        )
-    names = [t["name"] for t in out]
-    clashes = sorted({n for n in names if names.count(n) > 1})
-    if clashes:  # ARCHIVE.<name> and HISTORY.<name> are shared by CURATED tables and marts
-        raise ValueError(f"curated_archive: CURATED tables and marts share the names {clashes} in {ARCHIVE_SCHEMA}")
-    for t in out:
-        t["archive"] = f"{ARCHIVE_SCHEMA}.{t['name']}"
-        t["history"] = f"{HISTORY_SCHEMA}.{t['name']}"
-        t["base_location"] = f"{t['kind']}s/{t['name'].lower()}/"
-        for c in t["columns"]:
-            c["iceberg_type"] = iceberg_type(c["type"])
-            c["json"] = c["type"] == "VARIANT"
-    return out
-
-
-def archive_vars(env: Environment) -> dict[str, Any] | None:
-    """What migrations/R__warehouse_views_archive.sql renders: the external volume, Iceberg tables, history views."""
-    if env.curated_archive is None:
-        return None
-    return {
-        "external_volume": archive_volume(env),
-        "schema": ARCHIVE_SCHEMA,
-        "history_schema": HISTORY_SCHEMA,
-        "hot_months": env.curated_archive.hot_months,
-        "tables": archived_tables(env),
-    }
-
-
-def archive_spec(env: Environment) -> dict[str, Any] | None:
-    """ARCHIVE_CURATED's argument (the task passes it): hot months, the volume and, per table, what the move needs."""
-    if env.curated_archive is None:
-        return None
-    keep = ("kind", "hot", "archive", "keys", "age_column", "tombstones")
-    return {
-        "hot_months": env.curated_archive.hot_months,
-        "external_volume": archive_volume(env),
-        "tables": [
-            {**{k: t[k] for k in keep}, "columns": [c["name"] for c in t["columns"]],
-             "json": [c["name"] for c in t["columns"] if c["json"]]}
-            for t in archived_tables(env)
-        ],
-    }  # fmt: skip

@@ -18,6 +18,7 @@ import jinja2
 import yaml
 from pydantic import Field, ValidationError
 
+from finsight import catalog, quality
 from finsight.config import ConfigError, Environment, repo_root
 from finsight.config.models import IDENT, Strict
 
@@ -123,7 +124,6 @@ def render_query(mart: MartMetadata, env: Environment, present: frozenset[str] =
     flags = {up.raw_name.lower(): up.raw_name in present for up in mart.upstreams if up.optional}
     declared = {up.table: up for up in mart.upstreams}
     in_catalog = {t.qualified: t for t in env.warehouse_tables()}
-    from finsight import catalog
 
     def curated(table: str) -> str:
         # a query may only read what its metadata declares: the DAG and the rebuild-by-date logic rely on it
@@ -180,8 +180,6 @@ def date_columns(env: Environment) -> dict[str, list[str]]:
 
 def merge_spec(env: Environment, table: object) -> dict:
     """MERGE_TABLE's argument: the catalog's table spec plus the date columns marts partition by."""
-    from finsight import catalog
-
     spec = catalog.table_spec(table)  # type: ignore[arg-type]
     spec["date_columns"] = date_columns(env).get(spec["raw"], [])
     return spec
@@ -195,8 +193,6 @@ def pipeline_catalog(env: Environment) -> list[tuple[str, str, str]]:
         ("table", t.qualified, json.dumps(merge_spec(env, t), separators=(",", ":"))) for t in env.warehouse_tables()
     ]
     rows += [("mart", m.name, json.dumps(mart_spec(m, env), separators=(",", ":"))) for m in marts()]
-    from finsight import quality  # the merge-time quarantine gate reads the table's checks here
-
     rows += [("quality", name, json.dumps(s, separators=(",", ":"))) for name, s in quality.specs(env).items()]
     return rows
 

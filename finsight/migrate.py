@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import SecretStr
 from schemachange.JinjaTemplateProcessor import JinjaTemplateProcessor
 
-from finsight import catalog, keypair, time_zone, warehouse
+from finsight import catalog, keypair, migration_vars, time_zone, warehouse
 from finsight.config import Environment, repo_root
 from finsight.secrets import read_secret
 
@@ -51,7 +51,7 @@ def change_history_table(env: Environment) -> str:
 def render_all(env: Environment) -> dict[str, str]:
     """Every script rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
     processor = JinjaTemplateProcessor(project_root=migrations_dir())
-    variables = catalog.migration_vars(env)
+    variables = migration_vars.migration_vars(env)
     return {
         script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")
     }
@@ -64,7 +64,7 @@ def live_migration_vars(env: Environment, dry_run: bool = False) -> dict[str, An
     The archive tables gain any such column they lack first (as OPS.ARCHIVE_CURATED does before each move), so the
     views can read it from both sides. `render_all` stays the catalog's alone: lint and review need no warehouse.
     """
-    variables = catalog.migration_vars(env)
+    variables = migration_vars.migration_vars(env)
     archive_vars = variables.get("archive")
     if not archive_vars:
         return variables

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from finsight import snowflake_dmf
+from finsight import catalog, snowflake_dmf
 from finsight.config import Environment, Table
 
 QUALITY_RESULTS_TABLE = "QUALITY_RESULTS"
@@ -20,8 +20,6 @@ NOT_CHECKED_FOR_NULLS = {"_raw"}  # the whole API record: its nulls are its fiel
 
 def references(env: Environment, table: Table) -> list[dict[str, str]]:
     """Child column -> parent CURATED table and column, for every `references` whose parent lands in CURATED."""
-    from finsight import catalog  # the archive's names (catalog imports this module lazily)
-
     known = {t.qualified: t for t in env.warehouse_tables()}
     out = []
     for name, col in table.columns.items():
@@ -76,8 +74,6 @@ def migration_vars(env: Environment) -> list[dict[str, Any]]:
     system DMF to a column type outside its "Allowed data types" (NULL_COUNT on BOOLEAN, FRESHNESS on TIMESTAMP_NTZ).
     `columns` records each attached column's type, so a checker can verify the choice from the rendered variables.
     """
-    from finsight import catalog  # Snowflake types of the landed and metadata columns (catalog imports this lazily)
-
     ops = f"{env.snowflake.database}.{env.snowflake.schemas['ops']}"
     out = []
     for table in env.warehouse_tables():

@@ -215,7 +215,7 @@ def move_table(session: Any, t: dict[str, Any], cutoff: str) -> dict[str, int]:
 
 
 def archive_curated(session: Any, run_id: str, spec_json: str) -> str:
-    """Handler of OPS.ARCHIVE_CURATED(run_id, spec_json); spec = finsight.catalog.archive_spec(env)."""
+    """Handler of OPS.ARCHIVE_CURATED(run_id, spec_json); spec = finsight.archive_catalog.archive_spec(env)."""
     spec = json.loads(spec_json)
     cutoff = cutoff_sql(spec["hot_months"])
     moved = {}

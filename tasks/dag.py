@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from finsight import catalog, marts, time_zone
+from finsight import archive_catalog, catalog, marts, quality, time_zone
 from finsight.config import Environment
 from snowpark import procedures
 from snowpark.procedures import Procedure
@@ -132,8 +132,6 @@ def quality_nodes(env: Environment, merges: dict[str, str]) -> dict[str, list[Ta
     Marts wait for the checks of their upstream tables, so a failed check keeps bad data out of MARTS.
     One CHECK_<TABLE> task per table runs every check the config declares for it (finsight/config/quality.py).
     """
-    from finsight import quality
-
     out: dict[str, list[TaskNode]] = {}
     for table in env.warehouse_tables():
         if table.qualified not in merges:
@@ -209,7 +207,7 @@ def build_retention_dag(env: Environment) -> list[TaskNode]:
         TaskNode(RETENTION_7Y, procedures.APPLY_RETENTION, (RUN_ID, env.retention.curated_years), (RETENTION_ROOT,),
                  "transform", PLATFORM_OWNERS, f"Keep CURATED and MARTS {env.retention.curated_years} years"),
     ]  # fmt: skip
-    spec = catalog.archive_spec(env)
+    spec = archive_catalog.archive_spec(env)
     if spec is not None:
         # after the 7-year retention: nothing due for deletion is written to Iceberg first
         spec_json = json.dumps(spec, separators=(",", ":"))

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import IncrementalMixin, Stream
 
+from connectors.pan_key import tokenizer_for
+from connectors.pci import PanTokenizer
 from connectors.postgres.bulk import Window, open_snapshot, select_sql, stream_chunk
-from connectors.postgres.connection import SourceUnavailable, connect, credentials
+from connectors.postgres.connection import Credentials, SourceUnavailable, connect, credentials
 from connectors.postgres.schema import live_columns
-from finsight.config import Environment, Table
+from finsight.config import Environment, PciClass, Table
 
 _JSON_TYPES = {"string": "string", "int": "integer", "bigint": "integer", "bool": "boolean", "json": "object"}
 
@@ -28,10 +32,19 @@ _JSON_TYPES = {"string": "string", "int": "integer", "bigint": "integer", "bool"
 class TableStream(Stream, IncrementalMixin):
     """One source table. State: {"cursor": "<iso timestamp>", "schema": {...}}; one window per read."""
 
-    def __init__(self, env: Environment, table: Table, lower_bound: datetime | None = None) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        table: Table,
+        lower_bound: datetime | None = None,
+        creds: Credentials | None = None,
+        tokenizer: PanTokenizer | None = None,
+    ) -> None:
         self.env = env
         self.table = table
         self.lower_bound = lower_bound  # backfills set it; incremental reads derive it from state
+        self.creds = creds  # the protocol's `--config` credentials; None: the environment's secret
+        self.tokenizer = tokenizer  # None: built from Secrets Manager on the first read
         self._state: MutableMapping[str, Any] = {}
 
     @property
@@ -71,6 +84,11 @@ class TableStream(Stream, IncrementalMixin):
         lookback = timedelta(minutes=self.env.connectors.cursor_lookback_minutes)
         return Window(datetime.fromisoformat(watermark) - lookback, upper)
 
+    def _tokenizer(self) -> PanTokenizer:
+        if self.tokenizer is None:
+            self.tokenizer = tokenizer_for(self.env)
+        return self.tokenizer
+
     def read_records(
         self,
         sync_mode: SyncMode,
@@ -81,14 +99,14 @@ class TableStream(Stream, IncrementalMixin):
         """The Airbyte protocol's record stream, from the same snapshot-consistent bulk read (one chunk)."""
         if stream_state:
             self.state = dict(stream_state)
-        creds = credentials(self.env, self.table.source)
+        creds = self.creds or credentials(self.env, self.table.source)
         with open_snapshot(self.env, self.table.source, creds) as (snapshot, conn):
             window = self.window(snapshot.upper)
             if sync_mode != SyncMode.incremental:
                 window = Window(None, window.upper)
             query = select_sql(self.table, live_columns(conn, self.table.name), window, None)
             for batch in stream_chunk(self.env, self.table.source, creds, snapshot.snapshot_id, query):
-                yield from batch.to_pylist()
+                yield from protocol_rows(self.table, batch, self._tokenizer())
         self._state = {**self._state, "cursor": window.upper.isoformat()}
 
 
@@ -115,6 +133,28 @@ class PostgresSource(AbstractSource):
     def streams(self, config: Mapping[str, Any], lower_bound: datetime | None = None) -> list[Stream]:
         tables = self.env.postgres_sources[self.source].tables.values()
         return [TableStream(self.env, t, lower_bound) for t in tables]
+
+
+def protocol_rows(table: Table, batch: pa.RecordBatch, tokenizer: PanTokenizer) -> list[dict[str, Any]]:
+    """A bulk batch as RECORD data in the landed shape: PAN columns tokenized exactly as the landing writer does
+    (`<col>_token`, `<col>_last4`), so no clear card number reaches stdout; values made JSON-safe."""
+    by_name = {name.lower(): batch.column(i) for i, name in enumerate(batch.schema.names)}
+    for col, spec in table.columns.items():
+        if spec.pci is PciClass.PAN and col in by_name:
+            by_name[f"{col}_token"], by_name[f"{col}_last4"] = tokenizer.tokenize(by_name.pop(col))
+    names = [n for n in table.landed_columns() if n in by_name]
+    rows = pa.Table.from_arrays([by_name[n] for n in names], names=names).to_pylist()
+    return [{k: _json_safe(v) for k, v in row.items()} for row in rows]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact: a float would round money
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 def utc_now() -> datetime:

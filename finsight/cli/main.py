@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("finsight.cli.local_cmd", "Run the whole platform on this machine (127.0.0.1 only)."),
     "run": ("finsight.cli.run_cmd", "Run one full hourly cycle (local)."),
     "extract": ("finsight.cli.extract_cmd", "Run one source's connector."),
+    "connectors": ("finsight.cli.connectors_cmd", "Airbyte connector configs (--config for spec/check/discover/read)."),
     "infra": ("finsight.cli.infra_cmd", "Synthesize and scan the CDK Terrain stacks (never applies)."),
     "cost": ("finsight.cli.cost_cmd", "Month-by-month bill against the budget."),
     "migrate": ("finsight.cli.sql_cmd", "Apply the schemachange migrations."),

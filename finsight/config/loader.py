@@ -5,7 +5,6 @@ Errors name the file and the dotted field path, the way an engineer fixes them.
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from finsight.config.merge import deep_merge
 from finsight.config.models import ApiSource, Connection, Environment
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
@@ -48,17 +48,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
-
-
-def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Overlay wins; mappings merge key by key, everything else is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _apply_source_templates(data: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from finsight.config.merge import deep_merge
+
 
 class Strict(BaseModel):
     """= finsight.config.models.Strict (defined again: models imports this module)."""
@@ -109,8 +111,6 @@ class Quality(Strict):
     tables: dict[str, dict[str, Any]] = Field(default_factory=dict, description="<source>.<table> -> overrides")
 
     def for_table(self, qualified: str) -> TableQuality:
-        from finsight.config.loader import deep_merge
-
         merged = deep_merge(self.defaults, self.tables.get(qualified, {}))
         try:
             return TableQuality.model_validate(merged)

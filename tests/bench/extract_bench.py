@@ -241,10 +241,11 @@ def dlt_parquet(uri: str, table: str, backend: str, out: str) -> int:
 
 def ours(env: Environment, table: str, chunks: int) -> int:
     from connectors.landing.writer import LandingWriter
+    from connectors.pan_key import tokenizer_for
     from connectors.postgres.bulk import Window, key_ranges, open_snapshot, pipelined, select_sql, stream_chunk
     from connectors.postgres.connection import credentials
     from connectors.postgres.schema import live_columns
-    from connectors.run import new_batch_id, tokenizer_for
+    from connectors.run import new_batch_id
 
     runtime = env.connectors.model_copy(update={"chunks_per_table": chunks, "chunk_min_rows": 1})
     env = env.model_copy(update={"connectors": runtime})

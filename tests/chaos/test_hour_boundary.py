@@ -22,7 +22,8 @@ from psycopg import sql
 
 from connectors.landing.state import load_state, reset_state, save_state, save_state_unless_superseded
 from connectors.landing.writer import LandingWriter
-from connectors.run import extract_source, new_batch_id, tokenizer_for
+from connectors.pan_key import tokenizer_for
+from connectors.run import extract_source, new_batch_id
 from finsight.aws import client
 from finsight.config import Environment
 from finsight.local.graph import on_landed

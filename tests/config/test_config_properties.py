@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finsight.config import ConfigError, load_environment, repo_root
-from finsight.config.loader import deep_merge
+from finsight.config.merge import deep_merge
 
 # objects of prod.yaml whose model forbids extra keys (a mapping of names, like postgres_sources, would not)
 STRICT_OBJECTS = [(), ("snowflake",), ("aws",), ("aws", "s3"), ("connectors",), ("secrets",), ("source_network",),

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from finsight import catalog
+from finsight import archive_catalog, catalog
 from finsight.config import Environment, load_environment
 from finsight.migrate import render_all
 from snowpark.procedures import ARCHIVE_CURATED
@@ -30,7 +30,7 @@ def test_iceberg_tables_and_the_task_name_the_volume_cdktf_creates(stack: Synth)
     (volume,) = stack.resources("snowflake", "snowflake_external_volume").values()
     stmts = _statements(render_all(env)[SCRIPT])
     creates = [s for s in stmts if s.startswith("CREATE ICEBERG TABLE")]
-    archived = catalog.archived_tables(env)
+    archived = archive_catalog.archived_tables(env)
     assert len(creates) == len(archived) > 0
     assert {re.search(r"EXTERNAL_VOLUME = '(\w+)'", s).group(1) for s in creates} == {volume["name"]}  # type: ignore[union-attr]
     assert all("CATALOG = 'SNOWFLAKE'" in s for s in creates)
@@ -48,7 +48,7 @@ def test_iceberg_tables_and_the_task_name_the_volume_cdktf_creates(stack: Synth)
 @pytest.mark.parametrize("env_name", ENVS)
 def test_every_dated_curated_table_and_every_mart_is_archived(env_name: str) -> None:
     env = load_environment(env_name)
-    tables = {t["name"]: t for t in catalog.archived_tables(env)}
+    tables = {t["name"]: t for t in archive_catalog.archived_tables(env)}
     dated = {
         t.curated_name for t in env.warehouse_tables() if t.landed_columns()[t.cursor].type in ("timestamp", "date")
     }
@@ -66,7 +66,7 @@ def test_archive_is_pipeline_only_and_history_views_carry_the_curated_policies(e
     roles, db = catalog.access_roles(env), env.snowflake.database
     stmts = _statements(render_all(env)[SCRIPT])
     history, gov = catalog.HISTORY_SCHEMA, f"{db}.{catalog.GOVERNANCE_SCHEMA}"
-    archived = {t["name"] for t in catalog.archived_tables(env)}
+    archived = {t["name"] for t in archive_catalog.archived_tables(env)}
     for reader in (roles["analyst"], roles["pii_reader"]):
         assert f"REVOKE ALL PRIVILEGES ON SCHEMA {db}.{catalog.ARCHIVE_SCHEMA} FROM ROLE {reader}" in stmts
         assert f"GRANT SELECT ON FUTURE VIEWS IN SCHEMA {db}.{history} TO ROLE {reader}" in stmts
@@ -99,7 +99,7 @@ def test_evolved_columns_get_the_iceberg_types_of_the_catalog(env_name: str) -> 
     from snowpark import archive
 
     # the move types a column schema evolution added as the migration types the catalog's (procedures: own copy)
-    columns = [c for t in catalog.archived_tables(load_environment(env_name)) for c in t["columns"]]
+    columns = [c for t in archive_catalog.archived_tables(load_environment(env_name)) for c in t["columns"]]
     assert {c["type"]: archive.iceberg_type(c["type"]) for c in columns} == {
         c["type"]: c["iceberg_type"] for c in columns
     }
@@ -134,7 +134,7 @@ def test_without_curated_archive_nothing_is_archived() -> None:
     env: Environment = load_environment("local")
     assert env.curated_archive is not None  # the local stack runs the move too (fakesnow: plain tables)
     bare = env.model_copy(update={"curated_archive": None})
-    assert catalog.archive_spec(bare) is None and catalog.archived_tables(bare) == []
+    assert archive_catalog.archive_spec(bare) is None and archive_catalog.archived_tables(bare) == []
     assert ARCHIVE_CURATED not in [n.procedure for n in build_retention_dag(bare)]
     assert ARCHIVE_CURATED in [n.procedure for n in build_retention_dag(env)]
     assert _statements(render_all(bare)[SCRIPT]) == [

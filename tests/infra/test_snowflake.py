@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from finsight.catalog import migration_vars
 from finsight.cost.model import monthly_snowflake_credits, resource_monitor_quotas
+from finsight.migration_vars import migration_vars
 from tests.infra.conftest import Synth
 from tests.infra.helpers import referenced_id
 

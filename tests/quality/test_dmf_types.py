@@ -4,7 +4,7 @@ fakesnow runs no DMF, so these rules are checked on the rendered SQL against the
 of each system DMF (https://docs.snowflake.com/en/user-guide/data-quality-system-dmfs, and per function, e.g.
 https://docs.snowflake.com/en/sql-reference/functions/dmf_freshness: DATE, TIMESTAMP_LTZ, TIMESTAMP_TZ;
 https://docs.snowflake.com/en/sql-reference/functions/dmf_null_count: DATE, FLOAT, NUMBER, TIMESTAMP_*, VARCHAR).
-Column types come from the migration's own CREATE TABLE variables (catalog.migration_vars), not from the DMF code.
+Column types come from the migration's own CREATE TABLE variables (finsight.migration_vars), not from the DMF code.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from finsight import catalog, snowflake_dmf
+from finsight import migration_vars, snowflake_dmf
 from finsight.config import load_environment
 from finsight.migrate import render_all
 
@@ -25,7 +25,7 @@ _CREATE_DMF = re.compile(r"CREATE DATA METRIC FUNCTION IF NOT EXISTS (\S+)\(ARG_
 
 def _rendered(env_name: str) -> tuple[dict, str]:
     env = load_environment(env_name)
-    return catalog.migration_vars(env), render_all(env)["R__quality_metrics.sql"]
+    return migration_vars.migration_vars(env), render_all(env)["R__quality_metrics.sql"]
 
 
 def _column_types(variables: dict) -> dict[str, dict[str, str]]:

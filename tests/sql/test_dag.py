@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from finsight import catalog, marts
+from finsight import archive_catalog, catalog, marts
 from finsight.config import Environment, load_environment
 from tasks import dag
 
@@ -186,7 +186,7 @@ def test_every_task_names_its_warehouse_owner_and_purpose(env: Environment) -> N
     ops = env.snowflake.schemas["ops"]
     tasks, _ = _parse(dag.render_sql(env))
     transform, load = env.snowflake.warehouse_name("transform"), env.snowflake.warehouse_name("load")
-    retention = {dag.RETENTION_ROOT, dag.RETENTION_7Y} | ({dag.ARCHIVE} if catalog.archive_spec(env) else set())
+    retention = {dag.RETENTION_ROOT, dag.RETENTION_7Y} | ({dag.ARCHIVE} if archive_catalog.archive_spec(env) else set())
     assert {f"{ops}.{name}" for name in retention} <= set(tasks)
     for name, task in tasks.items():
         assert task.clauses["WAREHOUSE"] == (load if name.startswith(f"{ops}.MERGE_") else transform), name

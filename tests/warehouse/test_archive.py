@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from finsight import catalog, migrate, warehouse
+from finsight import archive_catalog, catalog, migrate, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from snowpark import archive, schema_evolution
@@ -35,7 +35,7 @@ COLUMNS = "ASSESSMENT_ID, SCORE, UPDATED_AT, _BATCH_ID, _EXTRACTED_AT, _ROW_NUMB
 
 
 def _spec(env: Environment) -> dict[str, Any]:
-    spec = catalog.archive_spec(env)
+    spec = archive_catalog.archive_spec(env)
     assert spec is not None, "the local environment configures curated_archive"
     spec["tables"] = [t for t in spec["tables"] if t["hot"] in (TABLE, MART)]
     assert len(spec["tables"]) == 2

@@ -20,7 +20,7 @@ import requests
 
 from connectors.apis.manifest import build_manifest
 from connectors.apis.records import to_arrow
-from connectors.apis.run import StreamLanding, cdk_config, http_numbers, land, read_messages, utc_now
+from connectors.apis.streams import StreamLanding, cdk_config, http_numbers, land, read_messages, utc_now
 from connectors.landing.state import load_state
 from connectors.pci import PanTokenizer
 from finsight.config import ApiSource, ApiStream, Environment

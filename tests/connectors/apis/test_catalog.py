@@ -11,9 +11,9 @@ from pydantic import SecretStr
 
 from connectors.apis.manifest import build_manifest
 from connectors.apis.pans import luhn_valid, scrub_json, scrub_text
-from connectors.apis.run import cdk_config
+from connectors.apis.streams import cdk_config
 from connectors.pci import PanTokenizer
-from finsight import catalog
+from finsight import catalog, migration_vars
 from finsight.config import Environment, load_environment
 from tasks.dag import build_dag
 
@@ -25,7 +25,7 @@ def test_every_api_stream_gets_raw_curated_pipe_and_merge_task(env_name: str) ->
     env = load_environment(env_name)
     streams = env.api_tables()
     assert len(streams) == 8 and len(env.api_sources) == 4
-    tables = {t["raw"]: t for t in catalog.migration_vars(env)["tables"]}
+    tables = {t["raw"]: t for t in migration_vars.migration_vars(env)["tables"]}
     pipes = {p["name"] for p in catalog.pipes(env)}
     tasks = {n.name: n for n in build_dag(env)}
     for s in streams:
@@ -63,6 +63,34 @@ def test_manifests_validate_against_the_cdk_schema(source: str) -> None:
     assert [s["name"] for s in manifest["streams"]] == list(api.streams)
     assert manifest["streams"][0]["retriever"]["requester"]["read_timeout_in_seconds"] == 7.0  # from the config
     ConcurrentDeclarativeSource(config=config, source_config=manifest, catalog=None, state=None)  # validates
+
+
+@pytest.mark.parametrize("source", tuple(load_environment("local").api_sources))
+def test_manifest_spec_is_the_cdk_config(source: str) -> None:
+    """The CDK's own declarative source answers `spec` from the manifest; the config the ECS path builds passes it,
+    credentials are airbyte_secret, and a config without base_url, or without credentials and their secret, fails."""
+    import logging
+
+    from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
+    from jsonschema import Draft7Validator
+
+    from connectors.apis.protocol import credential_fields
+
+    env = load_environment("local")
+    api = env.api_sources[source]
+    secret = {"api_key": SecretStr("k"), "client_id": SecretStr("c"), "client_secret": SecretStr("s")}
+    config = cdk_config(env, api, secret, datetime(2026, 11, 1), None) | (
+        {"after_batch": 0} if api.kind == "adyen" else {}
+    )
+    spec = ConcurrentDeclarativeSource(source_config=build_manifest(api)).spec(logging.getLogger("test"))
+    validator = Draft7Validator(spec.connectionSpecification)
+    validator.validate(config)
+    validator.validate({"base_url": api.base_url, "secret_name": api.secret, "env": "local", "source": source})
+    creds = credential_fields(api)
+    assert all(spec.connectionSpecification["properties"][f]["airbyte_secret"] is True for f in creds)
+    assert not validator.is_valid({k: v for k, v in config.items() if k not in creds})
+    assert not validator.is_valid({k: v for k, v in config.items() if k != "base_url"})
+    assert not validator.is_valid(config | {"typo": 1})
 
 
 @pytest.mark.parametrize(
