@@ -20,8 +20,9 @@ APP_NAME = "FINSIGHT_OPS_DASHBOARD"
 STAGE_NAME = "DASHBOARD"  # in the OPS schema
 MAIN_FILE = "streamlit_app.py"
 # what the app imports: config + catalog + ops (no CLI, no local stack, no connectors)
-PACKAGE_PARTS = ("finsight/__init__.py", "finsight/catalog.py", "finsight/quality.py", "finsight/config",
-                 "finsight/ops")  # fmt: skip
+# (catalog imports the quarantine key rule, quality the DMF table: both stdlib-only leaves)
+PACKAGE_PARTS = ("finsight/__init__.py", "finsight/catalog.py", "finsight/quarantine.py", "finsight/quality.py",
+                 "finsight/snowflake_dmf.py", "finsight/config", "finsight/ops")  # fmt: skip
 CONDA_PACKAGES = ("pandas", "pydantic", "pyyaml", "snowflake-snowpark-python")
 
 
