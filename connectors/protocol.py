@@ -69,6 +69,10 @@ def bind_config(env: Environment, source: str, config: Mapping[str, Any]) -> Env
 class ProtocolPostgresSource(PostgresSource):
     """PostgresSource driven by an Airbyte config instead of the ECS environment variables."""
 
+    @property
+    def name(self) -> str:  # the source's own name in the CDK's logs and our messages, as ProtocolApiSource's
+        return self.source
+
     def spec(self, logger: logging.Logger) -> ConnectorSpecification:
         return postgres_spec()
 
@@ -145,13 +149,11 @@ class UsageError(ValueError):
         super().__init__(f"{variable}: {message}")
 
 
-def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> list[str]:
-    """Each spec violation as `<field>: <what is wrong>` (the CDK's own message omits the field's name).
-
-    schema: the source's connectionSpecification (default: the PostgreSQL spec)."""
+def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Each violation of the source's connectionSpecification as `<field>: <what is wrong>` (the CDK's own message
+    omits the field's name)."""
     from jsonschema import Draft7Validator
 
-    schema = postgres_spec().connectionSpecification if schema is None else schema
     found = sorted(Draft7Validator(schema).iter_errors(dict(config)), key=lambda e: list(e.path))
     out = []
     for err in found:
@@ -169,10 +171,6 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any] | None = 
 
 def _emit(message: AirbyteMessage) -> None:
     print(json.dumps(AirbyteMessageSerializer.dump(message)))
-
-
-def _source_name(source: Source) -> str:
-    return str(getattr(source, "source", source.name))
 
 
 def _invalid_config(verb: str, source: str, errors: list[str]) -> int:
@@ -208,7 +206,7 @@ def main(argv: Sequence[str], environ: MutableMapping[str, str]) -> int:
         config = json.loads(Path(argv[argv.index("--config") + 1]).read_text())
         schema = source.spec(logging.getLogger("airbyte")).connectionSpecification
         if errors := config_errors(config, schema):
-            return _invalid_config(argv[0], _source_name(source), errors)
+            return _invalid_config(argv[0], source.name, errors)
     try:
         launch(source, list(argv))
     except SystemExit as exc:

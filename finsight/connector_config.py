@@ -48,6 +48,5 @@ def api_connector_config(env: Environment, source: str, resolve_secrets: bool = 
     config: dict[str, Any] = {"env": env.name, "source": source, "base_url": api.base_url, "secret_name": api.secret}
     if resolve_secrets:
         secret = read_secret(env, api.secret)
-        fields = ("client_id", "client_secret") if api.kind == "paypal" else ("api_key",)
-        config |= {f: secret[f].get_secret_value() for f in fields}
+        config |= {f: secret[f].get_secret_value() for f in api.credential_fields}
     return config

@@ -59,15 +59,10 @@ from connectors.pci import PanTokenizer
 from finsight.config import ApiSource, ApiStream, Environment, load_environment
 from finsight.secrets import read_secret
 
-CREDENTIALS = {"paypal": ("client_id", "client_secret")}  # every other kind: one api_key
 PASSED_THROUGH = ("lookback", "max_retries", "backoff_factor", "bases", "rate_dates_from", "rate_dates_to")
 CHECK_MAX_RETRIES = 1
 CHECK_CONNECT_SECONDS = 5.0  # the reachability probe: an OAuth token refresh alone retries for up to 300 s
 ANY_SCALAR = {"type": ["null", "string", "number", "integer", "boolean"]}
-
-
-def credential_fields(api: ApiSource) -> tuple[str, ...]:
-    return CREDENTIALS.get(api.kind, ("api_key",))
 
 
 def field_path(stream: ApiStream, column: str) -> list[str]:
@@ -168,7 +163,7 @@ class ProtocolApiSource(Source):
     def cdk_config(self, config: Mapping[str, Any]) -> tuple[Environment, ApiSource, dict[str, Any]]:
         """The protocol config completed into the CDK config (connectors.apis.streams.cdk_config, as the ECS path)."""
         env, api = self._resolve(config)
-        fields = credential_fields(api)
+        fields = api.credential_fields
         if all(config.get(f) for f in fields):
             secret = {f: SecretStr(str(config[f])) for f in fields}
         else:

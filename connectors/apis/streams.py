@@ -78,10 +78,7 @@ def cdk_config(
     }
     values = {k: v.get_secret_value() for k, v in secret.items()}
     update_secrets([v for v in values.values() if v])  # the CDK masks these in anything it logs
-    if api.kind == "paypal":
-        config |= {"client_id": values["client_id"], "client_secret": values["client_secret"]}
-    else:
-        config["api_key"] = values["api_key"]
+    config |= {f: values[f] for f in api.credential_fields}
     if api.kind == "fx":
         config |= {
             "bases": FX_BASES,

@@ -179,6 +179,11 @@ class ApiSource(Strict):
         default_factory=list, description="extra egress hosts the connector needs (OAuth, report downloads)"
     )
 
+    @property
+    def credential_fields(self) -> tuple[str, ...]:
+        """The keys of this provider's secret: PayPal authenticates with an OAuth client, the others with one key."""
+        return ("client_id", "client_secret") if self.kind == "paypal" else ("api_key",)
+
     @field_validator("base_url")
     @classmethod
     def _scheme(cls, v: str) -> str:

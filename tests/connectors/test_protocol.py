@@ -22,7 +22,7 @@ import requests
 from werkzeug.serving import make_server
 
 import connectors.__main__ as entry
-from connectors.apis.protocol import credential_fields, record_key
+from connectors.apis.protocol import record_key
 from connectors.pan_key import tokenizer_for
 from connectors.pci import luhn_valid
 from finsight.config import Environment, load_environment
@@ -199,7 +199,7 @@ def test_api_config_is_a_reference_unless_asked(
     from finsight.cli.main import app
 
     out = tmp_path / f"{source}.json"
-    fields = credential_fields(local_env.api_sources[source])
+    fields = local_env.api_sources[source].credential_fields
     done = CliRunner().invoke(app, ["connectors", "config", "--env", "local", "--source", source, "--out", str(out)])
     config = json.loads(out.read_text())
     assert done.exit_code == 0 and config["secret_name"] == local_env.api_sources[source].secret
@@ -218,7 +218,7 @@ def test_api_spec_check_discover(
     (spec,) = _of(out, "SPEC")
     props = spec["spec"]["connectionSpecification"]["properties"]
     assert code == 0 and {"base_url", "secret_name", "start_date", "end_date"} <= set(props)
-    assert all(props[f]["airbyte_secret"] is True for f in credential_fields(api))
+    assert all(props[f]["airbyte_secret"] is True for f in api.credential_fields)
     config = _config_file(tmp_path, connector_config(local_env, source))
     code, out = _verb(capsys, ["check", "--config", config])
     assert code == 0 and _of(out, "CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
@@ -241,7 +241,7 @@ def test_api_spec_check_discover(
 def test_api_wrong_credentials_fail_naming_the_source_without_the_secret(
     source: str, local_env: Environment, local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    wrong = {f: f"Wr0ng-{f}-7781" for f in credential_fields(local_env.api_sources[source])}
+    wrong = {f: f"Wr0ng-{f}-7781" for f in local_env.api_sources[source].credential_fields}
     message = _failed_check(capsys, tmp_path, connector_config(local_env, source) | wrong)
     assert f"source {source!r}" in message
     assert not [v for v in wrong.values() if v in message]

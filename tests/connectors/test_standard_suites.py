@@ -26,7 +26,6 @@ import pytest
 from airbyte_cdk.test.standard_tests import ConnectorTestScenario, SourceTestSuiteBase
 from airbyte_cdk.test.standard_tests._job_runner import IConnector
 
-from connectors.apis.protocol import credential_fields
 from connectors.protocol import protocol_source
 from finsight.config import load_environment
 from finsight.connector_config import connector_config
@@ -41,7 +40,7 @@ def bad_secret(config: dict[str, Any]) -> dict[str, Any]:
     """The same config with a credential the source refuses (inline, as an operator would paste it)."""
     if "database" in config:
         return config | {"username": "finsight", "password": "Wr0ng-standard-suite-pw"}  # pragma: allowlist secret
-    return config | {f: f"Wr0ng-standard-suite-{f}" for f in credential_fields(ENV.api_sources[config["source"]])}
+    return config | {f: f"Wr0ng-standard-suite-{f}" for f in ENV.api_sources[config["source"]].credential_fields}
 
 
 def unreachable(config: dict[str, Any]) -> dict[str, Any]:

@@ -74,8 +74,6 @@ def test_manifest_spec_is_the_cdk_config(source: str) -> None:
     from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
     from jsonschema import Draft7Validator
 
-    from connectors.apis.protocol import credential_fields
-
     env = load_environment("local")
     api = env.api_sources[source]
     secret = {"api_key": SecretStr("k"), "client_id": SecretStr("c"), "client_secret": SecretStr("s")}
@@ -86,7 +84,7 @@ def test_manifest_spec_is_the_cdk_config(source: str) -> None:
     validator = Draft7Validator(spec.connectionSpecification)
     validator.validate(config)
     validator.validate({"base_url": api.base_url, "secret_name": api.secret, "env": "local", "source": source})
-    creds = credential_fields(api)
+    creds = api.credential_fields
     assert all(spec.connectionSpecification["properties"][f]["airbyte_secret"] is True for f in creds)
     assert not validator.is_valid({k: v for k, v in config.items() if k not in creds})
     assert not validator.is_valid({k: v for k, v in config.items() if k != "base_url"})
