@@ -11,6 +11,7 @@ from cdktn import TerraformOutput, TerraformStack
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
+from finsight_infra.budgets import build_budget
 from finsight_infra.compute import build_compute
 from finsight_infra.iam import snowflake_alerts_role, snowflake_archive_role, snowflake_storage_role
 from finsight_infra.ingestion import build_ingestion
@@ -55,6 +56,7 @@ class AwsStack(TerraformStack):
             compute.scheduler_dlq,
             names.schedule_group,
         )
+        build_budget(self, names, alerts.topics["devops"])  # AWS Budgets -> DevOps topic (budget.aws_monthly_usd)
         # files Snowpipe could not load: its error notifications reach the data-engineering topic
         build_quarantine(self, names, keys.data, keys.ops, alerts.topics["data_engineering"])
         if identities is not None:

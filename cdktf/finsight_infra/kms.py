@@ -76,5 +76,7 @@ def build_keys(scope: Construct, names: Names) -> Keys:
         _service_use("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", names),
         # the ECS task-state rule publishes connector failures straight to the data-engineering topic
         _service_use("EventBridgePublish", "events.amazonaws.com", names),
+        # AWS Budgets alerts to the encrypted DevOps topic (budgets.py)
+        _service_use("BudgetsPublish", "budgets.amazonaws.com", names),
     )
     return Keys(data=data, secrets=secrets, ops=ops)

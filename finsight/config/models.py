@@ -318,10 +318,28 @@ class Secrets(Strict):
 
 class Budget(Strict):
     monthly_usd: float = Field(gt=0, description="this environment's allocation of the platform cap")
-    required_headroom: float = Field(ge=0, lt=1)
+    required_headroom: float = Field(
+        ge=0, lt=1, description="kept free under platform_monthly_usd by the sum of the allocations"
+    )
     platform_monthly_usd: float = Field(
         default=18000, gt=0, description="the cap for dev + staging + prod together (`finsight cost --env all`)"
     )
+    aws_monthly_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="AWS Budgets limit: the AWS share of the allocation (Snowflake bills apart: resource monitors)",
+    )
+    aws_forecast_alert_percents: list[float] = Field(default=[100], description="of aws_monthly_usd, forecasted")
+    aws_actual_alert_percents: list[float] = Field(default=[80, 100], description="of aws_monthly_usd, actual")
+
+    @model_validator(mode="after")
+    def _aws_within_allocation(self) -> Budget:
+        if self.aws_monthly_usd is not None and self.aws_monthly_usd > self.monthly_usd:
+            raise ValueError(f"aws_monthly_usd {self.aws_monthly_usd:g} exceeds the allocation {self.monthly_usd:g}")
+        for p in (*self.aws_forecast_alert_percents, *self.aws_actual_alert_percents):
+            if not 0 < p <= 1000:
+                raise ValueError(f"alert threshold {p:g} % must be in (0, 1000]")
+        return self
 
 
 class Release(Strict):

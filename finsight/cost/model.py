@@ -11,11 +11,12 @@ as Iceberg on tiered S3, not native storage: the ARCHIVE_CURATED task (snowpark/
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from finsight.config.models import Environment
 from finsight.cost import quantities as q
+from finsight.cost.merge_basis import MERGE_WAREHOUSE, MergeBasis, merge_basis
 from finsight.cost.tables import PriceTable, Volumes, default_prices, default_volumes, per_env
 
 MONTHS_PER_YEAR = 12
@@ -37,6 +38,12 @@ class LineItem:
     unit_price_usd: float
     price_keys: tuple[str, ...]  # entries of prices.yaml this line relies on (each cites its source)
     note: str = ""
+    basis: str = ""  # where the quantity comes from: config keys, volumes.yaml keys, bench/results.json keys + ran_at
+
+    @property
+    def source(self) -> str:
+        prices = ", ".join(f"prices.yaml {k}" for k in self.price_keys)
+        return f"{self.basis}; {prices}" if self.basis else prices
 
     @property
     def monthly_usd(self) -> float:
@@ -60,7 +67,9 @@ class CostReport:
 
     @property
     def limit_usd(self) -> float:
-        return self.budget_usd * (1 - self.required_headroom)
+        """An environment must fit its allocation; the required headroom is held once, under the platform cap, by
+        the allocations (`allocations_fit`), so it is not taken a second time inside each allocation."""
+        return self.budget_usd
 
     @property
     def headroom(self) -> float:
@@ -75,7 +84,8 @@ class CostReport:
             "env": self.env,
             "month": self.month,
             "items": [
-                {**asdict(i), "price_keys": list(i.price_keys), "monthly_usd": i.monthly_usd} for i in self.items
+                {**asdict(i), "price_keys": list(i.price_keys), "source": i.source, "monthly_usd": i.monthly_usd}
+                for i in self.items
             ],
             "total_usd": self.total_usd,
             "budget_usd": self.budget_usd,
@@ -144,11 +154,20 @@ class Curve:
 # -- Snowflake compute: the figures resource monitors are set from ------------------------------------------------
 
 
+def merge_basis_for(env: Environment, prices: PriceTable, vol: Volumes) -> MergeBasis:
+    """The measured MERGE (bench/results.json or FINSIGHT_BENCH_RESULTS) scaled to `env`; fails if there is none."""
+    return merge_basis(env, prices, vol, q.bench_results_path())
+
+
 def warehouse_credits(env: Environment, name: str, prices: PriceTable, vol: Volumes) -> float:
     wh = env.snowflake.warehouses[name]  # type: ignore[index]
     per_hour = prices["snowflake.warehouse_credits_per_hour"].value
     assert isinstance(per_hour, dict)
-    hours = q.warehouse_hours(wh, vol, prices.usd("snowflake.warehouse_min_billed_seconds"))
+    hourly = daily = 0.0
+    if name == MERGE_WAREHOUSE:
+        basis = merge_basis_for(env, prices, vol)
+        hourly, daily = basis.busy_minutes_per_hourly_run, basis.busy_minutes_per_daily_backfill
+    hours = q.warehouse_hours(wh, vol, prices.usd("snowflake.warehouse_min_billed_seconds"), hourly, daily)
     return per_hour[wh.size] * hours
 
 
@@ -201,6 +220,14 @@ def _snowflake_items(c: Ctx) -> list[LineItem]:
     items = []
     for name, credits in monthly_snowflake_credits(env, p, v).items():
         wh = env.snowflake.warehouses[name]  # type: ignore[index]
+        basis = f"config snowflake.warehouses.{name}"
+        busy = f"{wh.minutes_per_hourly_run:g} min/h + {wh.minutes_per_daily_backfill:g} min/day backfill"
+        if name == MERGE_WAREHOUSE:
+            m = merge_basis_for(env, p, v)
+            basis += f" (size); MERGE minutes: {m.source()}; volumes.yaml merge.*, workload.rows_per_day"
+            busy = (f"measured MERGE {m.busy_minutes_per_hourly_run + wh.minutes_per_hourly_run:.1f} min/h + "
+                    f"{m.busy_minutes_per_daily_backfill + wh.minutes_per_daily_backfill:.1f} min/day backfill "
+                    f"[{m.derivation()}]")  # fmt: skip
         items.append(
             LineItem(
                 "Snowflake",
@@ -213,15 +240,16 @@ def _snowflake_items(c: Ctx) -> list[LineItem]:
                     "snowflake.warehouse_credits_per_hour",
                     "snowflake.warehouse_min_billed_seconds",
                 ),
-                f"{wh.minutes_per_hourly_run:g} min/h + {wh.minutes_per_daily_backfill:g} min/day backfill, "
-                f"+{wh.auto_suspend_seconds}s auto-suspend tail per resume",
+                f"{busy}, +{wh.auto_suspend_seconds}s auto-suspend tail per resume",
+                basis,
             )
         )
     move = archive_move_credits(env, p, v)
     if move:
         items.append(LineItem("Snowflake", "archive move (monthly, transform warehouse)", move, "credits", credit,
                               ("snowflake.credit_usd", "snowflake.warehouse_credits_per_hour"),
-                              f"task {ARCHIVE_JOB} of the retention graph (snowpark/archive.py)"))  # fmt: skip
+                              f"task {ARCHIVE_JOB} of the retention graph (snowpark/archive.py)",
+                              "volumes.yaml archive.move_minutes_per_month"))  # fmt: skip
     days = v.calendar.days_per_month
     files = w.files_per_day * days
     items += [
@@ -233,18 +261,18 @@ def _snowflake_items(c: Ctx) -> list[LineItem]:
                  * p.usd("snowflake.snowpipe_credits_per_1000_files"), "credits", credit,
                  ("snowflake.credit_usd", "snowflake.snowpipe_credits_per_1000_files"), f"{files:,.0f} files/month"),
     ]  # fmt: skip
-    plan = v.storage.snowflake_storage_plan
     storage = q.snowflake_storage(env, v, c.month)
     items.append(
         LineItem(
             "Snowflake",
-            f"storage ({plan})",
+            "storage (on-demand, as credits)",
             storage.total_tb,
             "TB-month",
-            p.usd(f"snowflake.storage_tb_month_{plan}"),
-            (f"snowflake.storage_tb_month_{plan}",),
+            p.usd("snowflake.storage_tb_month"),
+            ("snowflake.storage_tb_month",),
             f"curated (hot) {storage.curated_tb:,.1f} + raw {storage.raw_tb:,.1f} + time-travel/fail-safe "
             f"{storage.churn_tb:,.1f} + marts {storage.marts_tb:,.1f} TB",
+            "config curated_archive.hot_months, retention.*; volumes.yaml workload.raw_gb_per_day, storage.*",
         )
     )
     return items
@@ -286,7 +314,22 @@ def _s3_items(c: Ctx) -> list[LineItem]:
                      "1k requests", p.usd("s3.glacier_ir_transition_per_1000"),
                      ("s3.glacier_ir_transition_per_1000",), "IA then Glacier IR (priced at the dearer of the two)"),
         ]  # fmt: skip
+        items += _archive_retrieval_items(c, arc)
     return items
+
+
+def _archive_retrieval_items(c: Ctx, arc: q.ArchiveStorage) -> list[LineItem]:
+    """Reading archived history back (HISTORY views over the Iceberg tables) pays S3's per-GB retrieval fee on the
+    Standard-IA and Glacier IR tiers; the read pattern is volumes.yaml archive.read_back_months."""
+    read = q.archive_read_back(c.env, c.v, arc)
+    basis = "volumes.yaml archive.read_back_months; config curated_archive.*_after_days"
+    return [
+        LineItem("S3", "CURATED archive retrieval from Standard-IA", read.ia_gb, "GB",
+                 c.p.usd("s3.standard_ia_retrieval_gb"), ("s3.standard_ia_retrieval_gb",),
+                 f"{read.months:g} archived month(s) read back/month, spread over the tiers by size", basis),
+        LineItem("S3", "CURATED archive retrieval from Glacier IR", read.glacier_ir_gb, "GB",
+                 c.p.usd("s3.glacier_ir_retrieval_gb"), ("s3.glacier_ir_retrieval_gb",), "", basis),
+    ]  # fmt: skip
 
 
 def _compute_items(c: Ctx) -> list[LineItem]:
@@ -387,10 +430,62 @@ SERVICES = (_snowflake_items, _s3_items, _compute_items, _release_items, _securi
             _network_items)  # fmt: skip
 
 
+# Where each line's quantity comes from, for lines that do not say it themselves (item name prefix -> keys).
+_ROWS = "volumes.yaml workload.raw_gb_per_day, workload.backfill_fraction_of_daily, storage.parquet_ratio"
+_FILES = "config connectors.rows_per_file, source tables; volumes.yaml workload.rows_per_day"
+QUANTITY_SOURCES = {
+    "Snowpipe ingestion": _ROWS,
+    "Snowpipe per-file": _FILES,
+    "raw Standard": f"config retention.raw_days, retention.raw_infrequent_access_after_days; {_ROWS}",
+    "raw noncurrent": f"volumes.yaml storage.raw_noncurrent_days; {_ROWS}",
+    "PUT requests": f"volumes.yaml storage.multipart_part_mb; {_FILES}",
+    "GET requests": f"volumes.yaml storage.gets_per_file; {_FILES}",
+    "lifecycle transitions": _FILES,
+    "CURATED archive (Iceberg)": "config curated_archive.*; volumes.yaml storage.curated_growth_fraction, "
+    "storage.marts_fraction_of_curated, storage.iceberg_vs_snowflake",
+    "CURATED archive lifecycle": "volumes.yaml storage.archive_files_per_tb",
+    "release repository": "volumes.yaml runtime.ecr_image_gb, runtime.ecr_images_kept",
+    "customer managed keys": "config aws.s3.kms_key_alias; volumes.yaml runtime.extra_kms_keys",
+    "requests (S3 Bucket Keys on)": f"volumes.yaml runtime.kms_requests_per_file; {_FILES}",
+    "secrets": "config postgres_sources, api_sources, secrets.*",
+    "API calls": "volumes.yaml runtime.secret_calls_per_run; config sources",
+    "logs ingested": "volumes.yaml runtime.log_gb_per_connector_run, runtime.flow_log_gb_per_month",
+    "logs stored": "volumes.yaml runtime.log_retention_days, runtime.log_storage_ratio",
+    "alarms": "volumes.yaml runtime.fixed_alarms, runtime.alarms_per_source",
+    "EventBridge Scheduler": "config sources; volumes.yaml calendar.days_per_month",
+    "SNS alert publishes": "volumes.yaml runtime.sns_publishes",
+    "NAT gateways": "config network.nat_gateways",
+    "NAT data": "volumes.yaml workload.api_gb_per_day",
+    "interface endpoints": "config network.interface_endpoints, network.availability_zones",
+    "interface endpoint data": "volumes.yaml runtime.endpoint_other_gb, runtime.log_gb_per_connector_run",
+    "S3 gateway endpoint": _ROWS,
+    "transit from the sources": "config source_network.transit; volumes.yaml workload.raw_gb_per_day",
+}
+
+
+def _connector_basis(env: Environment) -> str:
+    measured = q.measured_extract_source()
+    runtime = "config connectors.cpu, connectors.memory_mb; volumes.yaml runtime.task_overhead_minutes"
+    if measured is None:
+        return f"{runtime}, config connectors.minutes_per_hourly_run (no extract measurement)"
+    return f"{runtime}; {measured} x volumes.yaml workload.rows_per_day"
+
+
+def _with_source(item: LineItem, env: Environment) -> LineItem:
+    if item.basis:
+        return item
+    if item.service == "ECS Fargate":
+        return replace(item, basis=_connector_basis(env))
+    for prefix, basis in QUANTITY_SOURCES.items():
+        if item.item.startswith(prefix):
+            return replace(item, basis=basis)
+    raise AssertionError(f"line item {item.item!r} does not say where its quantity comes from")  # tests/cost
+
+
 def line_items(env: Environment, prices: PriceTable, volumes: Volumes, month: int = MONTHS_PER_YEAR) -> list[LineItem]:
     w = q.workload(env, volumes, q.measured_extract_rows_per_second())
     ctx = Ctx(env, prices, volumes, w, month)
-    return [item for service in SERVICES for item in service(ctx)]
+    return [_with_source(item, env) for service in SERVICES for item in service(ctx)]
 
 
 def estimate(
@@ -419,7 +514,8 @@ def curve(
     prices: PriceTable | None = None,
     volumes: Volumes | None = None,
 ) -> Curve:
-    """Month 1..horizon totals. One env: against its allocation; several: against the shared platform cap."""
+    """Month 1..horizon totals. One env: against its allocation; several: against the shared platform cap minus the
+    required headroom."""
     if not envs:
         raise ValueError("no environments to cost")
     if horizon < 1:
@@ -428,14 +524,13 @@ def curve(
     months = list(range(1, horizon + 1))
     reports = {e.name: [estimate(e, prices, volumes, m) for m in months] for e in envs}
     by_env = {name: [r.total_usd for r in rs] for name, rs in reports.items()}
-    if len(envs) == 1:
-        scope, cap = envs[0].name, envs[0].budget.monthly_usd
+    if len(envs) == 1:  # the headroom is held at the platform level, by the allocations: none inside one
+        scope, cap, headroom = envs[0].name, envs[0].budget.monthly_usd, 0.0
     else:
         caps = {e.budget.platform_monthly_usd for e in envs}
         if len(caps) != 1:
             raise ValueError(f"environments disagree on budget.platform_monthly_usd: {sorted(caps)}")
-        scope, cap = "all", caps.pop()
-    headroom = max(e.budget.required_headroom for e in envs)
+        scope, cap, headroom = "all", caps.pop(), max(e.budget.required_headroom for e in envs)
     totals = [sum(v[i] for v in by_env.values()) for i in range(len(months))]
     worst_index = max(range(len(months)), key=totals.__getitem__)
     return Curve(
@@ -449,16 +544,21 @@ def curve(
 
 
 def allocations_fit(envs: list[Environment]) -> tuple[float, float]:
-    """(sum of the environments' budget allocations, the platform cap): the first must not exceed the second."""
-    return sum(e.budget.monthly_usd for e in envs), max(e.budget.platform_monthly_usd for e in envs)
+    """(sum of the environments' budget allocations, the platform cap minus the required headroom): the first must
+    not exceed the second, so the budgets alone leave the headroom free."""
+    cap = max(e.budget.platform_monthly_usd for e in envs)
+    headroom = max(e.budget.required_headroom for e in envs)
+    return sum(e.budget.monthly_usd for e in envs), cap * (1 - headroom)
 
 
 def account_credit_quota(env: Environment, prices: PriceTable | None = None) -> int:
-    """Account resource monitor quota: the credits the environment's budget allocation can buy after headroom.
+    """Account resource monitor quota: the credits the Snowflake share of the allocation (allocation minus the AWS
+    Budgets limit) can buy.
 
     Per-warehouse monitors follow the forecast; this one is the hard ceiling that keeps a runaway (or a new,
     unmonitored warehouse) inside the budget the cost gate approved.
     """
     prices = prices or default_prices()
-    spendable = env.budget.monthly_usd * (1 - env.budget.required_headroom)
+    # the allocation already sits inside the platform headroom (allocations_fit); AWS Budgets watch its AWS share
+    spendable = env.budget.monthly_usd - (env.budget.aws_monthly_usd or 0.0)
     return max(1, math.floor(spendable / prices.usd("snowflake.credit_usd")))

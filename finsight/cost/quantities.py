@@ -72,6 +72,19 @@ def measured_extract_rows_per_second(path: Path | None = None) -> float | None:
     return None
 
 
+def measured_extract_source(path: Path | None = None) -> str | None:
+    """'<file> <key> (ran_at ...)' of the extraction rate `measured_extract_rows_per_second` uses; None without one."""
+    path = path or bench_results_path()
+    rate = measured_extract_rows_per_second(path)
+    if path is None or rate is None:
+        return None
+    try:
+        ran_at = json.loads(path.read_text()).get("ran_at", "unknown")
+    except (OSError, ValueError, AttributeError):
+        ran_at = "unknown"
+    return f"{path.name} {BENCH_EXTRACT_KEYS[0]}={rate:,.0f} rows/s (ran_at {ran_at})"
+
+
 def connector_minutes_per_run(env: Environment, vol: Volumes, measured_rate: float | None) -> float:
     """Minutes one source's hourly task runs: from the measured rate when there is one, else the config's figure."""
     if measured_rate is None:
@@ -117,11 +130,16 @@ def billed_minutes_per_resume(busy_minutes: float, auto_suspend_seconds: int, mi
     return max(min_billed_seconds / 60, busy_minutes + auto_suspend_seconds / 60)
 
 
-def warehouse_hours(wh: Warehouse, vol: Volumes, min_billed_seconds: float) -> float:
-    """Billed warehouse hours a month: one resume per hourly run plus one per daily backfill."""
+def warehouse_hours(
+    wh: Warehouse, vol: Volumes, min_billed_seconds: float, measured_hourly: float = 0.0, measured_daily: float = 0.0
+) -> float:
+    """Billed warehouse hours a month: one resume per hourly run plus one per daily backfill. `measured_*`: busy
+    minutes derived from a measurement (the load warehouse's MERGE), on top of the configured minutes."""
     days = vol.calendar.days_per_month
-    hourly = billed_minutes_per_resume(wh.minutes_per_hourly_run, wh.auto_suspend_seconds, min_billed_seconds)
-    daily = billed_minutes_per_resume(wh.minutes_per_daily_backfill, wh.auto_suspend_seconds, min_billed_seconds)
+    hourly_busy = wh.minutes_per_hourly_run + measured_hourly
+    daily_busy = wh.minutes_per_daily_backfill + measured_daily
+    hourly = billed_minutes_per_resume(hourly_busy, wh.auto_suspend_seconds, min_billed_seconds)
+    daily = billed_minutes_per_resume(daily_busy, wh.auto_suspend_seconds, min_billed_seconds)
     return (hourly * HOURS_PER_DAY * days + daily * days) / 60
 
 
@@ -195,6 +213,16 @@ class ArchiveStorage:
         return self.standard_gb + self.ia_gb + self.glacier_ir_gb
 
 
+def _archive_gb_per_day(env: Environment, vol: Volumes) -> float:
+    """GB one day of history takes in the archive: CURATED plus the MARTS aggregates of the same day."""
+    return (
+        curated_growth_tb_per_day(env, vol)
+        * (1 + vol.storage.marts_fraction_of_curated)
+        * GB_PER_TB
+        * vol.storage.iceberg_vs_snowflake
+    )
+
+
 def archive_storage(env: Environment, vol: Volumes, months: float) -> ArchiveStorage:
     if env.curated_archive is None:
         return ArchiveStorage(0.0, 0.0, 0.0)
@@ -202,13 +230,7 @@ def archive_storage(env: Environment, vol: Volumes, months: float) -> ArchiveSto
     days = months * vol.calendar.days_per_month
     kept = min(days, retention_days(env, vol))
     age = max(kept - hot_days(env, vol), 0.0)  # days of history in the archive = oldest object's S3 age
-    # CURATED history plus the MARTS aggregates of the same months
-    per_day_gb = (
-        curated_growth_tb_per_day(env, vol)
-        * (1 + vol.storage.marts_fraction_of_curated)
-        * GB_PER_TB
-        * vol.storage.iceberg_vs_snowflake
-    )
+    per_day_gb = _archive_gb_per_day(env, vol)
     standard = min(age, a.infrequent_access_after_days)
     ia = min(max(age - a.infrequent_access_after_days, 0.0), a.glacier_ir_after_days - a.infrequent_access_after_days)
     glacier = max(age - a.glacier_ir_after_days, 0.0)
@@ -231,3 +253,22 @@ def s3_raw_gb(env: Environment, vol: Volumes, months: float | None = None) -> Ra
     ia_days = min(max(days - r.raw_infrequent_access_after_days, 0.0), max(r.raw_days - standard_days, 0))
     noncurrent_days = min(max(days - r.raw_days, 0.0), vol.storage.raw_noncurrent_days)
     return RawS3(daily * standard_days, daily * ia_days, daily * noncurrent_days)
+
+
+@dataclass(frozen=True)
+class ArchiveRead:
+    """GB read back from the archive's tiers with a retrieval fee in one month."""
+
+    months: float
+    ia_gb: float
+    glacier_ir_gb: float
+
+
+def archive_read_back(env: Environment, vol: Volumes, arc: ArchiveStorage) -> ArchiveRead:
+    """`archive.read_back_months` of archived history a month, spread over the tiers in proportion to their size
+    (reads are uniform over the archived months); never more than the archive holds. Standard-tier reads are free."""
+    months = per_env(vol.archive.read_back_months, env.name, "archive.read_back_months")
+    if arc.total_gb == 0 or months == 0:
+        return ArchiveRead(months, 0.0, 0.0)
+    read = min(months * _archive_gb_per_day(env, vol) * vol.calendar.days_per_month, arc.total_gb)
+    return ArchiveRead(months, read * arc.ia_gb / arc.total_gb, read * arc.glacier_ir_gb / arc.total_gb)

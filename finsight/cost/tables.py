@@ -74,7 +74,6 @@ class StorageAssumptions(_Strict):
     curated_growth_fraction: float = Field(ge=0, le=1)
     curated_churn_days: int = Field(ge=0)
     marts_fraction_of_curated: float = Field(ge=0)
-    snowflake_storage_plan: str = Field(pattern=r"^(on_demand|capacity)$")
     multipart_part_mb: float = Field(gt=0)
     gets_per_file: float = Field(ge=0)
     iceberg_vs_snowflake: float = Field(gt=0)
@@ -101,6 +100,12 @@ class Runtime(_Strict):
 
 class Archive(_Strict):
     move_minutes_per_month: PerEnv
+    read_back_months: PerEnv
+
+
+class MergeCalibration(_Strict):
+    bench_row_bytes: float = Field(gt=0)
+    xsmall_vs_bench_machine: float = Field(gt=0)
 
 
 class ResourceMonitor(_Strict):
@@ -113,6 +118,7 @@ class Volumes(_Strict):
     storage: StorageAssumptions
     runtime: Runtime
     archive: Archive
+    merge: MergeCalibration
     resource_monitor: ResourceMonitor
 
 

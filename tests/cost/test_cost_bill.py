@@ -13,7 +13,6 @@ from finsight.config import load_environment
 from finsight.config.models import Environment
 from finsight.cost import curve, estimate
 from finsight.cost.model import LineItem, resource_monitor_quotas
-from finsight.cost.quantities import measured_extract_rows_per_second
 from finsight.cost.tables import default_prices
 
 # prod: 12 PostgreSQL + 4 API sources = 16; 22 streams; connector task 4 vCPU / 16 GB, 9 min per hourly run,
@@ -24,11 +23,18 @@ from finsight.cost.tables import default_prices
 #   hourly runs 16 x 24 x 30 = 11,520; backfill runs 16 x 30 = 480 (each 9 x 24 x 0.1 = 21.6 min)
 #   task-hours = (11,520 x 9 + 480 x 21.6) / 60 = (103,680 + 10,368) / 60 = 1,900.8
 #   curated growth G = 330 / 1024 x 0.5 TB/day; archived files/month = G x 30 x 4,096 = 165 x 120 = 19,800
+# MERGE (tests/cost/pinned_bench_merge.json): 10.16 s for 1 M rows into 5 M = 6 M rows x 206 B = 1.1511 GB scanned
+#   -> 8.826 s/GB; prod 8e9 rows/day / 24 x 1.1511e-6 GB/row x (1,200 GB / 8e9 rows / 206 B) = 300 GB/h
+#   -> 0.7355 machine-h/h = XSMALL-h/h (factor 1.0) -> on MEDIUM (4x) B = 11.0328 min/h; backfill 2.4 B = 26.479
+#   credits = 4 x (720 x (B + 1) + 30 x (2.4 B + 1)) / 60 = 632.531
+# archive read back: 2 months x 181.5 GB/day x 30 = 10,890 GB of the 421,987.5 GB archive, spread by tier size:
+#   IA 10,890 x 10,890 / 421,987.5 = 281.032; Glacier IR 10,890 x 405,652.5 / 421,987.5 = 10,468.452
 EXPECTED: list[tuple[str, str, str, tuple[str, ...], float, str]] = [
     # (service, item, unit, price entries, quantity, note)
     ("Snowflake", "warehouse load (MEDIUM)", "credits",
      ("snowflake.credit_usd", "snowflake.warehouse_credits_per_hour", "snowflake.warehouse_min_billed_seconds"),
-     1106.0, "20 min/h + 48 min/day backfill, +60s auto-suspend tail per resume"),  # test_cost_model: 276.5 h x 4
+     632.531, "measured MERGE 11.0 min/h + 26.5 min/day backfill [8.8 s/GB on the bench machine x 300.0 GB "
+     "scanned/h = 0.74 machine-h/h -> 0.74 XSMALL-h/h -> 11.0 min/h on MEDIUM], +60s auto-suspend tail per resume"),
     ("Snowflake", "warehouse transform (SMALL)", "credits",
      ("snowflake.credit_usd", "snowflake.warehouse_credits_per_hour", "snowflake.warehouse_min_billed_seconds"),
      264.0, "10 min/h + 0 min/day backfill, +60s auto-suspend tail per resume"),  # 132 h x 2
@@ -41,7 +47,7 @@ EXPECTED: list[tuple[str, str, str, tuple[str, ...], float, str]] = [
     ("Snowflake", "Snowpipe per-file overhead", "credits",
      ("snowflake.credit_usd", "snowflake.snowpipe_credits_per_1000_files"), 9.8208,
      "163,680 files/month"),  # 163.68 x 0.06
-    ("Snowflake", "storage (capacity)", "TB-month", ("snowflake.storage_tb_month_capacity",), 42.941895,
+    ("Snowflake", "storage (on-demand, as credits)", "TB-month", ("snowflake.storage_tb_month",), 42.941895,
      "curated (hot) 31.4 + raw 4.5 + time-travel/fail-safe 3.9 + marts 3.1 TB"),  # test_cost_model's sums
     ("S3", "raw Standard (first 30 d)", "GB-month", ("s3.standard_gb_month",), 9900.0, ""),  # 30 d x 330
     ("S3", "raw Standard-IA (to day 180)", "GB-month", ("s3.standard_ia_gb_month",), 49500.0, ""),  # 150 d x 330
@@ -55,6 +61,9 @@ EXPECTED: list[tuple[str, str, str, tuple[str, ...], float, str]] = [
     ("S3", "CURATED archive (Iceberg) Glacier IR", "GB-month", ("s3.glacier_ir_gb_month",), 405652.5, ""),
     ("S3", "CURATED archive lifecycle transitions", "1k requests", ("s3.glacier_ir_transition_per_1000",), 39.6,
      "IA then Glacier IR (priced at the dearer of the two)"),  # 2 transitions x 19,800 files
+    ("S3", "CURATED archive retrieval from Standard-IA", "GB", ("s3.standard_ia_retrieval_gb",), 281.032258,
+     "2 archived month(s) read back/month, spread over the tiers by size"),
+    ("S3", "CURATED archive retrieval from Glacier IR", "GB", ("s3.glacier_ir_retrieval_gb",), 10468.451613, ""),
     ("ECS Fargate", "connector vCPU (4 vCPU/task)", "vCPU-hours", ("fargate.vcpu_hour",), 7603.2,
      "16 sources, 1,901 task-h incl. backfills"),  # 1,900.8 x 4
     ("ECS Fargate", "connector memory (16 GB/task)", "GB-hours", ("fargate.gb_hour",), 30412.8,
@@ -91,12 +100,6 @@ EXPECTED: list[tuple[str, str, str, tuple[str, ...], float, str]] = [
 @pytest.fixture(scope="module")
 def prod() -> Environment:
     return load_environment("prod")
-
-
-@pytest.fixture(autouse=True)
-def _no_bench_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FINSIGHT_BENCH_RESULTS", "")  # the configured 9 connector minutes, not a measured rate
-    assert measured_extract_rows_per_second() is None
 
 
 def _row(i: LineItem) -> tuple[str, str, str, tuple[str, ...], float, str]:
@@ -151,5 +154,5 @@ def test_curve_months_worst_month_and_its_bill(prod: Environment) -> None:
 
 
 def test_resource_monitor_quotas_for_prod(prod: Environment) -> None:
-    """load 1,106 credits x 1.2 = 1,327.2 -> 1,328; transform (264 + 4 archive move) x 1.2 = 321.6 -> 322."""
-    assert resource_monitor_quotas(prod) == {"load": 1328, "transform": 322}
+    """load 632.531 credits x 1.2 = 759.04 -> 760; transform (264 + 4 archive move) x 1.2 = 321.6 -> 322."""
+    assert resource_monitor_quotas(prod) == {"load": 760, "transform": 322}

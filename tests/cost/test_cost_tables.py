@@ -37,7 +37,7 @@ def test_volumes_with_a_wrong_type_name_every_field_one_per_line(tmp_path: Path)
     lines = str(err.value).splitlines()
     assert lines[0] == (f"{bad}: field 'calendar.days_per_month': Input should be a valid integer, "
                         "unable to parse string as an integer")  # fmt: skip
-    assert f"{bad}: field 'workload': Field required" in lines and len(lines) == 7
+    assert f"{bad}: field 'workload': Field required" in lines and len(lines) == 8  # + merge
 
 
 @pytest.mark.parametrize("loader", [load_prices, load_volumes])
