@@ -238,9 +238,13 @@ def run_cycle_stages(scale: float) -> dict[str, Any]:
         stack.up()
         out: dict[str, Any] = {"scale": scale, "seed_s": round(time.perf_counter() - started, 2)}
         try:
+            started = time.perf_counter()
             first = hourly_cycle(env)
+            out["first_s"] = round(time.perf_counter() - started, 2)
             stack.mutate(0)
+            started = time.perf_counter()  # the steady hour: one mutation step, migrations unchanged
             hour = hourly_cycle(env)
+            out["steady_s"] = round(time.perf_counter() - started, 2)
         finally:
             stack.down()
         for label, cycle in (("initial", first), ("hourly", hour)):
