@@ -15,10 +15,13 @@ from finsight.config import Environment
 
 
 def fingerprint(env: Environment) -> str:
-    """sha256 over the rendered scripts (name + text) and the rendered DAG: any change to either changes it."""
+    """sha256 over the scripts as deploy renders them (name + text) and the rendered DAG: any change to either
+    changes it. Rendered with the live variables, not the catalog's alone: a column schema evolution added to an
+    archived table changes the HISTORY views, so it must redeploy them."""
     from tasks import dag
 
-    payload = json.dumps({"migrations": migrate.render_all(env), "dag": dag.render_sql(env)}, sort_keys=True)
+    scripts = migrate.render_with(migrate.live_migration_vars(env, dry_run=True))
+    payload = json.dumps({"migrations": scripts, "dag": dag.render_sql(env)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -29,11 +32,13 @@ def _table(env: Environment) -> str:
 
 def deployed(env: Environment) -> str | None:
     """The fingerprint of the last recorded deploy, None when none was recorded (a fresh warehouse)."""
+    from snowflake.connector.errors import ProgrammingError
+
     try:
         with warehouse.connect(env) as conn:
             row = conn.cursor().execute(f"SELECT FINGERPRINT FROM {_table(env)} ORDER BY DEPLOYED_AT DESC LIMIT 1")
             found = row.fetchone() if row is not None else None
-    except Exception:  # no table yet: nothing recorded, so deploy
+    except ProgrammingError:  # no table yet (a fresh warehouse): nothing recorded, so deploy; a lost connection raises
         return None
     return str(found[0]) if found else None
 
