@@ -50,8 +50,12 @@ def change_history_table(env: Environment) -> str:
 
 def render_all(env: Environment) -> dict[str, str]:
     """Every script rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
+    return render_with(migration_vars.migration_vars(env))
+
+
+def render_with(variables: dict[str, Any]) -> dict[str, str]:
+    """Every script rendered with these variables (the catalog's, or `live_migration_vars` as deploy uses)."""
     processor = JinjaTemplateProcessor(project_root=migrations_dir())
-    variables = migration_vars.migration_vars(env)
     return {
         script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")
     }

@@ -29,6 +29,7 @@ MERGED = "OPS.MERGED_BATCHES"
 CHANGED_DATES = "OPS.CHANGED_DATES"
 TOMBSTONE_SUFFIX = "__TOMBSTONES"  # = finsight.catalog.TOMBSTONE_SUFFIX (procedures ship without finsight/)
 META = ["_BATCH_ID", "_EXTRACTED_AT", "_ROW_NUMBER", "_OP"]
+MAX_RANGES = 64  # key ranges a MERGE prunes by: a bounded OR of BETWEENs (late updates of old keys get their own)
 
 
 def tombstones(spec: dict[str, Any]) -> str:
@@ -121,6 +122,55 @@ def _deleted_later(alias: str) -> str:
     )
 
 
+def key_ranges(session: Any, spec: dict[str, Any], batch_ids: str) -> list[tuple[Any, Any]]:
+    """Ranges of the first primary-key column that cover every key of the batches, split at their widest gaps.
+
+    Why: CURATED holds seven years; the MERGE must read only the micro-partitions its batch can touch. Any CURATED row
+    a batch row matches has the same first-key value, which lies in one of these ranges by construction, so pruning
+    by them never changes what MERGE does (a late update of an old key gets a range of its own, it is not cut off).
+    CURATED is clustered by that column (migrations/R__curated_tables.sql), so each range spans few micro-partitions:
+    https://docs.snowflake.com/en/user-guide/tables-clustering-micropartitions (query pruning by min/max per
+    micro-partition). A numeric key is split at its MAX_RANGES - 1 widest gaps; any other type gets [min, max].
+    """
+    k = spec["primary_key"][0]
+    base = (
+        f"SELECT DISTINCT s.{k} AS K FROM RAW.{spec['raw']} AS s "
+        f"WHERE s._BATCH_ID IN ({batch_ids}) AND s.{k} IS NOT NULL"
+    )
+    low, high = session.sql(f"SELECT MIN(K), MAX(K) FROM ({base}) AS b").collect()[0]
+    if low is None:
+        return []
+    if not (_numeric(low) and _numeric(high)):
+        return [(low, high)] if isinstance(low, str) and isinstance(high, str) else []
+    gaps = session.sql(
+        f"SELECT g.K, g.NXT FROM (SELECT b.K, LEAD(b.K) OVER (ORDER BY b.K) AS NXT FROM ({base}) AS b) AS g "
+        f"WHERE g.NXT IS NOT NULL AND g.NXT - g.K > 1 ORDER BY g.NXT - g.K DESC, g.K LIMIT {MAX_RANGES - 1}"
+    ).collect()
+    cuts = sorted((g[0], g[1]) for g in gaps)
+    starts = [low, *(c[1] for c in cuts)]
+    ends = [*(c[0] for c in cuts), high]
+    return list(zip(starts, ends, strict=True))
+
+
+def _numeric(value: Any) -> bool:
+    from decimal import Decimal
+
+    return isinstance(value, int | Decimal) and not isinstance(value, bool)
+
+
+def _bound(value: Any) -> str:
+    return literal(value) if isinstance(value, str) else str(value)
+
+
+def prune_predicate(spec: dict[str, Any], alias: str, ranges: list[tuple[Any, Any]]) -> str:
+    """`alias.<first key>` within one of the ranges, as literals (compile-time pruning); TRUE without ranges."""
+    if not ranges:
+        return "TRUE"
+    k = f"{alias}.{spec['primary_key'][0]}"
+    parts = [f"{k} = {_bound(lo)}" if lo == hi else f"{k} BETWEEN {_bound(lo)} AND {_bound(hi)}" for lo, hi in ranges]
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
 def _source_sql(spec: dict[str, Any], batch_ids: str) -> str:
     """The newest live version of each key among the batches (tombstones stay: they delete)."""
     every = spec["columns"] + META
@@ -140,13 +190,16 @@ def _skipped_deleted_sql(spec: dict[str, Any], batch_ids: str) -> str:
     )
 
 
-def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
+def _merge_sql(spec: dict[str, Any], batch_ids: str, ranges: list[tuple[Any, Any]] | None = None) -> str:
     """Which version wins is decided by when the source was read (_EXTRACTED_AT), never by the source's cursor value:
     every read returns a row's current committed version, so a later read is never older, whatever its cursor says.
     Tombstones (_OP = 'D') delete the key when they are the newest version."""
     cols = spec["columns"]
     every = cols + META
+    # the key match, then the batch's key ranges on the target alone: the scan of CURATED is pruned to them
     on = _key_match(spec, "tgt", "src")
+    if ranges:
+        on += f" AND {prune_predicate(spec, 'tgt', ranges)}"
     # strictly newer: the version CURATED already holds (same read time, same batch) is not rewritten, so a replay
     # reports the rows it really changed
     newer = (
@@ -164,7 +217,9 @@ def _merge_sql(spec: dict[str, Any], batch_ids: str) -> str:
     )
 
 
-def _record_changed_dates(session: Any, spec: dict[str, Any], run_id: str, batch_ids: str) -> None:
+def _record_changed_dates(
+    session: Any, spec: dict[str, Any], run_id: str, batch_ids: str, ranges: list[tuple[Any, Any]] | None = None
+) -> None:
     """Dates of the new versions (RAW) and of the versions they replace or delete (CURATED), per date column."""
     columns = spec.get("date_columns") or []
     if not columns:
@@ -179,7 +234,7 @@ def _record_changed_dates(session: Any, spec: dict[str, Any], run_id: str, batch
         )
         parts.append(
             f"SELECT {literal(col)} AS COL, CAST(c.{col} AS DATE) AS D FROM {curated} AS c "
-            f"WHERE c.{col} IS NOT NULL AND EXISTS ({keys})"
+            f"WHERE c.{col} IS NOT NULL AND {prune_predicate(spec, 'c', ranges or [])} AND EXISTS ({keys})"
         )
     _insert_changed(session, spec, run_id, " UNION ALL ".join(parts))
 
@@ -255,10 +310,11 @@ def merge_batches(
         ids = literal_list([b["BATCH_ID"] for b in with_data])
         # CURATED first gains the columns the source grew (schema evolution); MERGE then carries them too
         spec = {**spec, "columns": evolve_curated(session, spec, run_id)}
-        _record_changed_dates(session, spec, run_id, ids)
+        ranges = key_ranges(session, spec, ids)
+        _record_changed_dates(session, spec, run_id, ids, ranges)
         out["rows_merged"] = count_rows(session, f"SELECT COUNT(*) FROM RAW.{spec['raw']} WHERE _BATCH_ID IN ({ids})")
         out["rows_skipped_deleted"] = count_rows(session, _skipped_deleted_sql(spec, ids))
-        inserted, updated, merged_deletes = session.sql(_merge_sql(spec, ids)).collect()[0]
+        inserted, updated, merged_deletes = session.sql(_merge_sql(spec, ids, ranges)).collect()[0]
         out["rows_inserted"], out["rows_updated"] = int(inserted), int(updated)
         deleted += int(merged_deletes)
         _remember_tombstones(session, spec, ids)

@@ -158,6 +158,10 @@ def migrate_command(
     require_local_stack(cfg)
     with platform_errors(cfg):
         result = migrate.deploy(cfg, dry_run=dry_run)
+        if not dry_run:  # explicit deploys always run; the recorded fingerprint lets the hourly cycle skip its own
+            from finsight import deploy_fingerprint
+
+            deploy_fingerprint.record(cfg, deploy_fingerprint.fingerprint(cfg))
     verb = "would apply" if dry_run else "applied"
     typer.echo(f"{cfg.name}: {verb} {len(result.applied)} script(s), {result.skipped} skipped")
     for script in result.applied:

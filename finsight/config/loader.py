@@ -99,6 +99,18 @@ def _apply_port_offset(data: dict[str, Any]) -> None:
             local[key] = value + offset
 
 
+STATE_DIR_VARIABLE = "FINSIGHT_LOCAL_STATE_DIR"
+
+
+def _apply_state_dir(data: dict[str, Any]) -> None:
+    """FINSIGHT_LOCAL_STATE_DIR=<dir> moves the local stack's files (PostgreSQL cluster, fakesnow, pids, logs) there,
+    relative to the repository: with a port offset, a second stack beside the first (the suite's second shard)."""
+    raw = os.environ.get(STATE_DIR_VARIABLE, "").strip()
+    local = data.get("local")
+    if raw and isinstance(local, dict):
+        local["state_dir"] = raw
+
+
 def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
     for part in path:
         if isinstance(data, dict) and part in data:
@@ -138,6 +150,7 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     if merged["name"] != name:
         raise ConfigError(f"{env_path}: field 'name': says {merged['name']!r} but the file is for {name!r}")
     _apply_port_offset(merged)
+    _apply_state_dir(merged)
     _check_template_keys(merged, overlay, base_path, env_path)
     _apply_source_templates(merged)
     try:

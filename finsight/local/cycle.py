@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from connectors.apis.run import extract_api_source
 from connectors.run import ExtractionError, SourceRun, extract_source
-from finsight import migrate, warehouse
+from finsight import deploy_fingerprint, warehouse
 from finsight.config import Environment
 from finsight.local.graph import extract_stages, load_stage, now
 from finsight.local.snowpipe import PipeRun, drain
@@ -55,7 +55,9 @@ def hourly_cycle(
     summary = CycleSummary(run_id=run_id or f"local-{datetime.now(UTC):%Y%m%dT%H%M%S}")
     step("migrate")
     started = time.monotonic()
-    summary.migrations_applied = len(migrate.deploy(env).applied)
+    # deploy-time, not cycle-time: schemachange runs only when the rendered scripts or the DAG changed
+    result = deploy_fingerprint.deploy_if_changed(env)
+    summary.migrations_applied = len(result.applied) if result else 0
     _timed(summary, "migrate", started)
 
     step("extract")

@@ -7,6 +7,7 @@ tests/local/test_fakesnow_compat.py that fails without it. Real Snowflake needs 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -165,6 +166,28 @@ def _null_timestamps_stay_null(original: Callable[[Any], pa.Array]) -> Callable[
     return convert
 
 
+def merge_candidates_source_driven(expression: exp.Expr) -> exp.Expr:
+    """fakesnow's MERGE candidates `target FULL OUTER JOIN source` -> `target RIGHT JOIN source`.
+
+    Why: a Snowflake MERGE never acts on a target row without a source row (there is no WHEN NOT MATCHED BY SOURCE),
+    so those rows are not candidates; and DuckDB plans a FULL OUTER JOIN whose ON also filters the target (the
+    MERGE's key-range pruning, snowpark/merge.py) as a non-hash join that never finishes at 1 M rows. With the
+    source preserved, the target-only predicate is pushed into the target's scan, as Snowflake prunes it.
+    """
+    for join in expression.find_all(exp.Join):
+        if join.side == "FULL":
+            join.set("side", "RIGHT")
+            join.set("kind", None)
+    return expression
+
+
+def _merge_candidates_pruned(original: Callable[[exp.Merge], exp.Expr]) -> Callable[[exp.Merge], exp.Expr]:
+    def create(merge_expr: exp.Merge) -> exp.Expr:
+        return merge_candidates_source_driven(original(merge_expr))
+
+    return create
+
+
 def apply() -> None:
     """Patch fakesnow once per process (idempotent)."""
     global _applied
@@ -179,6 +202,10 @@ def apply() -> None:
     fakesnow.transforms.tag = _with_iceberg_as_table(fakesnow.transforms.tag)
     # Snowflake's task record (INFORMATION_SCHEMA.TASK_HISTORY(...), ACCOUNT_USAGE) -> the local player's rows
     fakesnow.transforms.tag = task_history.before(fakesnow.transforms.tag)
+    # merge() looks `_create_merge_candidates` up in its module at call time (the package re-exports the function,
+    # so the module is reached through sys.modules)
+    merge_module = sys.modules["fakesnow.transforms.merge"]
+    merge_module._create_merge_candidates = _merge_candidates_pruned(merge_module._create_merge_candidates)
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
     # fakesnow.arrow.to_sf looks this name up in its module at call time
     fakesnow.arrow.timestamp_to_sf_struct = _null_timestamps_stay_null(fakesnow.arrow.timestamp_to_sf_struct)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,14 @@ class StrictLayer:
             self._log(sql, ok=False)
             raise _as_error(violations[0])
 
-    def learn(self, sql: str, ok: bool) -> None:
+    def learn(self, sql: str, ok: bool, ms: float | None = None) -> None:
         with self._lock:
             if ok:
                 before = self._task_and_grant_state()
                 self.model.observe(sql)
                 if self._task_and_grant_state() != before:
                     self._save_state()
-        self._log(sql, ok)
+        self._log(sql, ok, ms)
 
     # -- state ------------------------------------------------------------------------------------------------
     def _task_and_grant_state(self) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class StrictLayer:
         self.model.started = set(state["started"])
         self.model.role_grants = {r: set(g) for r, g in state["role_grants"].items()}
 
-    def _log(self, sql: str, ok: bool) -> None:
+    def _log(self, sql: str, ok: bool, ms: float | None = None) -> None:
         path = self.statement_log
         if path is None:
             return
@@ -102,7 +103,9 @@ class StrictLayer:
             if path.stat().st_size > MAX_LOG_BYTES:
                 return
             with path.open("a") as out:
-                out.write(json.dumps({"sql": sql, "ok": ok}) + "\n")
+                # ms: DuckDB's execution of the statement, for finding where a local cycle spends its time
+                record = {"sql": sql, "ok": ok} | ({} if ms is None else {"ms": round(ms, 1)})
+                out.write(json.dumps(record) + "\n")
 
 
 def _as_error(v: Violation) -> snowflake.connector.errors.ProgrammingError:
@@ -155,12 +158,13 @@ def install(layer: StrictLayer) -> None:
         if current is None or not isinstance(command, str):
             return original(self, command, *args, **kwargs)
         current.refuse(command)
+        started = time.perf_counter()
         try:
             result = original(self, command, *args, **kwargs)
         except Exception:
-            current.learn(command, ok=False)
+            current.learn(command, ok=False, ms=(time.perf_counter() - started) * 1000)
             raise
-        current.learn(command, ok=True)
+        current.learn(command, ok=True, ms=(time.perf_counter() - started) * 1000)
         return result
 
     fakesnow.cursor.FakeSnowflakeCursor.execute = execute

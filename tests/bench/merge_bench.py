@@ -1,13 +1,14 @@
 """Warehouse benchmarks, called by tests/bench/run.py (which writes bench/results.json).
 
-Results nest under the driver's sections: merge.ours_s, merge.duckdb_s, merge.ours_vs_duckdb;
-cycle.scale_<n>.{initial,hourly}.seconds.<stage>.
+Results nest under the driver's sections: merge.ours_s, merge.duckdb_s, merge.ours_vs_duckdb, merge.scaling.ratio,
+merge.bytes_scanned_per_batch; cycle.first_s, cycle.steady_s, cycle.scale_<n>.{initial,hourly}.seconds.<stage>.
 
 run_merge_bench(): our MERGE_TABLE procedure (Snowpark -> fakesnow server -> DuckDB, with its readiness check,
-change feed for the marts, tombstone guard and run bookkeeping) merging a 1 M-row batch (half updates, half new
-keys) into a 5 M-row CURATED table, against a hand-written DuckDB `MERGE` of the same rows into the same table in
-a DuckDB file of its own, in the same run. Data is generated as Arrow, lands as KMS-encrypted Parquet in (moto) S3
-and is loaded by COPY, as the pipeline loads it.
+change feed for the marts, tombstone guard and run bookkeeping) merging a 1 M-row batch (half new keys, half
+updates of recent keys, plus late updates of old keys) into a CURATED table of 1x and 10x its size
+(merge.scaling), against a hand-written DuckDB `MERGE` of the same rows at 1x in a DuckDB file of its own, in the
+same run. Data is generated as Arrow, lands as KMS-encrypted Parquet in (moto) S3 and is loaded by COPY, as the
+pipeline loads it.
 
 run_cycle_stages(scale): wall seconds per stage of the hourly cycle (initial load, then one hour of changes) on a
 local stack of its own seeded at `scale` (ports shifted, state in a temp folder, stopped afterwards).
@@ -35,8 +36,9 @@ from finsight import marts, migrate, warehouse
 from finsight.aws import client, kms_key_id
 from finsight.config import load_environment
 
-BASE_ROWS = 5_000_000
-BATCH_ROWS = 1_000_000
+BATCH_ROWS = int(os.environ.get("BENCH_MERGE_BATCH_ROWS", 1_000_000))
+MULTIPLES = (1, 10)  # CURATED at 1x and 10x the batch: does the MERGE cost grow with the table?
+LATE_UPDATES = 50
 BENCH = "BENCH__PAYMENTS"
 BENCH_BATCH = "bench-merge-batch"
 CARDS = 200_000  # distinct card tokens: card numbers repeat across payments
@@ -78,33 +80,68 @@ def _parquet(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
+def _batch_keys(base_rows: int) -> np.ndarray:
+    """An hour's batch at production shape: half new keys (above the table), half updates of the newest keys, plus
+    LATE_UPDATES updates of old keys spread over the whole table (late refunds / disputes of old payments)."""
+    half = BATCH_ROWS // 2
+    late = np.linspace(1, base_rows - half - 1, LATE_UPDATES, dtype=np.int64)
+    recent = np.arange(base_rows - half + LATE_UPDATES + 1, base_rows + 1, dtype=np.int64)
+    inserts = np.arange(base_rows + 1, base_rows + 1 + half, dtype=np.int64)
+    return np.concatenate([late, recent, inserts])
+
+
 def run_merge_bench() -> dict[str, Any]:
+    """The same 1 M-row batch merged into CURATED of 1x and 10x its size: `scaling.ratio` = 10x seconds / 1x seconds
+    (target <= 2: the MERGE reads the batch's key ranges of CURATED, not the table)."""
     env = load_environment("local")
     from finsight.local.stack import LocalStack
 
     LocalStack(env).up(seed_sources=False)
     migrate.deploy(env)
-    base_ids = np.arange(1, BASE_ROWS + 1, dtype=np.int64)
-    # half the batch updates existing keys (spread over the table), half inserts new ones
-    updates = np.arange(1, BASE_ROWS + 1, BASE_ROWS // (BATCH_ROWS // 2), dtype=np.int64)[: BATCH_ROWS // 2]
-    inserts = np.arange(BASE_ROWS + 1, BASE_ROWS + 1 + BATCH_ROWS // 2, dtype=np.int64)
-    batch_ids = np.concatenate([updates, inserts])
-    base = _rows(base_ids, "bench-base", np.datetime64("2026-11-01T00:00:00"), seed=1)
-    batch = _rows(batch_ids, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2)
+    result: dict[str, Any] = {"batch_rows": BATCH_ROWS, "late_updates": LATE_UPDATES}
+    runs = {}
+    for multiple in MULTIPLES:
+        base_rows = BATCH_ROWS * multiple
+        base = _rows(np.arange(1, base_rows + 1, dtype=np.int64), "bench-base", np.datetime64("2026-11-01"), seed=1)
+        batch = _rows(_batch_keys(base_rows), BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2)
+        runs[multiple] = _merge_once(env, base, batch)
+        if multiple == 1:
+            runs[multiple] |= _duckdb_merge(base, batch)
+        del base, batch
+    one, ten = runs[MULTIPLES[0]], runs[MULTIPLES[-1]]
+    result["ours_s"], result["duckdb_s"] = one["ours_s"], one["duckdb_s"]
+    result["ours_vs_duckdb"] = round(one["ours_s"] / one["duckdb_s"], 2)  # target: <= 2
+    result["runs"] = {f"{m}x": r for m, r in runs.items()}
+    result["scaling"] = {
+        "base_rows": [BATCH_ROWS * m for m in MULTIPLES],
+        "seconds": [runs[m]["ours_s"] for m in MULTIPLES],
+        "ratio": round(ten["ours_s"] / one["ours_s"], 2),  # target: <= 2
+    }
+    # what the cost model should charge per hourly batch: the bytes the MERGE reads at 7-year table size
+    result["bytes_scanned_per_batch"] = ten["bytes_scanned"]
+    return result
 
+
+def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
+    """CURATED = `base`, RAW = `batch` (one manifest), then MERGE_TABLE timed; tables and S3 files removed after."""
     s3, bucket, key_id = client(env, "s3"), env.aws.s3.bucket, kms_key_id(env)
     prefix = f"{env.aws.s3.raw_prefix}/bench/"
+    sizes = {}
     for name, table in (("base", base), ("batch", batch)):
-        s3.put_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet", Body=_parquet(table),
+        body = _parquet(table)
+        sizes[name] = len(body)
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet", Body=body,
                       ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)  # fmt: skip
     payments = env.table("payments.payments")
     spec = marts.merge_spec(env, payments) | {"raw": BENCH, "curated": BENCH, "table": "bench.payments"}
     columns = ", ".join(f"{f.name} {_sf_type(f.type)}" for f in base.schema)
-    result: dict[str, Any] = {"base_rows": BASE_ROWS, "batch_rows": BATCH_ROWS}
+    out: dict[str, Any] = {"base_rows": base.num_rows, "batch_rows": batch.num_rows}
     with warehouse.connect(env) as conn:
         cur = conn.cursor()
         cur.execute(f"CREATE OR REPLACE TABLE RAW.{BENCH} ({columns})")
-        cur.execute(f"CREATE OR REPLACE TABLE CURATED.{BENCH} ({columns}, _MERGED_AT TIMESTAMP_NTZ)")
+        # clustered as migrations/R__curated_tables.sql clusters CURATED (locally: rows land in key order)
+        cur.execute(f"CREATE OR REPLACE TABLE CURATED.{BENCH} ({columns}, _MERGED_AT TIMESTAMP_NTZ) "
+                    "CLUSTER BY (PAYMENT_ID)")  # fmt: skip
         cur.execute(f"CREATE OR REPLACE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID NUMBER(38, 0), _BATCH_ID VARCHAR, "
                     "_EXTRACTED_AT TIMESTAMP_NTZ, _DELETED_AT TIMESTAMP_NTZ)")  # fmt: skip
         for name, target in (("base", f"CURATED.{BENCH}"), ("batch", f"RAW.{BENCH}")):
@@ -113,16 +150,26 @@ def run_merge_bench() -> dict[str, Any]:
         cur.execute(
             "INSERT INTO OPS.LANDED_BATCHES (BATCH_ID, SOURCE_TABLE, RAW_TABLE, MODE, ROW_COUNT, FILE_COUNT, "
             f"PK_SNAPSHOT_ROWS, SCHEMA_HASH, EXTRACTED_AT) VALUES ('{BENCH_BATCH}', 'bench.payments', '{BENCH}', "
-            f"'incremental', {BATCH_ROWS}, 1, NULL, 'bench', '2026-11-27 10:00:00')"
+            f"'incremental', {batch.num_rows}, 1, NULL, 'bench', '2026-11-27 10:00:00')"
         )
     session = warehouse.snowpark_session(env)
     try:
-        from snowpark.merge import merge_table
+        from snowpark.merge import key_ranges, merge_table, prune_predicate
 
+        ranges = key_ranges(session, spec, f"'{BENCH_BATCH}'")
+        touched = session.sql(
+            f"SELECT COUNT(*) FROM CURATED.{BENCH} AS tgt WHERE {prune_predicate(spec, 'tgt', ranges)}"
+        ).collect()[0][0]
         started = time.perf_counter()
-        out = json.loads(merge_table(session, json.dumps(spec), "bench-merge"))
-        result["ours_s"] = round(time.perf_counter() - started, 2)
-        result["ours_rows_inserted"], result["ours_rows_updated"] = out["rows_inserted"], out["rows_updated"]
+        merged = json.loads(merge_table(session, json.dumps(spec), "bench-merge"))
+        out["ours_s"] = round(time.perf_counter() - started, 2)
+        out["ours_rows_inserted"], out["ours_rows_updated"] = merged["rows_inserted"], merged["rows_updated"]
+        out["key_ranges"] = len(ranges)
+        out["target_rows_in_ranges"] = int(touched)
+        # bytes read per batch: the batch plus the CURATED rows in its key ranges, at compressed columnar size
+        # (zstd Parquet as the proxy for micro-partitions; Snowflake reads whole micro-partitions, ~16 MB each)
+        out["bytes_scanned"] = int(sizes["batch"] + sizes["base"] * int(touched) / base.num_rows)
+        out["bytes_table"] = sizes["base"]
     finally:
         session.close()
         with warehouse.connect(env) as conn:
@@ -133,9 +180,7 @@ def run_merge_bench() -> dict[str, Any]:
                 cur.execute(f"DELETE FROM {t} WHERE RAW_TABLE = '{BENCH}'")
         for name in ("base", "batch"):
             s3.delete_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet")
-    result |= _duckdb_merge(base, batch)
-    result["ours_vs_duckdb"] = round(result["ours_s"] / result["duckdb_s"], 2)  # target: <= 2
-    return result
+    return out
 
 
 def _sf_type(t: pa.DataType) -> str:
@@ -193,9 +238,13 @@ def run_cycle_stages(scale: float) -> dict[str, Any]:
         stack.up()
         out: dict[str, Any] = {"scale": scale, "seed_s": round(time.perf_counter() - started, 2)}
         try:
+            started = time.perf_counter()
             first = hourly_cycle(env)
+            out["first_s"] = round(time.perf_counter() - started, 2)
             stack.mutate(0)
+            started = time.perf_counter()  # the steady hour: one mutation step, migrations unchanged
             hour = hourly_cycle(env)
+            out["steady_s"] = round(time.perf_counter() - started, 2)
         finally:
             stack.down()
         for label, cycle in (("initial", first), ("hourly", hour)):

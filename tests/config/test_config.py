@@ -97,3 +97,21 @@ def test_yaml_syntax_error_names_the_file(env_copy: Path) -> None:
     (env_copy / "dev.yaml").write_text("name: dev\nsnowflake: [unclosed\n")
     with pytest.raises(ConfigError, match=r"dev\.yaml: not valid YAML"):
         load_environment("dev", env_copy)
+
+
+def test_a_second_local_stack_moves_ports_and_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's second shard (tests/suite.py) runs beside the first: other ports, other state directory, and
+    every derived address follows (the connection templates read the moved ports)."""
+    from finsight.config.loader import PORT_OFFSET_VARIABLE, STATE_DIR_VARIABLE
+
+    monkeypatch.delenv(PORT_OFFSET_VARIABLE, raising=False)
+    monkeypatch.delenv(STATE_DIR_VARIABLE, raising=False)
+    first = load_environment("local")
+    monkeypatch.setenv(PORT_OFFSET_VARIABLE, "1000")
+    monkeypatch.setenv(STATE_DIR_VARIABLE, ".local-shard2")
+    second = load_environment("local")
+    assert first.local is not None and second.local is not None
+    assert second.local.state_dir == ".local-shard2" != first.local.state_dir
+    assert second.local.postgres_port == first.local.postgres_port + 1000
+    assert second.aws.endpoint_url == f"http://127.0.0.1:{first.local.moto_port + 1000}"
+    assert load_environment("prod").local is None  # only the local environment has a stack to move

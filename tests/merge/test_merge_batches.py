@@ -18,7 +18,7 @@ from finsight import warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from finsight.migrate import deploy
-from snowpark.merge import merge_table, tombstones
+from snowpark.merge import MAX_RANGES, _merge_sql, key_ranges, merge_table, prune_predicate, tombstones
 
 pytestmark = pytest.mark.stack
 
@@ -387,3 +387,38 @@ def test_the_hourly_merge_holds_a_quarantined_batch_and_an_operators_replay_take
     assert t.merge(run_id="r-again")["waiting"] == ["b1"]  # still held: checked once, held until released
     out = t.merge(replay="b1")  # the operator's replay is a decision: not gated
     assert out["batches"] == ["b1"] and t.curated() == {1: "second", 2: "y", 3: "z"}
+
+
+def test_the_merge_prunes_by_the_batch_key_ranges_and_a_late_update_of_an_old_key_still_updates(session: Any) -> None:
+    """Pruning by the batch's key ranges never changes the result: keys far below the batch's main range (a late
+    update of an old payment) get a range of their own, so they update in place; a rerun duplicates nothing."""
+    t = Table(session, date_columns=True)
+    t.land("b1", T0, [(k, f"v{k}", "U") for k in range(1, 201)])
+    t.merge(run_id="r1")
+    later = T0 + timedelta(days=1)
+    # new keys 301..320, recent updates 195..200, late updates of old keys 3 and 57
+    t.land("b2", later, [(k, f"n{k}", "U") for k in [3, 57, *range(195, 201), *range(301, 321)]])
+    ids = "'b2'"
+    ranges = key_ranges(session, t.spec, ids)
+    assert ranges == [(3, 3), (57, 57), (195, 200), (301, 320)]
+    merge_text = _merge_sql(t.spec, ids, ranges)
+    assert "tgt.ID = 3 OR tgt.ID = 57 OR tgt.ID BETWEEN 195 AND 200 OR tgt.ID BETWEEN 301 AND 320" in merge_text
+    out = t.merge(run_id="r2")
+    assert out["rows_inserted"] == 20 and out["rows_updated"] == 8
+    curated = t.curated()
+    assert len(curated) == 220 and curated[3] == "n3" and curated[57] == "n57" and curated[4] == "v4"
+    assert t.changed_dates("r2") == [("UPDATED_AT", T0.date()), ("UPDATED_AT", later.date())]
+    t.merge(replay="b2")  # the rerun: nothing newer, nothing doubled
+    rows = t.sql(f"SELECT COUNT(*), COUNT(DISTINCT ID) FROM CURATED.{t.name}")[0]
+    assert tuple(rows) == (220, 220) and t.curated() == curated
+
+
+def test_key_ranges_stay_bounded_and_cover_every_key(session: Any) -> None:
+    """More scattered keys than MAX_RANGES: the widest gaps split, every key still lies in a range."""
+    t = Table(session)
+    keys = [k * 1000 + (k % 7) for k in range(1, 3 * MAX_RANGES)]
+    t.land("b1", T0, [(k, "x", "U") for k in keys])
+    ranges = key_ranges(session, t.spec, "'b1'")
+    assert 1 < len(ranges) <= MAX_RANGES
+    assert all(any(lo <= k <= hi for lo, hi in ranges) for k in keys)
+    assert prune_predicate(t.spec, "c", []) == "TRUE"
