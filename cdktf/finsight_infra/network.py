@@ -33,6 +33,7 @@ from cdktn_provider_aws.vpc import Vpc
 from cdktn_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from cdktn import TerraformOutput
 from constructs import Construct
 
 from finsight import tfvars
@@ -113,6 +114,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
     public_rt = RouteTable(scope, "public-rt", vpc_id=vpc.id, tags=names.tags)
     Route(scope, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id)
     private_rts: list[RouteTable] = []
+    nat_ips: list[str] = []
     for az, cidr in zip(az_suffixes, public_cidrs, strict=False):
         suffix = "" if layout.nat_gateways == 1 else f"-{az}"  # ids of the one-NAT layout stay as they were
         public = Subnet(
@@ -126,6 +128,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
         )
         RouteTableAssociation(scope, f"public-rta{suffix}", route_table_id=public_rt.id, subnet_id=public.id)
         nat_ip = Eip(scope, f"nat-eip{suffix}", domain="vpc", tags=names.tags)
+        nat_ips.append(nat_ip.public_ip)
         nat = NatGateway(
             scope, f"nat{suffix}", allocation_id=nat_ip.id, subnet_id=public.id, tags=names.tags, depends_on=[igw]
         )
@@ -138,6 +141,8 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
             nat_gateway_id=nat.id,
         )
         private_rts.append(private_rt)
+    # the deploy runners' egress: record it as network.nat_egress_ips for the Snowflake network policies
+    TerraformOutput(scope, "nat_egress_ips", value=nat_ips)
     for i, (az, subnet) in enumerate(zip(az_suffixes, private, strict=True)):
         rt = private_rts[min(i, len(private_rts) - 1)]  # an AZ without its own NAT uses the last one
         RouteTableAssociation(scope, f"private-rta-{az}", route_table_id=rt.id, subnet_id=subnet.id)

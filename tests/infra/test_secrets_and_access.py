@@ -105,8 +105,9 @@ def test_network_policies_come_from_the_config_allow_lists(stack: Synth) -> None
     gov = stack.env.governance
     assert gov is not None
     policies = _by_name(stack, "snowflake_network_policy")
-    assert policies[stack.names.sf_account_network_policy]["allowed_ip_list"] == gov.account_allowed_cidrs
-    assert policies[stack.names.sf_service_network_policy]["allowed_ip_list"] == gov.service_user_allowed_cidrs
+    runners = stack.env.network.deploy_runner_cidrs  # tests/infra/test_deploy_egress.py: the NATs' addresses
+    assert policies[stack.names.sf_account_network_policy]["allowed_ip_list"] == gov.account_allowed_cidrs + runners
+    assert policies[stack.names.sf_service_network_policy]["allowed_ip_list"] == runners
     (user,) = stack.resources("snowflake", "snowflake_service_user").values()
     assert user["network_policy"] == "${snowflake_network_policy.service-network-policy.name}"
     (account,) = stack.resources("snowflake", "snowflake_current_account").values()
