@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from finsight.config import repo_root
-from tests.cicd.test_workflows import _callers, _job, _jobs, _step_index, _step_jobs, workflows
+from tests.cicd.test_workflows import _job, _jobs, _step_index, _step_jobs, workflows
 
 ROOT = repo_root()
 GITHUB = ROOT / ".github"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from finsight.config import load_environment, repo_root
-from finsight.config.loader import environments_dir
+from finsight.config.loader import ConfigError, environments_dir
 from finsight.config.models import NetworkLayout
 from tests.infra.conftest import Synth
 
@@ -56,7 +56,7 @@ def test_config_without_runner_egress_is_refused(tmp_path: Path) -> None:
     data = yaml.safe_load(prod.read_text())
     data["network"]["nat_egress_ips"] = []
     prod.write_text(yaml.safe_dump(data))
-    with pytest.raises(Exception, match="network.nat_egress_ips is required outside local"):
+    with pytest.raises(ConfigError, match=r"network\.nat_egress_ips is required outside local"):
         load_environment("prod", env_dir)
 
 
