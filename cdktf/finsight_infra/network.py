@@ -81,6 +81,33 @@ def _egress(scope: Construct, cid: str, sg: SecurityGroup, port: int, descriptio
     )
 
 
+def s3_endpoint_policy(names: Names) -> str:
+    """The S3 gateway: our principals to our buckets, plus the ECR layer bucket image pulls read from. A stolen task
+    credential cannot copy landed data to a bucket of another account through it, nor can a foreign credential be
+    used from inside the VPC (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html)."""
+    ours = {"aws:PrincipalAccount": names.account_id, "aws:ResourceAccount": names.account_id}
+    return document(
+        allow("OurPrincipalsOurBuckets", "s3:*", "*", {"StringEquals": ours}, {"AWS": "*"}),
+        # ECR serves image layers from this AWS-owned bucket through URLs ECR signs, so no account condition
+        # applies; the policy AWS documents for it (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html)
+        allow(
+            "EcrImageLayers",
+            "s3:GetObject",
+            f"arn:aws:s3:::prod-{names.region}-starport-layer-bucket/*",
+            None,
+            {"AWS": "*"},
+        ),
+    )
+
+
+def interface_endpoint_policy(names: Names) -> str:
+    """Interface endpoints: only this account's principals (the release image lives in the build account's
+    repository, so the resource side cannot be pinned to this account for ECR)."""
+    return document(
+        allow("OurPrincipalsOnly", "*", "*", {"StringEquals": {"aws:PrincipalAccount": names.account_id}}, {"AWS": "*"})
+    )
+
+
 def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
     cidr_var = tfvars.variable("postgres_network_cidr")
     postgres_cidr = TerraformVariable(scope, cidr_var.name, type="string", description=cidr_var.description)
@@ -162,6 +189,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
         service_name=f"com.amazonaws.{names.region}.s3",
         vpc_endpoint_type="Gateway",
         route_table_ids=[rt.id for rt in private_rts],
+        policy=s3_endpoint_policy(names),
         tags={**names.tags, "Name": names.net("vpce-s3")},
     )
     for service in layout.interface_endpoints:
@@ -174,6 +202,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
             private_dns_enabled=True,
             subnet_ids=[s.id for s in private],
             security_group_ids=[endpoints_sg.id],
+            policy=interface_endpoint_policy(names),
             tags={**names.tags, "Name": names.net(f"vpce-{service}")},
         )
 

@@ -53,8 +53,8 @@ def test_pan_key_readable_only_by_pan_connector_task_roles(stack: Synth) -> None
     pan_tasks = {stack.names.task_role(s.name) for s in stack.names.sources if s.needs_pan_key}
     assert pan_tasks and readers == pan_tasks | {stack.names.pan_key_rotator_role}
     (policy,) = stack.resources("aws", "aws_secretsmanager_secret_policy").values()
-    (deny,) = statements(policy["policy"])
-    assert deny["Effect"] == "Deny" and "secretsmanager:GetSecretValue" in deny["Action"]
+    (deny,) = [st for st in statements(policy["policy"]) if "secretsmanager:GetSecretValue" in st["Action"]]
+    assert deny["Effect"] == "Deny"  # the write side: tests/infra/test_resource_policies.py
     allowed = set(deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"])
     assert allowed == {stack.names.role_arn(r) for r in pan_tasks | {stack.names.pan_key_rotator_role}}
 
