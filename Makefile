@@ -12,18 +12,18 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-uv.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
-	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock
+	$(UV) pip install -q --python $(PY) --require-hashes -r requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
 # checkov pins packaging/boto3 versions that clash with the platform, so it lives in its own venv
-$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock requirements-uv.lock
 	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
-	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock
+	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python --require-hashes -r requirements-checkov.lock
 	touch $@
 
 run: setup
@@ -93,9 +93,12 @@ mutation-all: setup
 mutation-report:
 	$(PY) -m tests.mutation.report --survivors
 
+# Every lock carries sha256 hashes and every install passes --require-hashes: a re-published or swapped
+# artifact fails the install instead of running in a deploy job (issue 21 item 9).
 lock:
-	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
-	echo "checkov==3.3.30" | $(UV) pip compile - -o requirements-checkov.lock --python-version 3.11 --no-header
+	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header --generate-hashes
+	echo "checkov==3.3.30" | $(UV) pip compile - -o requirements-checkov.lock --python-version 3.11 --no-header --generate-hashes
+	echo "uv==0.13.9" | $(UV) pip compile - -o requirements-uv.lock --python-version 3.11 --no-header --generate-hashes
 
 clean: down
 	rm -rf .local $(VENV) $(CHECKOV_VENV) cdktf/cdktf.out

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from finsight_infra.naming import Names
 from finsight_infra.policy import Statement, allow, aws_principal, document, service_principal
+from finsight_infra.principals import KMS_DATA_ACTIONS, data_key_principals, deny_unlisted
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def build_keys(scope: Construct, names: Names) -> Keys:
         # S3 publishes object-created events to the encrypted topic; SNS delivers them to the encrypted queue.
         _service_use("S3PublishesEvents", "s3.amazonaws.com", names),
         _service_use("SnsDeliversToQueue", "sns.amazonaws.com", names),
+        # Root delegation lets any IAM policy of the account grant this key; for the cardholder data it protects,
+        # only the named roles may decrypt or create data keys (services acting as themselves are not affected).
+        deny_unlisted("OnlyNamedRolesUseDataKey", KMS_DATA_ACTIONS, "*", data_key_principals(names)),
     )
     secrets = _key(scope, "kms-secrets", names.secrets_key_alias, f"{names.prefix}: Secrets Manager", names)
     logs_arn = f"arn:aws:logs:{names.region}:{names.account_id}:log-group:*"

@@ -72,7 +72,8 @@ class Names:
             pan = any(c.pci is PciClass.PAN for t in pg.tables.values() for c in t.columns.values())
             out.append(Source(name, "postgres", pg.connection.secret, pan))
         for name, api in self.env.api_sources.items():
-            out.append(Source(name, "api", api.secret, False, api.enabled))
+            # every API record and log text is scrubbed for card numbers with the PAN key (connectors/apis/pans.py)
+            out.append(Source(name, "api", api.secret, True, api.enabled))
         clashes = set(self.env.postgres_sources) & set(self.env.api_sources)
         if clashes:  # one name = one S3 prefix, task role, secret and schedule: they must not collide
             raise ValueError(f"source names used by both postgres_sources and api_sources: {sorted(clashes)}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from cdktn import TerraformVariable
+from cdktn import TerraformOutput, TerraformVariable
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.eip import Eip
 from cdktn_provider_aws.flow_log import FlowLog
@@ -81,6 +81,33 @@ def _egress(scope: Construct, cid: str, sg: SecurityGroup, port: int, descriptio
     )
 
 
+def s3_endpoint_policy(names: Names) -> str:
+    """The S3 gateway: our principals to our buckets, plus the ECR layer bucket image pulls read from. A stolen task
+    credential cannot copy landed data to a bucket of another account through it, nor can a foreign credential be
+    used from inside the VPC (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html)."""
+    ours = {"aws:PrincipalAccount": names.account_id, "aws:ResourceAccount": names.account_id}
+    return document(
+        allow("OurPrincipalsOurBuckets", "s3:*", "*", {"StringEquals": ours}, {"AWS": "*"}),
+        # ECR serves image layers from this AWS-owned bucket through URLs ECR signs, so no account condition
+        # applies; the policy AWS documents for it (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html)
+        allow(
+            "EcrImageLayers",
+            "s3:GetObject",
+            f"arn:aws:s3:::prod-{names.region}-starport-layer-bucket/*",
+            None,
+            {"AWS": "*"},
+        ),
+    )
+
+
+def interface_endpoint_policy(names: Names) -> str:
+    """Interface endpoints: only this account's principals (the release image lives in the build account's
+    repository, so the resource side cannot be pinned to this account for ECR)."""
+    return document(
+        allow("OurPrincipalsOnly", "*", "*", {"StringEquals": {"aws:PrincipalAccount": names.account_id}}, {"AWS": "*"})
+    )
+
+
 def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
     cidr_var = tfvars.variable("postgres_network_cidr")
     postgres_cidr = TerraformVariable(scope, cidr_var.name, type="string", description=cidr_var.description)
@@ -113,6 +140,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
     public_rt = RouteTable(scope, "public-rt", vpc_id=vpc.id, tags=names.tags)
     Route(scope, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id)
     private_rts: list[RouteTable] = []
+    nat_ips: list[str] = []
     for az, cidr in zip(az_suffixes, public_cidrs, strict=False):
         suffix = "" if layout.nat_gateways == 1 else f"-{az}"  # ids of the one-NAT layout stay as they were
         public = Subnet(
@@ -126,6 +154,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
         )
         RouteTableAssociation(scope, f"public-rta{suffix}", route_table_id=public_rt.id, subnet_id=public.id)
         nat_ip = Eip(scope, f"nat-eip{suffix}", domain="vpc", tags=names.tags)
+        nat_ips.append(nat_ip.public_ip)
         nat = NatGateway(
             scope, f"nat{suffix}", allocation_id=nat_ip.id, subnet_id=public.id, tags=names.tags, depends_on=[igw]
         )
@@ -138,6 +167,8 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
             nat_gateway_id=nat.id,
         )
         private_rts.append(private_rt)
+    # the deploy runners' egress: record it as network.nat_egress_ips for the Snowflake network policies
+    TerraformOutput(scope, "nat_egress_ips", value=nat_ips)
     for i, (az, subnet) in enumerate(zip(az_suffixes, private, strict=True)):
         rt = private_rts[min(i, len(private_rts) - 1)]  # an AZ without its own NAT uses the last one
         RouteTableAssociation(scope, f"private-rta-{az}", route_table_id=rt.id, subnet_id=subnet.id)
@@ -158,6 +189,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
         service_name=f"com.amazonaws.{names.region}.s3",
         vpc_endpoint_type="Gateway",
         route_table_ids=[rt.id for rt in private_rts],
+        policy=s3_endpoint_policy(names),
         tags={**names.tags, "Name": names.net("vpce-s3")},
     )
     for service in layout.interface_endpoints:
@@ -170,6 +202,7 @@ def build_network(scope: Construct, names: Names, ops_key: KmsKey) -> Network:
             private_dns_enabled=True,
             subnet_ids=[s.id for s in private],
             security_group_ids=[endpoints_sg.id],
+            policy=interface_endpoint_policy(names),
             tags={**names.tags, "Name": names.net(f"vpce-{service}")},
         )
 

@@ -7,7 +7,8 @@ payment providers and the Snowflake key pair rotates through RSA_PUBLIC_KEY_2: b
 The PAN tokenization key is versioned (`{"current_version": "2", "keys": {"1": ..., "2": ...}}`, tokens carry
 `v<version>$`): `finsight pan-key rotate --env E` adds a version and makes it current, keeping the old ones for
 verification, under the MFA-gated rotator role below. Its resource policy lets nobody else read it but the task
-roles of the connectors that tokenize card numbers (see checkov-skips.yaml, CKV2_AWS_57).
+roles of the connectors that tokenize card numbers, and nobody but the rotator write it (checkov-skips.yaml,
+CKV2_AWS_57).
 """
 
 from __future__ import annotations
@@ -84,14 +85,32 @@ def build_secrets(scope: Construct, names: Names, key: KmsKey) -> Secrets:
     )
 
 
+# Reading the key is tokenizing (or forging tokens); writing or re-labelling a version decides which key tokenizes
+# from then on (a planted AWSCURRENT would make every new token computable by whoever planted it).
+PAN_KEY_READ = ["secretsmanager:GetSecretValue"]
+PAN_KEY_WRITE = [
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+]
+
+
 def pan_key_readers(names: Names) -> list[str]:
-    """Role ARNs that may read the PAN key: the task roles of sources with `pci: pan` columns, and the rotator."""
+    """Role ARNs that may read the PAN key: the task roles of connectors that tokenize (PostgreSQL sources with
+    `pci: pan` columns, and every API source, whose records are scrubbed for card numbers), and the rotator."""
     tasks = [names.role_arn(names.task_role(src.name)) for src in names.sources if src.needs_pan_key]
     return [*tasks, names.role_arn(names.pan_key_rotator_role)]
 
 
+def pan_key_writers(names: Names) -> list[str]:
+    """Only the MFA-gated rotator adds or promotes a version (finsight pan-key rotate)."""
+    return [names.role_arn(names.pan_key_rotator_role)]
+
+
 def _pan_key_access(scope: Construct, names: Names, secret: SecretsmanagerSecret, key: KmsKey) -> None:
-    """Deny-by-default on the PAN key: IAM grants elsewhere (an admin's ReadOnly, a new role) cannot open it."""
+    """Deny-by-default on the PAN key: IAM grants elsewhere (an admin's ReadOnly, a new role) cannot open it, and
+    the connectors that read it cannot write it."""
     SecretsmanagerSecretPolicy(
         scope,
         "secret-pan-key-policy",
@@ -99,10 +118,17 @@ def _pan_key_access(scope: Construct, names: Names, secret: SecretsmanagerSecret
         block_public_policy=True,
         policy=document(
             deny(
-                "OnlyPanConnectorsAndRotator",
-                ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                "OnlyTokenizingConnectorsAndRotatorRead",
+                PAN_KEY_READ,
                 "*",
                 {"StringNotEquals": {"aws:PrincipalArn": pan_key_readers(names)}},
+                {"AWS": "*"},
+            ),
+            deny(
+                "OnlyRotatorWritesVersions",
+                PAN_KEY_WRITE,
+                "*",
+                {"StringNotEquals": {"aws:PrincipalArn": pan_key_writers(names)}},
                 {"AWS": "*"},
             ),
         ),

@@ -152,12 +152,14 @@ def _account_security(scope: Construct, names: Names, p: Providers, monitor: Res
     """Network policies from the config allow-lists and the account parameters PCI DSS asks for."""
     gov = names.env.governance
     assert gov is not None
+    # the deploy runners live in this environment's VPC: their egress is the NAT gateways' Elastic IPs
+    runners = names.env.network.deploy_runner_cidrs
     account_policy = NetworkPolicy(
         scope,
         "account-network-policy",
         provider=p.securityadmin,
         name=names.sf_account_network_policy,
-        allowed_ip_list=gov.account_allowed_cidrs,
+        allowed_ip_list=[*gov.account_allowed_cidrs, *runners],
         comment=f"{names.prefix}: corporate VPN egress and CI deploy runners only",
     )
     service_policy = NetworkPolicy(
@@ -165,7 +167,7 @@ def _account_security(scope: Construct, names: Names, p: Providers, monitor: Res
         "service-network-policy",
         provider=p.securityadmin,
         name=names.sf_service_network_policy,
-        allowed_ip_list=gov.service_user_allowed_cidrs,
+        allowed_ip_list=[*runners, *gov.service_user_allowed_cidrs],
         comment=f"{names.prefix}: the service user connects from the CI deploy runners only",
     )
     CurrentAccount(

@@ -33,6 +33,12 @@ from constructs import Construct
 
 from finsight_infra.naming import LOG_RETENTION_DAYS, Names
 from finsight_infra.policy import DENY_INSECURE_TRANSPORT, allow, deny, document, service_principal
+from finsight_infra.principals import (
+    S3_DATA_ACTIONS,
+    archive_bucket_principals,
+    deny_unlisted,
+    raw_bucket_principals,
+)
 
 NONCURRENT_VERSION_DAYS = 30  # window to undo an accidental overwrite/delete of a landed file
 ABORT_MULTIPART_DAYS = 2
@@ -106,7 +112,7 @@ def _encryption(scope: Construct, cid: str, bucket: S3Bucket, key: KmsKey | None
     )
 
 
-def _raw_policy(bucket: S3Bucket, key: KmsKey) -> str:
+def _raw_policy(bucket: S3Bucket, key: KmsKey, principals: list[str]) -> str:
     objects = f"{bucket.arn}/*"
     # Puts that name an encryption must name SSE-KMS with *our* key; puts that name none get the bucket default
     # (the same key). "IfExists" matters: UploadPart requests never carry the header, so a plain StringNotEquals
@@ -127,6 +133,8 @@ def _raw_policy(bucket: S3Bucket, key: KmsKey) -> str:
             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.arn}},
             {"AWS": "*"},
         ),
+        # nobody but the named roles reads, writes or lists objects, whatever their IAM policies grant
+        deny_unlisted("OnlyNamedRolesTouchObjects", S3_DATA_ACTIONS, [bucket.arn, objects], principals),
     )
 
 
@@ -248,7 +256,7 @@ def build_storage(scope: Construct, names: Names, data_key: KmsKey) -> Storage:
     S3BucketLoggingA(
         scope, "raw-access-logging", bucket=raw.id, target_bucket=logs.id, target_prefix=f"{names.raw_bucket}/"
     )
-    S3BucketPolicy(scope, "raw-policy", bucket=raw.id, policy=_raw_policy(raw, data_key))
+    S3BucketPolicy(scope, "raw-policy", bucket=raw.id, policy=_raw_policy(raw, data_key, raw_bucket_principals(names)))
     # CURATED history older than curated_archive.hot_months: Iceberg tables written by Snowflake (external volume).
     archive = _locked_bucket(scope, "archive", names.archive.bucket, names)
     _encryption(scope, "archive", archive, data_key)
@@ -260,7 +268,12 @@ def build_storage(scope: Construct, names: Names, data_key: KmsKey) -> Storage:
         target_bucket=logs.id,
         target_prefix=f"{names.archive.bucket}/",
     )
-    S3BucketPolicy(scope, "archive-policy", bucket=archive.id, policy=_raw_policy(archive, data_key))
+    S3BucketPolicy(
+        scope,
+        "archive-policy",
+        bucket=archive.id,
+        policy=_raw_policy(archive, data_key, archive_bucket_principals(names)),
+    )
     # Object events to EventBridge (no rules yet): security tooling can watch writes outside Snowflake's role.
     S3BucketNotification(scope, "archive-events", bucket=archive.id, eventbridge=True)
     return Storage(raw=raw, access_logs=logs, archive=archive)

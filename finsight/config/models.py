@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from ipaddress import IPv4Address
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -400,10 +401,15 @@ class Governance(Strict):
     """Snowflake access control: who may connect from where, who sees PII, and the password rules for humans."""
 
     account_allowed_cidrs: list[str] = Field(
-        min_length=1, description="account network policy: corporate VPN egress + CI deploy runners"
+        min_length=1, description="account network policy: corporate VPN egress (the deploy runners are added)"
     )
     service_user_allowed_cidrs: list[str] = Field(
-        min_length=1, description="the service user's network policy: CI deploy runners only"
+        default_factory=list, description="extra ranges for the service user beyond the deploy runners (none)"
+    )
+    # Snowflake-reaching jobs (plan, apply) run on self-hosted runners inside this environment's VPC, so their
+    # egress is the NAT gateways' Elastic IPs (network.nat_egress_ips), which the network policies allow.
+    deploy_runner_labels: list[str] = Field(
+        min_length=1, description="runs-on labels of the self-hosted deploy runners in this environment's VPC"
     )
     row_access_column: Identifier | None = Field(
         default=None, description="CURATED tables with this column get the entitlement row-access policy"
@@ -453,12 +459,25 @@ class NetworkLayout(Strict):
     nat_gateways: int = Field(default=1, ge=1, le=3)
     # AWS APIs the tasks call, reached privately (S3 has a free gateway endpoint besides these).
     interface_endpoints: list[str] = ["secretsmanager", "ecr.api", "ecr.dkr", "logs"]
+    # The NAT gateways' Elastic IPs as the AWS stack's output `nat_egress_ips` reports them after its first apply
+    # (docs/promotion.md, fresh accounts): the deploy runners' egress, allowed by the Snowflake network policies.
+    nat_egress_ips: list[IPv4Address] = []
 
     @model_validator(mode="after")
     def _nats_fit(self) -> NetworkLayout:
         if self.nat_gateways > self.availability_zones:
             raise ValueError("nat_gateways: at most one per availability zone")
+        if self.nat_egress_ips and len(self.nat_egress_ips) != self.nat_gateways:
+            raise ValueError(
+                f"nat_egress_ips: {len(self.nat_egress_ips)} addresses for {self.nat_gateways} NAT gateways; "
+                "record every address of the AWS stack output nat_egress_ips"
+            )
         return self
+
+    @property
+    def deploy_runner_cidrs(self) -> list[str]:
+        """The deploy runners' egress as /32 network-policy entries (they leave the VPC through the NATs)."""
+        return [f"{ip}/32" for ip in self.nat_egress_ips]
 
 
 class Environment(Strict):
@@ -515,6 +534,12 @@ class Environment(Strict):
                 raise ValueError("`local:` is only allowed in the local environment")
             if self.aws.endpoint_url is not None:
                 raise ValueError("aws.endpoint_url is only allowed in the local environment")
+            if not self.network.nat_egress_ips:
+                # without them the service user's network policy is empty and the deploy runners are locked out
+                raise ValueError(
+                    "network.nat_egress_ips is required outside local: the deploy runners' egress for the "
+                    "Snowflake network policies (AWS stack output nat_egress_ips; docs/promotion.md)"
+                )
             for src_name, src in self.postgres_sources.items():
                 if src.connection and src.connection.sslmode != "verify-full":
                     raise ValueError(

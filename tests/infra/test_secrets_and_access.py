@@ -53,8 +53,8 @@ def test_pan_key_readable_only_by_pan_connector_task_roles(stack: Synth) -> None
     pan_tasks = {stack.names.task_role(s.name) for s in stack.names.sources if s.needs_pan_key}
     assert pan_tasks and readers == pan_tasks | {stack.names.pan_key_rotator_role}
     (policy,) = stack.resources("aws", "aws_secretsmanager_secret_policy").values()
-    (deny,) = statements(policy["policy"])
-    assert deny["Effect"] == "Deny" and "secretsmanager:GetSecretValue" in deny["Action"]
+    (deny,) = [st for st in statements(policy["policy"]) if "secretsmanager:GetSecretValue" in st["Action"]]
+    assert deny["Effect"] == "Deny"  # the write side: tests/infra/test_resource_policies.py
     allowed = set(deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"])
     assert allowed == {stack.names.role_arn(r) for r in pan_tasks | {stack.names.pan_key_rotator_role}}
 
@@ -105,8 +105,9 @@ def test_network_policies_come_from_the_config_allow_lists(stack: Synth) -> None
     gov = stack.env.governance
     assert gov is not None
     policies = _by_name(stack, "snowflake_network_policy")
-    assert policies[stack.names.sf_account_network_policy]["allowed_ip_list"] == gov.account_allowed_cidrs
-    assert policies[stack.names.sf_service_network_policy]["allowed_ip_list"] == gov.service_user_allowed_cidrs
+    runners = stack.env.network.deploy_runner_cidrs  # tests/infra/test_deploy_egress.py: the NATs' addresses
+    assert policies[stack.names.sf_account_network_policy]["allowed_ip_list"] == gov.account_allowed_cidrs + runners
+    assert policies[stack.names.sf_service_network_policy]["allowed_ip_list"] == runners
     (user,) = stack.resources("snowflake", "snowflake_service_user").values()
     assert user["network_policy"] == "${snowflake_network_policy.service-network-policy.name}"
     (account,) = stack.resources("snowflake", "snowflake_current_account").values()
