@@ -32,6 +32,7 @@ def connector_config(env: Environment, source: str, resolve_secrets: bool = Fals
         "port": conn.port,
         "database": conn.database,
         "sslmode": conn.sslmode,
+        **({"sslrootcert": conn.sslrootcert} if conn.sslrootcert else {}),
         "secret": conn.secret,
     }
     if resolve_secrets:

@@ -125,6 +125,11 @@ class Connection(Strict):
     database: str
     secret: str = Field(description="Secrets Manager secret name holding {username, password}")
     sslmode: Literal["disable", "require", "verify-full"] = "verify-full"
+    sslrootcert: str | None = Field(
+        default=None,
+        description="CA bundle the server certificate must chain to (verify-full): the RDS global bundle in the "
+        "connector image; locally the CA `finsight local up` creates. A relative path is the repository's",
+    )
 
 
 class PostgresSource(Strict):
@@ -467,6 +472,12 @@ class Environment(Strict):
         for src_name, src in self.postgres_sources.items():
             if src.connection is None:
                 raise ValueError(f"postgres_sources.{src_name}: no connection and no postgres_defaults")
+            if src.connection.sslmode == "verify-full" and not src.connection.sslrootcert:
+                # without a CA file libpq falls back to ~/.postgresql/root.crt: a per-machine accident, never config
+                raise ValueError(
+                    f"{self.name}: postgres_sources.{src_name}.connection.sslrootcert (or postgres_defaults."
+                    "sslrootcert) is required: verify-full needs the CA bundle the server certificate chains to"
+                )
             for tname, table in src.tables.items():
                 object.__setattr__(table, "name", tname)
                 object.__setattr__(table, "source", src_name)
@@ -500,7 +511,12 @@ class Environment(Strict):
             for src_name, src in self.postgres_sources.items():
                 if src.connection and src.connection.sslmode != "verify-full":
                     raise ValueError(
-                        f"postgres_sources.{src_name}.connection.sslmode must be verify-full outside local"
+                        f"{self.name}: postgres_sources.{src_name}.connection.sslmode must be verify-full outside local"
+                    )
+                if src.connection and not (src.connection.sslrootcert or "").startswith("/"):
+                    raise ValueError(
+                        f"{self.name}: postgres_sources.{src_name}.connection.sslrootcert must be an absolute path "
+                        "in the connector image outside local (the RDS global bundle, connectors/Dockerfile)"
                     )
         return self
 
