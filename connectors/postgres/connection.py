@@ -9,13 +9,12 @@ the local stack's own CA locally.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 
-from finsight.config import Environment
+from finsight.config import Environment, repo_root
 from finsight.config.models import Connection
 from finsight.secrets import read_secret
 
@@ -58,13 +57,14 @@ def redact(message: str, creds: Credentials) -> str:
 def _tls_settings(source: str, conn_cfg: Connection) -> dict[str, str]:
     """libpq's TLS keywords; the CA must exist, or libpq's own message would not say which config key is wrong."""
     settings = {"sslmode": conn_cfg.sslmode}
-    if conn_cfg.sslrootcert:
-        if conn_cfg.sslmode == "verify-full" and not Path(conn_cfg.sslrootcert).is_file():
+    cafile = conn_cfg.ca_file(repo_root())
+    if cafile is not None:
+        if conn_cfg.sslmode == "verify-full" and not cafile.is_file():
             raise SourceUnavailable(
-                f"source {source!r} ({conn_cfg.host}:{conn_cfg.port}): CA bundle {conn_cfg.sslrootcert} "
+                f"source {source!r} ({conn_cfg.host}:{conn_cfg.port}): CA bundle {cafile} "
                 "(postgres_sources.<source>.connection.sslrootcert) does not exist"
             )
-        settings["sslrootcert"] = conn_cfg.sslrootcert
+        settings["sslrootcert"] = str(cafile)
     return settings
 
 
@@ -72,7 +72,8 @@ def _connect_failure(source: str, conn_cfg: Connection, exc: Exception, creds: C
     first = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, creds)
     hint = ""
     if "certificate" in first.lower():
-        hint = f" (TLS: the server's certificate must chain to {conn_cfg.sslrootcert} and name {conn_cfg.host})"
+        cafile = conn_cfg.ca_file(repo_root())
+        hint = f" (TLS: the server's certificate must chain to {cafile} and name {conn_cfg.host})"
     return f"source {source!r}: cannot connect{what} to {conn_cfg.host}:{conn_cfg.port}: {first}{hint}"
 
 

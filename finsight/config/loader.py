@@ -72,28 +72,6 @@ def _apply_source_templates(data: dict[str, Any]) -> None:
                 src[into] = deep_merge(filled, src.get(into) or {})
 
 
-def _anchor_local_ca(data: dict[str, Any], root: Path, env_path: Path) -> None:
-    """The local CA file (`sslrootcert`) is the one `finsight local up` creates under the state dir of this checkout.
-
-    A relative path is anchored at the repository, whatever the caller's cwd; a path outside the state dir (say the
-    RDS bundle inherited from base.yaml because local.yaml lost its line) is an error, not a file the stack would
-    create somewhere else.
-    """
-    state_dir = (root / str((data.get("local") or {}).get("state_dir", ".local"))).resolve()
-    for name, src in (data.get("postgres_sources") or {}).items():
-        conn = src.get("connection") if isinstance(src, dict) else None
-        cafile = conn.get("sslrootcert") if isinstance(conn, dict) else None
-        if not isinstance(cafile, str) or not cafile:
-            continue
-        path = (root / cafile).resolve()
-        if state_dir not in path.parents:
-            raise ConfigError(
-                f"{env_path}: field 'postgres_defaults.sslrootcert' (source {name}): the local CA must be a file "
-                f"under local.state_dir ({state_dir}), the one `finsight local up` creates; got {cafile!r}"
-            )
-        conn["sslrootcert"] = str(path)
-
-
 def _check_template_keys(data: dict[str, Any], overlay: dict[str, Any], base_path: Path, env_path: Path) -> None:
     """An unknown key in a template is reported where it was written, not at every source it was copied into."""
     for template_key, model in (("postgres_defaults", Connection), ("api_overrides", ApiSource)):
@@ -162,8 +140,6 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     _apply_port_offset(merged)
     _check_template_keys(merged, overlay, base_path, env_path)
     _apply_source_templates(merged)
-    if merged["name"] == "local":  # elsewhere a relative path is an error the model reports
-        _anchor_local_ca(merged, directory.resolve().parent, env_path)
     try:
         return Environment.model_validate(merged)
     except ValidationError as exc:

@@ -244,9 +244,10 @@ class LocalPostgres:
             )
 
 
-def local_ca_file(env: Environment) -> Path:
-    """The one CA file the local sources' `sslrootcert` names: the stack creates it, the connectors verify with it."""
-    files = {src.connection.sslrootcert for src in env.postgres_sources.values() if src.connection}
+def local_ca_file(env: Environment, root: Path) -> Path:
+    """The one CA file the local sources' `sslrootcert` names (under `root`, the repository, as the state dir is):
+    the stack creates it, the connectors verify with it."""
+    files = {src.connection.ca_file(root) for src in env.postgres_sources.values() if src.connection}
     if len(files) != 1 or None in files:
         raise ServiceError(
             f"environments/{env.name}.yaml: postgres_defaults.sslrootcert must name one CA file for every local "

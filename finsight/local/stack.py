@@ -41,7 +41,9 @@ class LocalStack:
         self.env = env
         self.ports = env.local
         self.state_dir = (root or repo_root()) / env.local.state_dir
-        self.postgres = LocalPostgres(cluster_root(self.state_dir), self.ports.postgres_port, local_ca_file(env))
+        self.postgres = LocalPostgres(
+            cluster_root(self.state_dir), self.ports.postgres_port, local_ca_file(env, root or repo_root())
+        )
         self.moto = BackgroundService("moto", self.state_dir, self.ports.moto_port)
         self.fakesnow = BackgroundService("fakesnow", self.state_dir, self.ports.fakesnow_port)
         self.mock_apis = BackgroundService("mock-apis", self.state_dir, self.ports.mock_api_port)

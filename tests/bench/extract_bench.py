@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from finsight.config import Environment, Table
+from finsight.config import Environment, Table, repo_root
 from finsight.local.stack import LocalStack
 from finsight.secrets import read_secret
 
@@ -106,7 +106,8 @@ def _uri(env: Environment) -> str:
     s = read_secret(env, conn.secret)
     user, password = s["username"].get_secret_value(), quote(s["password"].get_secret_value(), safe="")
     # the same TLS as the connectors: verify-full against the config's CA (pg_hba refuses non-TLS source users)
-    tls = f"sslmode={conn.sslmode}" + (f"&sslrootcert={quote(conn.sslrootcert, safe='/')}" if conn.sslrootcert else "")
+    cafile = conn.ca_file(repo_root())
+    tls = f"sslmode={conn.sslmode}" + (f"&sslrootcert={quote(str(cafile), safe='/')}" if cafile else "")
     return f"postgresql://{user}:{password}@{conn.host}:{conn.port}/{conn.database}?{tls}"
 
 

@@ -39,23 +39,17 @@ def test_every_source_verifies_the_full_chain_and_host_against_a_configured_ca(n
     for src in env.postgres_sources.values():
         assert src.connection is not None
         assert src.connection.sslmode == "verify-full"
-        assert src.connection.sslrootcert and Path(src.connection.sslrootcert).is_absolute()
+        assert src.connection.sslrootcert
+        if name != "local":  # a file in the connector image
+            assert Path(src.connection.sslrootcert).is_absolute()
 
 
-def test_local_names_the_ca_under_its_own_state_dir() -> None:
+def test_local_names_the_ca_under_its_own_state_dir_relative_to_the_repository(tmp_path: Path) -> None:
+    """Like local.state_dir: a copy of environments/ used against this checkout's stack finds this stack's CA."""
     env = load_environment("local")
     assert env.local is not None
-    expected = (repo_root() / env.local.state_dir / "tls" / "ca.crt").resolve()
-    assert {Path(str(s.connection.sslrootcert)) for s in env.postgres_sources.values() if s.connection} == {expected}
-
-
-def test_a_relative_local_ca_is_anchored_at_the_checkout_not_the_cwd(
-    env_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.chdir(tmp_path / "..")
-    env = load_environment("local", env_copy)
-    conn = env.postgres_sources["merchants"].connection
-    assert conn is not None and conn.sslrootcert == str(env_copy.parent / ".local" / "tls" / "ca.crt")
+    cafiles = {s.connection.ca_file(tmp_path) for s in env.postgres_sources.values() if s.connection}
+    assert cafiles == {tmp_path / env.local.state_dir / "tls" / "ca.crt"}
 
 
 def _drop_ca(d: dict[str, Any]) -> None:
@@ -78,9 +72,9 @@ def _drop_ca(d: dict[str, Any]) -> None:
         ("dev", "dev.yaml", lambda d: d["postgres_defaults"].update(sslrootcert="certs/rds.pem"),
          "dev: postgres_sources.merchants.connection.sslrootcert must be an absolute path"),
         # local without its CA line inherits the RDS bundle path: refused, the stack would not create it there
-        ("local", "local.yaml", _drop_ca, "field 'postgres_defaults.sslrootcert' (source merchants)"),
-        ("local", "local.yaml", lambda d: d["postgres_defaults"].update(sslrootcert="/etc/ssl/certs/ca.pem"),
-         "the local CA must be a file under local.state_dir"),
+        ("local", "local.yaml", _drop_ca, "local: postgres_sources.merchants.connection.sslrootcert"),
+        ("local", "local.yaml", lambda d: d["postgres_defaults"].update(sslrootcert="certs/ca.pem"),
+         "must be a file under local.state_dir (.local)"),
     ],
 )  # fmt: skip
 def test_weaker_tls_is_refused_naming_env_and_field(
@@ -91,5 +85,4 @@ def test_weaker_tls_is_refused_naming_env_and_field(
         load_environment(env, env_copy)
     assert message in str(err.value)
     assert str(env_copy) in str(err.value)  # and the file to fix
-    if env != "local":  # local's error is the loader's: local.yaml is the only file it can be in
-        assert f"{env}: postgres_sources." in str(err.value)
+    assert f"{env}: postgres_sources." in str(err.value)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from connectors.postgres.connection import SourceUnavailable, adbc_connect, connect, credentials
-from finsight.config import Environment
+from finsight.config import Environment, repo_root
 from finsight.local.postgres import SUPERUSER
 from finsight.local.stack import LocalStack
 from finsight.local.tls import ensure_ca, ensure_server_certificate
@@ -37,7 +37,7 @@ def _with_ca(env: Environment, source: str, cafile: Path) -> Environment:
 def test_connectors_use_tls_verified_against_the_configured_ca(local_env: Environment, local_stack: LocalStack) -> None:
     conn_cfg = local_env.postgres_sources[SOURCE].connection
     assert conn_cfg is not None and conn_cfg.sslmode == "verify-full"
-    assert conn_cfg.sslrootcert == str(local_stack.postgres.ca_file) and Path(conn_cfg.sslrootcert).is_file()
+    assert conn_cfg.ca_file(repo_root()) == local_stack.postgres.ca_file and local_stack.postgres.ca_file.is_file()
     with connect(local_env, SOURCE) as conn:
         ssl = conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
     assert ssl is not None and ssl[0] is True and ssl[1] in ("TLSv1.2", "TLSv1.3")
