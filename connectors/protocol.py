@@ -36,10 +36,12 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources import Source
 from airbyte_cdk.sources.streams import Stream
+from pydantic import ValidationError
 
 from connectors.postgres.connection import Credentials, SourceUnavailable, connect, credentials
 from connectors.postgres.source import PostgresSource, TableStream
 from finsight.config import ConfigError, Environment, load_environment
+from finsight.config.models import Connection as PgConnection
 
 VERBS = ("spec", "check", "discover", "read")
 SPECS = Path(__file__).parent / "specs"
@@ -50,18 +52,34 @@ def postgres_spec() -> ConnectorSpecification:
 
 
 def bind_config(env: Environment, source: str, config: Mapping[str, Any]) -> Environment:
-    """The environment with this source's connection taken from the protocol config (host, port, db, TLS, secret)."""
+    """The environment with this source's connection taken from the protocol config (host, port, db, TLS, secret).
+
+    The config's TLS settings are held to the environment's rules: verify-full with a CA file, and outside local
+    nothing weaker (a config file must not be a way around environments/<env>.yaml's validation).
+    """
     pg = env.postgres_sources[source]
     assert pg.connection is not None
-    conn = pg.connection.model_copy(
-        update={
-            "host": config["host"],
-            "port": int(config["port"]),
-            "database": config["database"],
-            "sslmode": config.get("sslmode", pg.connection.sslmode),
-            "secret": config.get("secret", pg.connection.secret),
-        }
-    )
+    sslmode = config.get("sslmode", pg.connection.sslmode)
+    sslrootcert = config.get("sslrootcert", pg.connection.sslrootcert)
+    if not env.is_local and sslmode != "verify-full":
+        raise ValueError(f"config sslmode {sslmode!r}: {env.name} requires verify-full")
+    if sslmode == "verify-full" and not sslrootcert:
+        raise ValueError("config sslrootcert: verify-full needs the CA bundle the server certificate chains to")
+    try:
+        conn = PgConnection.model_validate(
+            pg.connection.model_dump()
+            | {
+                "host": config["host"],
+                "port": int(config["port"]),
+                "database": config["database"],
+                "sslmode": sslmode,
+                "sslrootcert": sslrootcert,
+                "secret": config.get("secret", pg.connection.secret),
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"config {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     sources = {**env.postgres_sources, source: pg.model_copy(update={"connection": conn})}
     return env.model_copy(update={"postgres_sources": sources})
 

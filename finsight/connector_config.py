@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from finsight.config import Environment
+from finsight.config import Environment, repo_root
 from finsight.secrets import read_secret
 
 
@@ -32,6 +32,8 @@ def connector_config(env: Environment, source: str, resolve_secrets: bool = Fals
         "port": conn.port,
         "database": conn.database,
         "sslmode": conn.sslmode,
+        # a file path the connector can open from any cwd: the local CA is relative to the repository
+        **({"sslrootcert": str(cafile)} if (cafile := conn.ca_file(repo_root())) else {}),
         "secret": conn.secret,
     }
     if resolve_secrets:

@@ -1,8 +1,9 @@
 """Connections to a source database, credentials from Secrets Manager only.
 
 Two kinds: psycopg for control queries (snapshot, horizon, schema, key ranges) and ADBC for the Arrow bulk read
-(PostgreSQL's binary COPY decoded into Arrow in C++, no Python object per row). TLS with full verification outside
-the local stack (the config refuses anything else).
+(PostgreSQL's binary COPY decoded into Arrow in C++, no Python object per row). Both use TLS with full verification
+(sslmode=verify-full) against the CA bundle the config names (`sslrootcert`): the RDS global bundle in the image,
+the local stack's own CA locally.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from urllib.parse import quote
 
 import psycopg
 
-from finsight.config import Environment
+from finsight.config import Environment, repo_root
+from finsight.config.models import Connection
 from finsight.secrets import read_secret
 
 CONNECT_TIMEOUT_SECONDS = 15
@@ -52,10 +54,34 @@ def redact(message: str, creds: Credentials) -> str:
     return message.replace(creds.password, "***").replace(quote(creds.password, safe=""), "***")
 
 
+def _tls_settings(source: str, conn_cfg: Connection) -> dict[str, str]:
+    """libpq's TLS keywords; the CA must exist, or libpq's own message would not say which config key is wrong."""
+    settings = {"sslmode": conn_cfg.sslmode}
+    cafile = conn_cfg.ca_file(repo_root())
+    if cafile is not None:
+        if conn_cfg.sslmode == "verify-full" and not cafile.is_file():
+            raise SourceUnavailable(
+                f"source {source!r} ({conn_cfg.host}:{conn_cfg.port}): CA bundle {cafile} "
+                "(postgres_sources.<source>.connection.sslrootcert) does not exist"
+            )
+        settings["sslrootcert"] = str(cafile)
+    return settings
+
+
+def _connect_failure(source: str, conn_cfg: Connection, exc: Exception, creds: Credentials, what: str) -> str:
+    first = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, creds)
+    hint = ""
+    if "certificate" in first.lower():
+        cafile = conn_cfg.ca_file(repo_root())
+        hint = f" (TLS: the server's certificate must chain to {cafile} and name {conn_cfg.host})"
+    return f"source {source!r}: cannot connect{what} to {conn_cfg.host}:{conn_cfg.port}: {first}{hint}"
+
+
 def connect(env: Environment, source: str, creds: Credentials | None = None) -> psycopg.Connection:
     conn_cfg = env.postgres_sources[source].connection
     assert conn_cfg is not None
     creds = creds or credentials(env, source)
+    tls = _tls_settings(source, conn_cfg)
     try:
         return psycopg.connect(
             host=conn_cfg.host,
@@ -63,13 +89,12 @@ def connect(env: Environment, source: str, creds: Credentials | None = None) -> 
             dbname=conn_cfg.database,
             user=creds.user,
             password=creds.password,
-            sslmode=conn_cfg.sslmode,
             application_name=application_name(source),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            **tls,
         )
     except psycopg.Error as exc:
-        first = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, creds)
-        raise SourceUnavailable(f"source {source!r}: cannot connect: {first}") from None
+        raise SourceUnavailable(_connect_failure(source, conn_cfg, exc, creds, "")) from None
 
 
 def adbc_connect(env: Environment, source: str, creds: Credentials) -> Any:
@@ -77,13 +102,13 @@ def adbc_connect(env: Environment, source: str, creds: Credentials) -> Any:
 
     conn_cfg = env.postgres_sources[source].connection
     assert conn_cfg is not None
+    tls = "".join(f"&{key}={quote(value, safe='/')}" for key, value in _tls_settings(source, conn_cfg).items())
     uri = (
         f"postgresql://{quote(creds.user, safe='')}:{quote(creds.password, safe='')}@{conn_cfg.host}:{conn_cfg.port}/"
-        f"{quote(conn_cfg.database, safe='')}?sslmode={conn_cfg.sslmode}&application_name={application_name(source)}"
-        f"&connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+        f"{quote(conn_cfg.database, safe='')}?application_name={application_name(source)}"
+        f"&connect_timeout={CONNECT_TIMEOUT_SECONDS}{tls}"
     )
     try:
         return adbc.connect(uri, autocommit=True)  # transactions are explicit: BEGIN ... SET TRANSACTION SNAPSHOT
     except Exception as exc:
-        first = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, creds)
-        raise SourceUnavailable(f"source {source!r}: cannot connect (bulk reader): {first}") from None
+        raise SourceUnavailable(_connect_failure(source, conn_cfg, exc, creds, " (bulk reader)")) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -126,6 +127,18 @@ class Connection(Strict):
     database: str
     secret: str = Field(description="Secrets Manager secret name holding {username, password}")
     sslmode: Literal["disable", "require", "verify-full"] = "verify-full"
+    sslrootcert: str | None = Field(
+        default=None,
+        description="CA bundle the server certificate must chain to (verify-full): the RDS global bundle in the "
+        "connector image; locally the CA `finsight local up` creates, relative to the repository like state_dir",
+    )
+
+    def ca_file(self, root: Path) -> Path | None:
+        """`sslrootcert` as a file: a relative path (the local CA) is under the repository `root` (repo_root())."""
+        if not self.sslrootcert:
+            return None
+        path = Path(self.sslrootcert)
+        return path if path.is_absolute() else root / path
 
 
 class PostgresSource(Strict):
@@ -504,6 +517,12 @@ class Environment(Strict):
         for src_name, src in self.postgres_sources.items():
             if src.connection is None:
                 raise ValueError(f"postgres_sources.{src_name}: no connection and no postgres_defaults")
+            if src.connection.sslmode == "verify-full" and not src.connection.sslrootcert:
+                # without a CA file libpq falls back to ~/.postgresql/root.crt: a per-machine accident, never config
+                raise ValueError(
+                    f"{self.name}: postgres_sources.{src_name}.connection.sslrootcert (or postgres_defaults."
+                    "sslrootcert) is required: verify-full needs the CA bundle the server certificate chains to"
+                )
             for tname, table in src.tables.items():
                 object.__setattr__(table, "name", tname)
                 object.__setattr__(table, "source", src_name)
@@ -523,6 +542,7 @@ class Environment(Strict):
             if self.aws.endpoint_url is None:
                 # the moto port is written once, in `local:`
                 object.__setattr__(self.aws, "endpoint_url", f"http://127.0.0.1:{self.local.moto_port}")
+            self._check_local_ca(self.local)
         if self.name != "local":
             for section in ("release", "source_network", "governance", "curated_archive"):
                 if getattr(self, section) is None:
@@ -543,9 +563,26 @@ class Environment(Strict):
             for src_name, src in self.postgres_sources.items():
                 if src.connection and src.connection.sslmode != "verify-full":
                     raise ValueError(
-                        f"postgres_sources.{src_name}.connection.sslmode must be verify-full outside local"
+                        f"{self.name}: postgres_sources.{src_name}.connection.sslmode must be verify-full outside local"
+                    )
+                if src.connection and not (src.connection.sslrootcert or "").startswith("/"):
+                    raise ValueError(
+                        f"{self.name}: postgres_sources.{src_name}.connection.sslrootcert must be an absolute path "
+                        "in the connector image outside local (the RDS global bundle, connectors/Dockerfile)"
                     )
         return self
+
+    def _check_local_ca(self, local: Local) -> None:
+        """Locally the CA is the file `finsight local up` creates under the state dir, never one from base.yaml (the
+        RDS bundle path, if local.yaml lost its line): the stack would create a CA wherever this points."""
+        for src_name, src in self.postgres_sources.items():
+            cafile = src.connection.sslrootcert if src.connection else None
+            if cafile and (Path(cafile).is_absolute() or Path(local.state_dir) not in Path(cafile).parents):
+                raise ValueError(
+                    f"local: postgres_sources.{src_name}.connection.sslrootcert (postgres_defaults.sslrootcert) must "
+                    f"be a file under local.state_dir ({local.state_dir}), the CA `finsight local up` creates; "
+                    f"got {cafile!r}"
+                )
 
     def _check_references(self) -> None:
         for table in self.tables():

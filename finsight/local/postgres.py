@@ -1,8 +1,13 @@
 """A real PostgreSQL 15 cluster under `.local/postgres`, playing FinSight's 12 operational databases.
 
 PostgreSQL refuses to run as root; when we are root (CI) the cluster belongs to the `postgres` OS user.
-Admin work goes over the unix socket (trust, filesystem-protected); TCP on 127.0.0.1 needs a password,
-which is exactly how the connectors authenticate with credentials from Secrets Manager.
+Admin work goes over the unix socket (trust, filesystem-protected: no network path for TLS to protect); TCP on
+127.0.0.1 needs TLS and a password (pg_hba `hostssl` only), which is exactly how the connectors reach RDS:
+verify-full against a CA file, credentials from Secrets Manager.
+
+With a CA (`ca_file`), the server certificate, its key and the pg_hba file live under `<root>/tls` and `<root>`,
+owned by the cluster owner, and are passed on the command line at every start: a cluster initialised before TLS
+existed picks them up on its next start, and `start` restarts a running server that does not serve TLS yet.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from finsight.config import Environment
 from finsight.local.process import ServiceError, port_open, wait_until
+from finsight.local.tls import ensure_ca, ensure_server_certificate
 
 PG_BINARIES = ("initdb", "pg_ctl")
 SUPERUSER = "postgres"
+# TCP only with TLS (any user, including the connectors' source roles); non-TLS TCP matches no line and is refused
+HBA_RULES = """\
+# written by finsight.local.postgres at every start: edits here are overwritten
+# TYPE    DATABASE  USER  ADDRESS        METHOD
+local     all       all                  trust
+hostssl   all       all   127.0.0.1/32   scram-sha-256
+"""
 
 
 def _as_cluster_owner(argv: list[str]) -> list[str]:
@@ -53,6 +67,7 @@ def cluster_root(state_dir: Path) -> Path:
 class LocalPostgres:
     root: Path  # .local/postgres
     port: int
+    ca_file: Path | None = None  # the local CA (config: sslrootcert); None: no TCP TLS setup (admin-only clusters)
 
     @property
     def data_dir(self) -> Path:
@@ -69,6 +84,51 @@ class LocalPostgres:
     @property
     def socket_file(self) -> Path:
         return self.socket_dir / f".s.PGSQL.{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    @property
+    def hba_file(self) -> Path:
+        return self.root / "pg_hba.conf"
+
+    def _chown_to_owner(self, *paths: Path) -> None:
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(SUPERUSER)
+            for path in paths:
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def prepare_tls(self) -> bool:
+        """CA, server certificate and pg_hba in place; True when anything the server reads changed."""
+        assert self.ca_file is not None
+        ca = ensure_ca(self.ca_file)
+        self.tls_dir.mkdir(exist_ok=True)
+        os.chmod(self.tls_dir, 0o700)
+        cert, key = self.tls_dir / "server.crt", self.tls_dir / "server.key"
+        changed = ensure_server_certificate(ca, cert, key)
+        if not self.hba_file.is_file() or self.hba_file.read_text() != HBA_RULES:
+            self.hba_file.write_text(HBA_RULES)
+            changed = True
+        os.chmod(self.hba_file, 0o600)
+        # PostgreSQL refuses a key file not owned by itself (or root) or readable by others
+        self._chown_to_owner(self.tls_dir, cert, key, self.hba_file)
+        return changed
+
+    def _tls_options(self) -> str:
+        if self.ca_file is None:
+            return ""
+        return (
+            f" -c ssl=on -c ssl_cert_file={self.tls_dir / 'server.crt'} -c ssl_key_file={self.tls_dir / 'server.key'}"
+            f" -c ssl_min_protocol_version=TLSv1.2 -c hba_file={self.hba_file}"
+        )
+
+    def serving_tls(self) -> bool:
+        """The running server has TLS on and reads our pg_hba (a stack started before TLS has neither)."""
+        with self.admin_connect() as conn:
+            ssl = conn.execute("SHOW ssl").fetchone()
+            hba = conn.execute("SHOW hba_file").fetchone()
+        return bool(ssl and ssl[0] == "on" and hba and Path(hba[0]) == self.hba_file)
 
     def running(self) -> bool:
         # all three: TCP alone can answer while the unix socket (what admin_connect uses) is not there yet
@@ -117,12 +177,18 @@ class LocalPostgres:
 
     def start(self) -> bool:
         self.init()
+        tls_changed = self.prepare_tls() if self.ca_file is not None else False
         if self.running():
-            return False
+            if self.ca_file is None or self.serving_tls():
+                if tls_changed:  # a reissued certificate or new pg_hba: a reload re-reads both
+                    with self.admin_connect() as conn:
+                        conn.execute("SELECT pg_reload_conf()")
+                return False
+            self.stop()  # started before TLS: the TLS settings are command-line options, so restart
         if port_open(self.port):
             raise ServiceError(f"postgres: port {self.port} is taken by another process (not ours)")
         self._prepare_dirs()
-        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off{self._tls_options()}"
         result = subprocess.run(
             _as_cluster_owner(
                 [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", options, "-w", "start"]
@@ -176,3 +242,15 @@ class LocalPostgres:
                     sql.Identifier(reader)
                 )
             )
+
+
+def local_ca_file(env: Environment, root: Path) -> Path:
+    """The one CA file the local sources' `sslrootcert` names (under `root`, the repository, as the state dir is):
+    the stack creates it, the connectors verify with it."""
+    files = {src.connection.ca_file(root) for src in env.postgres_sources.values() if src.connection}
+    if len(files) != 1 or None in files:
+        raise ServiceError(
+            f"environments/{env.name}.yaml: postgres_defaults.sslrootcert must name one CA file for every local "
+            f"source (the CA `finsight local up` creates), got {sorted(map(str, files))}"
+        )
+    return Path(str(files.pop()))

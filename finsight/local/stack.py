@@ -15,7 +15,7 @@ import psycopg
 
 from finsight.config import Environment, repo_root
 from finsight.local import aws_bootstrap
-from finsight.local.postgres import LocalPostgres, cluster_root
+from finsight.local.postgres import LocalPostgres, cluster_root, local_ca_file
 from finsight.local.process import BackgroundService
 
 
@@ -41,7 +41,9 @@ class LocalStack:
         self.env = env
         self.ports = env.local
         self.state_dir = (root or repo_root()) / env.local.state_dir
-        self.postgres = LocalPostgres(cluster_root(self.state_dir), self.ports.postgres_port)
+        self.postgres = LocalPostgres(
+            cluster_root(self.state_dir), self.ports.postgres_port, local_ca_file(env, root or repo_root())
+        )
         self.moto = BackgroundService("moto", self.state_dir, self.ports.moto_port)
         self.fakesnow = BackgroundService("fakesnow", self.state_dir, self.ports.fakesnow_port)
         self.mock_apis = BackgroundService("mock-apis", self.state_dir, self.ports.mock_api_port)

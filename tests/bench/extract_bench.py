@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from finsight.config import Environment, Table
+from finsight.config import Environment, Table, repo_root
 from finsight.local.stack import LocalStack
 from finsight.secrets import read_secret
 
@@ -105,7 +105,10 @@ def _uri(env: Environment) -> str:
     assert conn is not None
     s = read_secret(env, conn.secret)
     user, password = s["username"].get_secret_value(), quote(s["password"].get_secret_value(), safe="")
-    return f"postgresql://{user}:{password}@{conn.host}:{conn.port}/{conn.database}"
+    # the same TLS as the connectors: verify-full against the config's CA (pg_hba refuses non-TLS source users)
+    cafile = conn.ca_file(repo_root())
+    tls = f"sslmode={conn.sslmode}" + (f"&sslrootcert={quote(str(cafile), safe='/')}" if cafile else "")
+    return f"postgresql://{user}:{password}@{conn.host}:{conn.port}/{conn.database}?{tls}"
 
 
 def _select(table: str) -> str:
@@ -212,10 +215,16 @@ def copy_limit(uri: str, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
 
 
+def _connectorx_uri(uri: str) -> str:
+    """connectorx's driver knows sslmode disable/prefer/require only: the peer pays TLS's cost, unverified."""
+    return uri.replace("sslmode=verify-full", "sslmode=require")
+
+
 def connectorx_arrow(uri: str, table: str) -> int:
     import connectorx as cx
 
-    return sum(b.num_rows for b in cx.read_sql(uri, _select(table), return_type="arrow_stream", batch_size=100_000))
+    batches = cx.read_sql(_connectorx_uri(uri), _select(table), return_type="arrow_stream", batch_size=100_000)
+    return sum(b.num_rows for b in batches)
 
 
 def dlt_parquet(uri: str, table: str, backend: str, out: str) -> int:
@@ -226,7 +235,8 @@ def dlt_parquet(uri: str, table: str, backend: str, out: str) -> int:
         credentials=uri.replace("postgresql://", "postgresql+psycopg://"),  # SQLAlchemy reflects the table
         table=table,
         backend=backend,
-        backend_kwargs={"conn": uri} if backend == "connectorx" else {},  # connectorx reads over its own driver
+        # connectorx reads over its own driver
+        backend_kwargs={"conn": _connectorx_uri(uri)} if backend == "connectorx" else {},
     )
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{backend}",

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from finsight.config import repo_root
+from finsight.config import load_environment, repo_root
 
 ROOT = repo_root()
 DOCKERFILE = ROOT / "connectors" / "Dockerfile"
@@ -30,6 +30,9 @@ COMPUTE = ROOT / "cdktf" / "finsight_infra" / "compute.py"
 LOCK = ROOT / "requirements.lock"
 ALLOWED_COPIES = {"requirements.lock", "finsight/", "connectors/", "environments/"}
 SECRET_NAME = re.compile(r"(KEY|PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL)", re.IGNORECASE)
+# the one remote file the image holds: Amazon RDS's public CA bundle, the trust anchor of every source connection
+RDS_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+RDS_DIGEST_ARG = "RDS_CA_BUNDLE_SHA256"
 
 
 @functools.cache
@@ -90,7 +93,8 @@ def test_no_secrets_baked_into_the_image() -> None:
             for name in re.findall(r"(\w+)\s*=", args) or [args.split()[0]]:
                 assert not SECRET_NAME.search(name), f"{keyword} {name}: secrets come from Secrets Manager at run time"
         if keyword in ("COPY", "ADD"):
-            assert not re.search(r"\.env\b|\.pem\b|id_rsa|credentials", args), f"{keyword} {args}"
+            public = args.replace(RDS_BUNDLE_URL, "").replace("rds-global-bundle.pem", "")  # public CA certs only
+            assert not re.search(r"\.env\b|\.pem\b|id_rsa|credentials", public), f"{keyword} {args}"
 
 
 def test_read_only_root_filesystem_friendly() -> None:
@@ -102,11 +106,39 @@ def test_read_only_root_filesystem_friendly() -> None:
 
 def test_copies_only_the_allowed_folders() -> None:
     for keyword, args in instructions():
-        if keyword == "ADD":
-            pytest.fail("use COPY, not ADD (no remote URLs or archive magic)")
+        if keyword == "ADD" and RDS_BUNDLE_URL not in args.split():
+            pytest.fail("use COPY, not ADD (no remote URLs or archive magic; the pinned RDS CA bundle excepted)")
         if keyword == "COPY" and "--from=" not in args:
             sources = [a for a in args.split() if not a.startswith("--")][:-1]
             assert set(sources) <= ALLOWED_COPIES, args
+
+
+def test_rds_ca_bundle_is_pinned_by_checksum_at_the_path_the_config_names() -> None:
+    """The connectors verify RDS (sslmode=verify-full) against `sslrootcert`: the image must hold exactly that file,
+    fetched over https and refused unless its sha256 is the reviewed digest (AWS publishes none:
+    docs/connectors.md "The RDS CA bundle" says how the digest is verified and rotated)."""
+    adds = [args.split() for k, args in stages()[-1] if k == "ADD"]
+    assert len(adds) == 1, f"the runtime stage must ADD the RDS CA bundle once: {adds}"
+    flags = dict(f.removeprefix("--").split("=", 1) for f in adds[0] if f.startswith("--"))
+    url, dest = [a for a in adds[0] if not a.startswith("--")]
+    assert url == RDS_BUNDLE_URL
+    configured = {
+        str(src.connection.sslrootcert)
+        for name in ("dev", "staging", "prod")
+        for src in load_environment(name).postgres_sources.values()
+        if src.connection
+    }
+    assert configured == {dest}, f"the image ships {dest}, the config verifies against {configured}"
+    digest = flags.get("checksum", "")
+    if digest != f"sha256:${{{RDS_DIGEST_ARG}}}":
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"ADD --checksum must pin a sha256: {digest!r}"
+    else:  # from a build argument with no default: a build without the digest fails instead of trusting the URL
+        args = [a for k, a in stages()[-1] if k == "ARG"]
+        assert RDS_DIGEST_ARG in args, f"ARG {RDS_DIGEST_ARG} (no default) must be declared in the runtime stage"
+        main = (ROOT / ".github" / "workflows" / "main.yml").read_text()
+        assert f"{RDS_DIGEST_ARG}=${{{{ vars.{RDS_DIGEST_ARG} }}}}" in main, "main.yml must pass the digest"
+    assert int(flags.get("chmod", "0600"), 8) & 0o004, "a remote ADD is 0600 root: the connector user could not read it"
+    assert any(k == "RUN" and f"cafile='{dest}'" in a for k, a in stages()[-1]), "the build loads the bundle as CAs"
 
 
 def test_dockerignore_is_an_allow_list_at_the_build_context_root() -> None:

@@ -30,6 +30,7 @@ from finsight.connector_config import connector_config
 from finsight.local.aws_bootstrap import ensure_secrets
 from finsight.local.mock_apis import create_app
 from finsight.local.stack import _mock_credential
+from finsight.local.tls import ensure_ca
 
 pytestmark = pytest.mark.stack
 PG_SOURCES = tuple(load_environment("local").postgres_sources)  # the config is the list: never typed twice
@@ -102,6 +103,25 @@ def test_unreachable_host_and_bad_field_are_named(
     assert "cannot connect" in _failed_check(capsys, tmp_path, base | {"port": 1})
     assert "port: must be of type integer" in _failed_check(capsys, tmp_path, base | {"port": "x"})
     assert "config: 'username'" in _failed_check(capsys, tmp_path, base | {"password": "p"})
+
+
+def test_a_ca_the_server_does_not_chain_to_fails_naming_source_and_host(
+    local_env: Environment, local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stranger = ensure_ca(tmp_path / "other-ca" / "ca.crt", "Not the local stack's CA")
+    config = connector_config(local_env, "merchants") | {"sslrootcert": str(stranger.cert_file)}
+    message = _failed_check(capsys, tmp_path, config)
+    assert "'merchants'" in message and f"{config['host']}:{config['port']}" in message
+    assert "certificate verify failed" in message
+
+
+def test_a_config_below_verify_full_is_refused_outside_local(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod = load_environment("prod")
+    config = connector_config(prod, "merchants") | {"sslmode": "require"}
+    message = _failed_check(capsys, tmp_path, config)
+    assert "'merchants'" in message and "sslmode 'require': prod requires verify-full" in message
 
 
 def _catalog(tmp_path: Path, stream: str, cursor: str, key: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from finsight.config import load_environment, repo_root
+from finsight.local.postgres import LocalPostgres
 from finsight.local.process import pid_alive, port_open
 from finsight.local.stack import LocalStack
 
@@ -107,3 +108,20 @@ def test_a_port_taken_by_someone_else_is_reported(isolated_root: Path) -> None:
     assert result.returncode == 1
     assert f"port {env.local.moto_port} is taken" in result.stderr
     LocalStack(env, isolated_root).down()
+
+
+def test_a_stack_from_before_tls_upgrades_on_up(isolated_root: Path) -> None:
+    """A .local cluster started by the pre-TLS code (no ssl, initdb's pg_hba) is restarted serving TLS, once."""
+    env = load_environment("local", isolated_root / "environments")
+    stack = LocalStack(env, isolated_root)
+    before_tls = LocalPostgres(stack.postgres.root, stack.postgres.port)  # what `local up` used to start
+    try:
+        before_tls.start()
+        assert not before_tls.serving_tls()
+        assert stack.postgres.start() is True  # restarted, now with TLS and our pg_hba
+        assert stack.postgres.serving_tls()
+        server_cert = (stack.postgres.tls_dir / "server.crt").read_bytes()
+        assert stack.postgres.start() is False  # idempotent: running, nothing reissued
+        assert (stack.postgres.tls_dir / "server.crt").read_bytes() == server_cert
+    finally:
+        stack.postgres.stop()
