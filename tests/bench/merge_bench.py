@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finsight import marts, migrate, warehouse
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import load_environment
 
 BASE_ROWS = 5_000_000
@@ -92,7 +92,7 @@ def run_merge_bench() -> dict[str, Any]:
     base = _rows(base_ids, "bench-base", np.datetime64("2026-11-01T00:00:00"), seed=1)
     batch = _rows(batch_ids, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2)
 
-    s3, bucket, key_id = client(env, "s3"), env.aws.s3.bucket, kms_key_id(env)
+    s3, bucket, key_id = client(env, "s3"), env.aws.s3.bucket, data_key_arn(env)
     prefix = f"{env.aws.s3.raw_prefix}/bench/"
     for name, table in (("base", base), ("batch", batch)):
         s3.put_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet", Body=_parquet(table),
