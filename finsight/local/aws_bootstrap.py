@@ -245,3 +245,23 @@ def ensure_roles(env: Environment, data_key_arn: str) -> None:
         _ensure_role(env, iam_policy.task_role_name(env, source), statements)
     storage = iam_policy.snowflake_storage_statements(env, data_key_arn)
     _ensure_role(env, iam_policy.snowflake_storage_role_name(env), storage)
+
+
+def grant_snowflake_storage(env: Environment, policy_name: str) -> None:
+    """Let the storage role read `env`'s raw bucket too (a test's private bucket): the deployed statements, for
+    that bucket, as one more inline policy. Without it the local Snowflake is refused, as Snowflake would be."""
+    if not strict_iam(env):
+        return
+    statements = iam_policy.snowflake_storage_statements(env, data_key_file(env).read_text().strip())
+    client(env, "iam").put_role_policy(
+        RoleName=iam_policy.snowflake_storage_role_name(env),
+        PolicyName=policy_name,
+        PolicyDocument=iam_policy.document(*moto_statements(statements)),
+    )
+
+
+def revoke_snowflake_storage(env: Environment, policy_name: str) -> None:
+    if strict_iam(env):
+        client(env, "iam").delete_role_policy(
+            RoleName=iam_policy.snowflake_storage_role_name(env), PolicyName=policy_name
+        )
