@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finsight import catalog
-from finsight.aws import client, kms_key_id
+from finsight.aws import as_source_task, client, data_key_arn
 from finsight.config import Environment
 from finsight.ops.log_context import submit
 
@@ -244,7 +244,7 @@ class CheckpointStore:
         self.prefix = f"{catalog.backfill_state_prefix(source)}{backfill_id}/"
         self._s3 = client(env, "s3")
         self._bucket = env.aws.s3.bucket
-        self._kms_key = kms_key_id(env)
+        self._kms_key = data_key_arn(env)
 
     def _put(self, key: str, payload: dict[str, Any]) -> None:
         self._s3.put_object(
@@ -408,6 +408,17 @@ def run_backfill(
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
 ) -> BackfillRun:
     """Run every unfinished chunk, `parallel` at a time (threads). on_start(pending, skipped); on_chunk per result."""
+    with as_source_task(env, plan.source):  # only what the source's task role grants (threads inherit it)
+        return _run_backfill(env, plan, parallel, on_start, on_chunk)
+
+
+def _run_backfill(
+    env: Environment,
+    plan: BackfillPlan,
+    parallel: int,
+    on_start: Callable[[int, int], None] | None,
+    on_chunk: Callable[[ChunkOutcome], None] | None,
+) -> BackfillRun:
     started = time.monotonic()
     store = CheckpointStore(env, plan.source, plan.backfill_id)
     store.save_plan(plan)
@@ -417,7 +428,7 @@ def run_backfill(
     run = BackfillRun(plan, skipped=len(chunks) - len(pending))
     if on_start:
         on_start(len(pending), run.skipped)
-    for service in ("s3", "kms", "secretsmanager"):
+    for service in ("s3", "secretsmanager"):
         client(env, service)  # create the cached clients here: boto3 client creation is not thread-safe
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         futures = [submit(pool, run_chunk, env, store, c) for c in pending]  # log ids travel along
@@ -441,6 +452,13 @@ def run_window(
     env: Environment, source: str, backfill_id: str, tables: tuple[str, ...], window: tuple[datetime, datetime]
 ) -> list[ChunkOutcome]:
     """The ECS entrypoint's share of a backfill: one window, its tables one chunk each, finished ones skipped."""
+    with as_source_task(env, source):
+        return _run_window(env, source, backfill_id, tables, window)
+
+
+def _run_window(
+    env: Environment, source: str, backfill_id: str, tables: tuple[str, ...], window: tuple[datetime, datetime]
+) -> list[ChunkOutcome]:
     store = CheckpointStore(env, source, backfill_id)
     finished = store.finished()
     outcomes = []

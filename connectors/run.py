@@ -29,6 +29,7 @@ from connectors.postgres.bulk import Window, key_ranges, open_snapshot, pipeline
 from connectors.postgres.connection import Credentials, SourceUnavailable, credentials
 from connectors.postgres.schema import evolve, live_columns, remembered
 from connectors.postgres.source import PostgresSource, TableStream
+from finsight.aws import as_source_task
 from finsight.config import Environment, Table
 from finsight.ops.log_context import bind, submit
 
@@ -182,7 +183,7 @@ def extract_source(
     Raises ExtractionError, naming the source and every failed table, for anything that went wrong.
     """
     check_mode(mode, window)
-    with bind(source=source):
+    with bind(source=source), as_source_task(env, source):  # only what the source's task role grants
         return _extract_source(env, source, mode, tables, window)
 
 

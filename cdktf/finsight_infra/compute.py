@@ -39,6 +39,7 @@ from cdktn_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
 from finsight import tfvars
+from finsight.aws import DATA_KEY_ARN_VAR
 from finsight_infra.iam import ConnectorRoles, connector_roles, scheduler_role
 from finsight_infra.kms import Keys
 from finsight_infra.logs import log_group
@@ -103,7 +104,9 @@ def _cluster(scope: Construct, names: Names, keys: Keys) -> EcsCluster:
     )
 
 
-def _container(names: Names, src: Source, image: str, log_group_name: str) -> list[dict[str, object]]:
+def _container(
+    names: Names, src: Source, image: str, log_group_name: str, data_key_arn: str
+) -> list[dict[str, object]]:
     return [
         {
             "name": names.container_name,
@@ -118,6 +121,8 @@ def _container(names: Names, src: Source, image: str, log_group_name: str) -> li
             "environment": [
                 {"name": "FINSIGHT_ENV", "value": names.env_name},
                 {"name": "FINSIGHT_SOURCE", "value": src.name},
+                # S3 writes name the data key by ARN, as the bucket policy pins it (no kms:DescribeKey at run time)
+                {"name": DATA_KEY_ARN_VAR, "value": data_key_arn},
                 {"name": "FINSIGHT_MODE", "value": "incremental"},
             ],
             "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
@@ -140,6 +145,7 @@ def _task_definition(
     image: str,
     roles: ConnectorRoles,
     log_group_name: str,
+    data_key_arn: str,
 ) -> EcsTaskDefinition:
     runtime = names.env.connectors
     return EcsTaskDefinition(
@@ -154,7 +160,7 @@ def _task_definition(
         execution_role_arn=roles.execution.arn,
         task_role_arn=roles.task.arn,
         volume=[EcsTaskDefinitionVolume(name=SCRATCH_VOLUME)],
-        container_definitions=json.dumps(_container(names, src, image, log_group_name)),
+        container_definitions=json.dumps(_container(names, src, image, log_group_name, data_key_arn)),
         tags=names.tags,
     )
 
@@ -169,7 +175,9 @@ def build_compute(scope: Construct, names: Names, keys: Keys, network: Network) 
     for src in names.sources:
         group = log_group(scope, f"logs-{src.name}", names.log_group(src.name), keys.ops, names)
         roles[src.name] = connector_roles(scope, names, src, keys, group)
-        task_definitions[src.name] = _task_definition(scope, names, src, image, roles[src.name], group.name)
+        task_definitions[src.name] = _task_definition(
+            scope, names, src, image, roles[src.name], group.name, keys.data.arn
+        )
 
     dlq = SqsQueue(scope, "scheduler-dlq", name=names.scheduler_dlq, kms_master_key_id=keys.ops.arn, tags=names.tags)
     role = scheduler_role(

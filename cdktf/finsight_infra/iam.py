@@ -13,6 +13,7 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
+from finsight.iam_policy import connector_task_statements, snowflake_storage_statements
 from finsight_infra.kms import Keys
 from finsight_infra.naming import Names, Source
 from finsight_infra.policy import Statement, allow, assume_role, aws_principal, document, service_principal
@@ -37,54 +38,12 @@ def _ecs_tasks_trust(names: Names) -> str:
     )
 
 
-def _read_secrets(names: Names, src: Source, secrets_key: KmsKey) -> list[Statement]:
-    arns = [names.secret_arn_pattern(src.secret)]
-    if src.needs_pan_key:
-        arns.append(names.secret_arn_pattern(names.env.secrets.pan_tokenization_key))
-    return [
-        allow("ReadOwnSecret", "secretsmanager:GetSecretValue", arns),
-        allow(
-            "DecryptSecretsViaSecretsManager",
-            "kms:Decrypt",
-            secrets_key.arn,
-            {"StringEquals": {"kms:ViaService": f"secretsmanager.{names.region}.amazonaws.com"}},
-        ),
-    ]
-
-
 def connector_roles(
     scope: Construct, names: Names, src: Source, keys: Keys, log_group: CloudwatchLogGroup
 ) -> ConnectorRoles:
-    prefix_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_prefix(src.name)}*"
-    state_objects = f"arn:aws:s3:::{names.raw_bucket}/{names.source_state_prefix(src.name)}*"
-    task = _role(
-        scope,
-        f"task-role-{src.name}",
-        names.task_role(src.name),
-        _ecs_tasks_trust(names),
-        names,
-        # parts stream by multipart upload; a failed part file is aborted so nothing half-written stays
-        allow("WriteOwnRawPrefix", ["s3:PutObject", "s3:AbortMultipartUpload"], prefix_objects),
-        # watermarks: read at start, written after the batch's manifest (connectors/landing/state.py)
-        allow("ReadWriteOwnState", ["s3:GetObject", "s3:PutObject"], state_objects),
-        # a relaunched backfill chunk lists its checkpoints to skip finished work (connectors/backfill.py)
-        allow(
-            "ListOwnBackfillCheckpoints",
-            "s3:ListBucket",
-            f"arn:aws:s3:::{names.raw_bucket}",
-            {"StringLike": {"s3:prefix": [f"{names.source_state_prefix(src.name)}backfills/*"]}},
-        ),
-        allow("EncryptWithDataKey", ["kms:GenerateDataKey", "kms:Encrypt"], keys.data.arn),
-        # Completing a multipart SSE-KMS upload makes S3 decrypt the part keys on the caller's behalf.
-        allow(
-            "MultipartUploadViaS3",
-            "kms:Decrypt",
-            keys.data.arn,
-            {"StringEquals": {"kms:ViaService": f"s3.{names.region}.amazonaws.com"}},
-        ),
-        # Long backfills re-read credentials after a rotation instead of restarting the task.
-        *_read_secrets(names, src, keys.secrets),
-    )
+    # the statements are finsight.iam_policy's: the local stack renders the very same ones on moto
+    statements = connector_task_statements(names.env, src.name, keys.data.arn, keys.secrets.arn)
+    task = _role(scope, f"task-role-{src.name}", names.task_role(src.name), _ecs_tasks_trust(names), names, *statements)
     execution = _role(
         scope,
         f"exec-role-{src.name}",
@@ -137,21 +96,11 @@ def scheduler_role(
 
 def snowflake_storage_role(scope: Construct, names: Names, data_key: KmsKey, snowflake_iam_user_arn: str) -> IamRole:
     """Snowflake's storage integration reads the raw prefix (stages and Snowpipe COPY); it never writes."""
-    bucket = f"arn:aws:s3:::{names.raw_bucket}"
     trust = assume_role(
         aws_principal(snowflake_iam_user_arn), {"StringEquals": {"sts:ExternalId": names.sf_storage_external_id}}
     )
-    return _role(
-        scope,
-        "snowflake-storage-role",
-        names.snowflake_storage_role,
-        trust,
-        names,
-        allow("ReadRawObjects", ["s3:GetObject", "s3:GetObjectVersion"], f"{bucket}/{names.raw_prefix}/*"),
-        allow("LocateBucket", "s3:GetBucketLocation", bucket),
-        allow("ListRawPrefix", "s3:ListBucket", bucket, {"StringLike": {"s3:prefix": [f"{names.raw_prefix}/*"]}}),
-        allow("DecryptRaw", "kms:Decrypt", data_key.arn),
-    )
+    statements = snowflake_storage_statements(names.env, data_key.arn)
+    return _role(scope, "snowflake-storage-role", names.snowflake_storage_role, trust, names, *statements)
 
 
 def snowflake_alerts_role(

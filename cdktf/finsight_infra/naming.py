@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from finsight import catalog
-from finsight.config import Environment, PciClass
+from finsight import catalog, iam_policy
+from finsight.config import Environment
 from finsight.config.models import CuratedArchive, Release, SnowflakeIdentities
+from finsight.iam_policy import PROJECT
 
-# The config has no project key yet (see the report); this is the one place it is spelled.
-PROJECT = "finsight"
 # PCI DSS 10.5.1 keeps audit trails for at least 12 months; every log group in these stacks follows it.
 LOG_RETENTION_DAYS = 365
 # Stack kinds synthesized per environment (directory names under cdktf.out/stacks/).
@@ -46,7 +45,7 @@ class Names:
 
     @property
     def prefix(self) -> str:
-        return f"{PROJECT}-{self.env.name}"
+        return iam_policy.resource_prefix(self.env)
 
     @property
     def region(self) -> str:
@@ -69,11 +68,9 @@ class Names:
         out: list[Source] = []
         for name, pg in self.env.postgres_sources.items():
             assert pg.connection is not None  # the model validator guarantees it
-            pan = any(c.pci is PciClass.PAN for t in pg.tables.values() for c in t.columns.values())
-            out.append(Source(name, "postgres", pg.connection.secret, pan))
+            out.append(Source(name, "postgres", pg.connection.secret, iam_policy.needs_pan_key(self.env, name)))
         for name, api in self.env.api_sources.items():
-            # every API record and log text is scrubbed for card numbers with the PAN key (connectors/apis/pans.py)
-            out.append(Source(name, "api", api.secret, True, api.enabled))
+            out.append(Source(name, "api", api.secret, iam_policy.needs_pan_key(self.env, name), api.enabled))
         clashes = set(self.env.postgres_sources) & set(self.env.api_sources)
         if clashes:  # one name = one S3 prefix, task role, secret and schedule: they must not collide
             raise ValueError(f"source names used by both postgres_sources and api_sources: {sorted(clashes)}")
@@ -112,11 +109,11 @@ class Names:
 
     def source_prefix(self, source: str) -> str:
         """Everything one connector lands (data, PK snapshots, manifests): finsight.catalog's layout."""
-        return f"{self.raw_prefix}/{catalog.source_folder(source)}"
+        return iam_policy.source_prefix(self.env, source)
 
     def source_state_prefix(self, source: str) -> str:
         """Where one connector keeps its watermarks (read + write)."""
-        return f"{catalog.STATE_PREFIX}/{source}/"
+        return iam_policy.source_state_prefix(source)
 
     @property
     def data_key_alias(self) -> str:
@@ -223,7 +220,7 @@ class Names:
 
     # -- IAM --------------------------------------------------------------------------------------
     def task_role(self, source: str) -> str:
-        return f"{self.prefix}-task-{source}"
+        return iam_policy.task_role_name(self.env, source)
 
     def execution_role(self, source: str) -> str:
         return f"{self.prefix}-exec-{source}"
@@ -238,7 +235,7 @@ class Names:
 
     @property
     def snowflake_storage_role(self) -> str:
-        return f"{self.prefix}-snowflake-storage"
+        return iam_policy.snowflake_storage_role_name(self.env)
 
     @property
     def snowflake_alerts_role(self) -> str:
@@ -253,11 +250,10 @@ class Names:
         return f"{self.prefix}-pan-key-rotator"
 
     def role_arn(self, role_name: str) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{role_name}"
+        return iam_policy.role_arn(self.env, role_name)
 
     def secret_arn_pattern(self, secret_name: str) -> str:
-        # Secrets Manager appends "-" + 6 random characters to every secret ARN
-        return f"arn:aws:secretsmanager:{self.region}:{self.account_id}:secret:{secret_name}-??????"
+        return iam_policy.secret_arn_pattern(self.env, secret_name)
 
     # -- Snowflake ----------------------------------------------------------------------------------
     def _sf(self, *parts: str) -> str:

@@ -25,6 +25,7 @@ from connectors.landing.writer import BatchResult
 from connectors.pan_key import tokenizer_for
 from connectors.pci import PanTokenizer
 from connectors.run import ExtractionError, SourceRun, check_mode
+from finsight.aws import as_source_task
 from finsight.config import ApiSource, ApiStream, Environment
 from finsight.ops.log_context import bind
 from finsight.secrets import read_secret
@@ -85,7 +86,7 @@ def extract_api_source(
 ) -> SourceRun:
     """Same contract as connectors.run.extract_source, for an `api_sources` entry."""
     check_mode(mode, window)
-    with bind(source=source):
+    with bind(source=source), as_source_task(env, source):  # only what the source's task role grants
         return _extract_api_source(env, source, mode, tables, window)
 
 

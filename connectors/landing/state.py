@@ -9,18 +9,33 @@ import json
 from datetime import datetime
 from typing import Any
 
-from finsight.aws import client, kms_key_id
+from botocore.exceptions import ClientError
+
+from finsight.aws import client, data_key_arn
 from finsight.catalog import state_key
 from finsight.config import Environment, Table
 
 
 def load_state(env: Environment, table: Table) -> dict[str, Any]:
-    s3 = client(env, "s3")
+    """The table's watermark; {} on its first run (no state object yet)."""
+    s3, bucket, key = client(env, "s3"), env.aws.s3.bucket, state_key(table)
     try:
-        body = s3.get_object(Bucket=env.aws.s3.bucket, Key=state_key(table))["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return {}
+    except ClientError as exc:
+        # Without s3:ListBucket on the key, S3 answers a missing object with 403, not 404 (GetObject API reference,
+        # "Permissions"). The role may list its own state prefix: a 403 for a key that is not there is a first run;
+        # a 403 for one that is there is a real refusal and stays an error.
+        if exc.response.get("Error", {}).get("Code") != "AccessDenied" or _exists(s3, bucket, key):
+            raise
+        return {}
     return json.loads(body)
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return any(o["Key"] == key for o in listed)
 
 
 def save_state(env: Environment, table: Table, state: dict[str, Any]) -> None:
@@ -29,7 +44,7 @@ def save_state(env: Environment, table: Table, state: dict[str, Any]) -> None:
         Key=state_key(table),
         Body=json.dumps(state).encode(),
         ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=kms_key_id(env),
+        SSEKMSKeyId=data_key_arn(env),
     )
 
 

@@ -27,7 +27,7 @@ from connectors.landing.arrow_schema import MANIFEST_SCHEMA, landed_schema, pk_s
 from connectors.landing.s3_sink import S3MultipartSink
 from connectors.pci import PanTokenizer
 from finsight import catalog
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment, PciClass, Table
 
 CHUNK_ROW_SPAN = 10**12  # _ROW_NUMBER = chunk * span + position: unique across the chunks of a batch
@@ -147,7 +147,7 @@ class LandingWriter:
         self.partition = f"dt={read_at:%Y-%m-%d}/hr={read_at:%H}"
         self.result = BatchResult(table=table.qualified, batch_id=batch_id)
         self._s3 = client(env, "s3")
-        self._kms_key = kms_key_id(env)
+        self._kms_key = data_key_arn(env)
         self._lock = threading.Lock()
         self._default: PartWriter | None = None
         self._tombstone_part: PartWriter | None = None

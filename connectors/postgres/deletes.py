@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from connectors.landing.writer import LandingWriter
 from connectors.postgres.bulk import quote_ident
 from finsight import catalog
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment, Table
 from finsight.config.models import DeleteDetection
 
@@ -97,7 +97,7 @@ def _write_keys(env: Environment, key: str, keys: pa.Table) -> None:
         Key=key,
         Body=buf.getvalue(),
         ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=kms_key_id(env),
+        SSEKMSKeyId=data_key_arn(env),
     )
 
 

@@ -321,6 +321,11 @@ class Local(Strict):
     strict_snowflake: bool = Field(
         default=True, description="the local Snowflake refuses what Snowflake refuses (finsight.conformance.rules)"
     )
+    strict_iam: bool = Field(
+        default=True,
+        description="moto enforces IAM: each connector acts as its source's task role, the local Snowflake's S3 "
+        "reads as the storage role (finsight.iam_policy, the statements cdktf deploys)",
+    )
 
 
 class Secrets(Strict):

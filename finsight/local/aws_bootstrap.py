@@ -1,4 +1,6 @@
-"""Create, on the moto server, what cdktf/ creates in real AWS: the KMS key, raw bucket, queue, topics, secrets.
+"""Create, on the moto server, what cdktf/ creates in real AWS: the KMS key, raw bucket, queue, topics, secrets,
+and (with `local.strict_iam`) the connector task roles and the Snowflake storage role with the policies cdktf
+deploys (finsight.iam_policy), under an admin user whose key lives in a 0600 file.
 
 Idempotent: safe on every `finsight local up`. Secret values are generated here, stored in Secrets Manager and read
 back through the same code path production uses; they are never printed.
@@ -6,11 +8,22 @@ back through the same code path production uses; they are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets as pysecrets
+import urllib.request
 from typing import Any
 
-from finsight.aws import client
+from finsight import iam_policy
+from finsight.aws import (
+    Credentials,
+    admin_credentials_file,
+    client,
+    data_key_file,
+    strict_iam,
+    unauthenticated_client,
+    write_admin_credentials,
+)
 from finsight.config import Environment
 
 RAW_EVENTS_QUEUE = "raw-landing-events"
@@ -140,7 +153,115 @@ def ensure_secrets(env: Environment) -> dict[str, dict[str, str]]:
 
 
 def bootstrap(env: Environment) -> dict[str, dict[str, str]]:
+    if strict_iam(env):
+        ensure_admin(env)
+    else:
+        set_iam_enforcement(env, False)
     key_id = ensure_kms_key(env)
+    key_arn = client(env, "kms").describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    data_key_file(env).parent.mkdir(parents=True, exist_ok=True)
+    data_key_file(env).write_text(key_arn)  # what the ECS task definition injects in AWS (a non-secret)
     ensure_bucket(env, key_id)
     ensure_topics(env)
-    return ensure_secrets(env)
+    out = ensure_secrets(env)
+    if strict_iam(env):
+        ensure_roles(env, key_arn)
+    return out
+
+
+# -- IAM ----------------------------------------------------------------------------------------------------------
+ADMIN_USER = "finsight-local-admin"
+# moto compares these services' actions with "*" only (no resource ARN: moto/core/responses.py call_action), so a
+# statement scoped to a key or secret ARN would never match; locally they are widened to "*" (action still checked).
+MOTO_UNSCOPED_SERVICES = frozenset({"kms", "secretsmanager", "sns", "logs", "ecr"})
+
+
+def set_iam_enforcement(env: Environment, on: bool) -> None:
+    """moto's switch (INITIAL_NO_AUTH_ACTION_COUNT, set by its reset-auth endpoint): 0 = every call is checked."""
+    assert env.aws.endpoint_url is not None
+    count = b"0" if on else b"inf"
+    url = f"{env.aws.endpoint_url}/moto-api/reset-auth"
+    # text/plain: with urllib's default form type, Flask would parse the body away from request.data
+    headers = {"Content-Type": "text/plain"}
+    request = urllib.request.Request(url, data=count, headers=headers, method="POST")  # noqa: S310 - local moto
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
+def _admin_works(env: Environment) -> bool:
+    if not admin_credentials_file(env).exists():
+        return False
+    try:
+        client(env, "iam").get_user(UserName=ADMIN_USER)
+        return True
+    except Exception:
+        return False
+
+
+def ensure_admin(env: Environment) -> None:
+    """The identity of `local up` and of the tests' setup: an IAM user allowed everything, its key in a 0600 file."""
+    set_iam_enforcement(env, True)
+    if _admin_works(env):
+        return
+    set_iam_enforcement(env, False)  # the one window without auth: create the admin, then close it
+    try:
+        iam = unauthenticated_client(env, "iam")
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_user(UserName=ADMIN_USER)
+        admin = iam_policy.document(iam_policy.allow("LocalAdmin", "*", "*"))
+        iam.put_user_policy(UserName=ADMIN_USER, PolicyName=ADMIN_USER, PolicyDocument=admin)
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        write_admin_credentials(env, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+    finally:
+        set_iam_enforcement(env, True)
+
+
+def moto_statements(statements: list[iam_policy.Statement]) -> list[iam_policy.Statement]:
+    """The local rendering: the same statements, with resources moto cannot match (see MOTO_UNSCOPED_SERVICES)."""
+    out = []
+    for st in statements:
+        services = {a.split(":", 1)[0] for a in st["Action"]}
+        out.append({**st, "Resource": ["*"]} if services <= MOTO_UNSCOPED_SERVICES else st)
+    return out
+
+
+def _ensure_role(env: Environment, name: str, statements: list[iam_policy.Statement]) -> None:
+    """In AWS, ECS (or Snowflake) assumes the role; locally the admin plays that part, so the trust names it."""
+    iam = client(env, "iam")
+    admin_arn = f"arn:aws:iam::{env.aws.account_id}:user/{ADMIN_USER}"
+    trust = iam_policy.assume_role(iam_policy.aws_principal(admin_arn))
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, MaxSessionDuration=12 * 3600)
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+    document = iam_policy.document(*moto_statements(statements))
+    iam.put_role_policy(RoleName=name, PolicyName=name, PolicyDocument=document)
+
+
+def ensure_roles(env: Environment, data_key_arn: str) -> None:
+    # one local key encrypts the data and the secrets (AWS has two); the statements are the deployed ones
+    for source in [*env.postgres_sources, *env.api_sources]:
+        statements = iam_policy.connector_task_statements(env, source, data_key_arn, data_key_arn)
+        _ensure_role(env, iam_policy.task_role_name(env, source), statements)
+    storage = iam_policy.snowflake_storage_statements(env, data_key_arn)
+    _ensure_role(env, iam_policy.snowflake_storage_role_name(env), storage)
+
+
+def grant_snowflake_storage(env: Environment, policy_name: str) -> None:
+    """Let the storage role read `env`'s raw bucket too (a test's private bucket): the deployed statements, for
+    that bucket, as one more inline policy. Without it the local Snowflake is refused, as Snowflake would be."""
+    if not strict_iam(env):
+        return
+    statements = iam_policy.snowflake_storage_statements(env, data_key_file(env).read_text().strip())
+    client(env, "iam").put_role_policy(
+        RoleName=iam_policy.snowflake_storage_role_name(env),
+        PolicyName=policy_name,
+        PolicyDocument=iam_policy.document(*moto_statements(statements)),
+    )
+
+
+def revoke_snowflake_storage(env: Environment, policy_name: str) -> None:
+    if strict_iam(env):
+        client(env, "iam").delete_role_policy(
+            RoleName=iam_policy.snowflake_storage_role_name(env), PolicyName=policy_name
+        )

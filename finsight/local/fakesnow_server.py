@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 from pathlib import Path
 
@@ -32,7 +33,24 @@ def httpfs_extension_path() -> Path:
     return found[-1]
 
 
-def build_instance(db_dir: Path, s3_endpoint: str, region: str) -> FakeSnow:
+def s3_secret_sql(s3_endpoint: str, region: str, credentials_file: Path | None) -> str:
+    """DuckDB's S3 secret for httpfs: the Snowflake storage role's session when moto enforces IAM.
+
+    The values are read from a 0600 file and go only into DuckDB; they are never logged.
+    """
+    if credentials_file is None:  # moto without IAM accepts any key pair: these are not secrets
+        key_id, secret, token = "local", "local", ""
+    else:
+        data = json.loads(credentials_file.read_text())
+        key_id, secret, token = data["key_id"], data["secret"], data.get("session_token") or ""
+    session = f", SESSION_TOKEN '{token}'" if token else ""
+    return (
+        f"CREATE OR REPLACE SECRET moto_s3 (TYPE S3, KEY_ID '{key_id}', SECRET '{secret}'{session}, "
+        f"ENDPOINT '{s3_endpoint}', REGION '{region}', URL_STYLE 'path', USE_SSL false)"
+    )
+
+
+def build_instance(db_dir: Path, s3_endpoint: str, region: str, credentials_file: Path | None = None) -> FakeSnow:
     fakesnow_compat.apply()
     db_dir.mkdir(parents=True, exist_ok=True)
     fs = FakeSnow(db_path=db_dir, nop_regexes=fakesnow_compat.NOP_REGEXES)
@@ -44,11 +62,8 @@ def build_instance(db_dir: Path, s3_endpoint: str, region: str) -> FakeSnow:
     duck.execute(info_schema.fs_global_creation_sql())
     duck.execute(show.fs_global_creation_sql())
     duck.execute(f"LOAD '{httpfs_extension_path()}'")
-    # moto accepts any key pair; these are not secrets, and the real Snowflake uses a storage integration.
-    duck.execute(
-        "CREATE OR REPLACE SECRET moto_s3 (TYPE S3, KEY_ID 'local', SECRET 'local', "
-        f"ENDPOINT '{s3_endpoint}', REGION '{region}', URL_STYLE 'path', USE_SSL false)"
-    )
+    # the real Snowflake reads S3 through its storage integration, i.e. as the storage role
+    duck.execute(s3_secret_sql(s3_endpoint, region, credentials_file))
     return fs
 
 
@@ -65,8 +80,9 @@ def main() -> None:
     )
     parser.add_argument("--owner-role", help="the role owning the platform's objects (grants are checked for it)")
     parser.add_argument("--statement-log", type=Path, help="append every statement here (JSON lines)")
+    parser.add_argument("--s3-credentials-file", type=Path, help="0600 JSON with the storage role's S3 session")
     args = parser.parse_args()
-    fs = build_instance(args.db_dir, args.s3_endpoint, args.region)
+    fs = build_instance(args.db_dir, args.s3_endpoint, args.region, args.s3_credentials_file)
     layer = snowflake_strict.StrictLayer(
         args.db_dir, args.owner_role, args.statement_log, fs.duck_conn, enforce=not args.lenient
     )

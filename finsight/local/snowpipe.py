@@ -22,7 +22,7 @@ import snowflake.connector.errors
 from botocore.exceptions import ClientError
 
 from finsight import catalog
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import evolve_raw_for_file
@@ -81,7 +81,7 @@ def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -
 
     The move is finsight.quarantine's, the one the AWS Lambda runs on Snowpipe's error notifications."""
     target = catalog.quarantine_key(env, key)
-    move_to_quarantine(client(env, "s3"), env.aws.s3.bucket, key, target, kms_key_id(env))
+    move_to_quarantine(client(env, "s3"), env.aws.s3.bucket, key, target, data_key_arn(env))
     cursor.execute(
         f"INSERT INTO {_errors_table(env)} (PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT) VALUES "
         f"({_literal(pipe)}, {_literal(key)}, {_literal(error)}, {_literal(target)}, CURRENT_TIMESTAMP())"
@@ -176,7 +176,7 @@ def release(env: Environment, cursor: Any, key: str) -> str:
     s3, bucket = client(env, "s3"), env.aws.s3.bucket
     assert error.quarantine_key is not None
     s3.copy_object(Bucket=bucket, Key=error.key, CopySource={"Bucket": bucket, "Key": error.quarantine_key},
-                   ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
+                   ServerSideEncryption="aws:kms", SSEKMSKeyId=data_key_arn(env))  # fmt: skip
     s3.delete_object(Bucket=bucket, Key=error.quarantine_key)
     cursor.execute(
         f"UPDATE {_errors_table(env)} SET RELEASED_AT = CURRENT_TIMESTAMP() "

@@ -7,13 +7,16 @@ Everything binds to 127.0.0.1 on the ports of `environments/local.yaml`; pids an
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from finsight import aws
 from finsight.config import Environment, repo_root
+from finsight.iam_policy import role_arn, snowflake_storage_role_name
 from finsight.local import aws_bootstrap
 from finsight.local.postgres import LocalPostgres, cluster_root, local_ca_file
 from finsight.local.process import BackgroundService
@@ -55,9 +58,14 @@ class LocalStack:
         """Start whatever is not running, then (re)apply AWS objects, credentials and source data."""
         started: list[str] = []
         py = sys.executable
-        if self.moto.start([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.moto_port)]):
+        # with strict IAM moto checks every call from its first (the bootstrap opens one window for its admin)
+        moto_env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0" if self.ports.strict_iam else "inf"}
+        if self.moto.start([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.moto_port)], env=moto_env):
             started.append("moto")
+            aws.forget_sessions()
+            self.fakesnow.stop()  # its S3 session belonged to the previous moto
         secrets = aws_bootstrap.bootstrap(self.env)
+        s3_credentials = self._snowflake_storage_credentials()
         if self.postgres.start():
             started.append("postgres")
         self._ensure_source_databases(secrets)
@@ -81,6 +89,7 @@ class LocalStack:
                 "--statement-log",
                 str(self.statement_log),
                 *([] if self.ports.strict_snowflake else ["--lenient"]),
+                *(["--s3-credentials-file", str(s3_credentials)] if s3_credentials else []),
             ]
         ):
             started.append("fakesnow")
@@ -101,6 +110,24 @@ class LocalStack:
         ):
             started.append("mock-apis")
         return started
+
+    def _snowflake_storage_credentials(self) -> Path | None:
+        """A 0600 file with the storage role's session: the local Snowflake reads S3 as Snowflake's role does."""
+        if not aws.strict_iam(self.env):
+            return None
+        creds = aws.role_credentials(self.env, role_arn(self.env, snowflake_storage_role_name(self.env)))
+        path = aws.local_aws_dir(self.env) / "snowflake-storage-credentials.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(
+                {
+                    "key_id": creds.access_key_id,
+                    "secret": creds.secret_access_key,
+                    "session_token": creds.session_token,
+                },
+                f,
+            )
+        return path
 
     def down(self) -> list[str]:
         stopped = [s.name for s in (self.mock_apis, self.fakesnow, self.moto) if s.stop()]

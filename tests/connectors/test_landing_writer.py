@@ -27,7 +27,7 @@ from connectors.landing.state import load_state, reset_state, save_state
 from connectors.landing.writer import CHUNK_ROW_SPAN, LandingError, LandingWriter, _text
 from connectors.pci import PanTokenizer
 from finsight import catalog
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment, load_environment
 from finsight.local.stack import LocalStack
 from finsight.migrate import render_all
@@ -96,7 +96,7 @@ def _objects(env: Environment) -> dict[str, pa.Table]:
         for obj in page.get("Contents", []):
             head = s3.head_object(Bucket=env.aws.s3.bucket, Key=obj["Key"])
             assert head["ServerSideEncryption"] == "aws:kms", obj["Key"]
-            assert head["SSEKMSKeyId"].split("/")[-1] == kms_key_id(env).split("/")[-1], obj["Key"]
+            assert head["SSEKMSKeyId"].split("/")[-1] == data_key_arn(env).split("/")[-1], obj["Key"]
             body = s3.get_object(Bucket=env.aws.s3.bucket, Key=obj["Key"])["Body"].read()
             out[obj["Key"]] = pq.read_table(io.BytesIO(body)) if obj["Key"].endswith(".parquet") else body
     return out

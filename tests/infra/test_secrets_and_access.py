@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from finsight.aws import DATA_KEY_ARN_VAR
 from finsight.cost.model import account_credit_quota
 from tests.infra.conftest import Synth
 from tests.infra.helpers import ref, statements
@@ -31,7 +32,26 @@ def test_no_secret_value_or_reference_in_any_task_definition(stack: Synth) -> No
         assert "secrets" not in container and "repositoryCredentials" not in container
         for var in container["environment"]:
             assert not SECRETISH.search(var["name"]), var
+            if var["name"] == DATA_KEY_ARN_VAR:  # the one reference: the data key's ARN (not a secret), see below
+                continue
             assert not var["value"].startswith(("arn:", "${")), var  # coordinates only, never a reference
+
+
+def test_task_definitions_name_the_data_key_by_the_arn_the_bucket_policy_pins(stack: Synth) -> None:
+    """S3 writes send this ARN in x-amz-server-side-encryption-aws-kms-key-id; the bucket policy denies any other."""
+    condition = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    pinned = {
+        st["Condition"]["StringNotEqualsIfExists"][condition]
+        for p in stack.resources("aws", "aws_s3_bucket_policy").values()
+        for st in json.loads(p["policy"])["Statement"]
+        if condition in st.get("Condition", {}).get("StringNotEqualsIfExists", {})
+    }
+    assert pinned, "no bucket policy pins a KMS key ARN"
+    for td in stack.resources("aws", "aws_ecs_task_definition").values():
+        (container,) = json.loads(td["container_definitions"])
+        injected = {v["name"]: v["value"] for v in container["environment"]}
+        assert injected[DATA_KEY_ARN_VAR] in pinned, td["family"]
+        assert injected[DATA_KEY_ARN_VAR] == ref("aws_kms_key", "kms-data", "arn"), td["family"]
 
 
 def test_execution_roles_read_no_secret(stack: Synth) -> None:

@@ -152,11 +152,12 @@ def test_one_task_role_per_source_scoped_to_its_prefix(stack: Synth) -> None:
                 "Resource": [f"arn:aws:s3:::{bucket}/{catalog.STATE_PREFIX}/{src.name}/*"],
             },
             {
-                "Sid": "ListOwnBackfillCheckpoints",
+                # its own state prefix only: backfill checkpoints, and a missing watermark answers 404, not 403
+                "Sid": "ListOwnState",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [f"arn:aws:s3:::{bucket}"],
-                "Condition": {"StringLike": {"s3:prefix": [f"{catalog.STATE_PREFIX}/{src.name}/backfills/*"]}},
+                "Condition": {"StringLike": {"s3:prefix": [f"{catalog.STATE_PREFIX}/{src.name}/*"]}},
             },
         ]
         (read,) = [st for st in sts if "secretsmanager:GetSecretValue" in st["Action"]]

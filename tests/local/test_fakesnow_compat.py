@@ -15,7 +15,7 @@ import sqlglot
 from snowflake.connector.errors import ProgrammingError
 
 from finsight import warehouse
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment
 from finsight.local import fakesnow_compat
 from finsight.local.stack import LocalStack
@@ -72,7 +72,7 @@ def test_copy_from_a_stage_sub_folder_keeps_load_history(cursor, local_env: Envi
     pq.write_table(pa.table({"ID": [1, 2]}), buf)
     key = "compat/sub_folder/dt=2026-01-01/part-0.parquet"
     s3.put_object(Bucket=local_env.aws.s3.bucket, Key=f"{local_env.aws.s3.raw_prefix}/{key}", Body=buf.getvalue(),
-                  ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(local_env))  # fmt: skip
+                  ServerSideEncryption="aws:kms", SSEKMSKeyId=data_key_arn(local_env))  # fmt: skip
     cursor.execute(f"CREATE OR REPLACE STAGE ST URL = 's3://{local_env.aws.s3.bucket}/{local_env.aws.s3.raw_prefix}/'")
     cursor.execute("CREATE OR REPLACE TABLE LANDED (ID INT)")
     copy = ("COPY INTO LANDED FROM @COMPAT_TEST.ST/compat/sub_folder/ FILES = ('dt=2026-01-01/part-0.parquet') "

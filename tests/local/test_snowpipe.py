@@ -22,9 +22,9 @@ import pytest
 import snowflake.connector.errors
 
 from finsight import catalog, warehouse
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment
-from finsight.local.aws_bootstrap import ensure_bucket, queue_name
+from finsight.local.aws_bootstrap import ensure_bucket, grant_snowflake_storage, queue_name, revoke_snowflake_storage
 from finsight.local.raw_evolution import CursorSession
 from finsight.local.snowpipe import discard, drain, load_errors, release
 from finsight.local.stack import LocalStack
@@ -60,7 +60,7 @@ class Pipe:
 
     def put(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ServerSideEncryption="aws:kms",
-                           SSEKMSKeyId=kms_key_id(self.env))  # fmt: skip
+                           SSEKMSKeyId=data_key_arn(self.env))  # fmt: skip
         return key
 
     def put_rows(self, name: str, ids: list[int]) -> str:
@@ -144,7 +144,8 @@ def pipe_env(local_env: Environment, local_stack: LocalStack) -> Iterator[Pipe]:
     raw, ops = env.snowflake.schemas["raw"], env.snowflake.schemas["ops"]
     (pipe,) = [p for p in catalog.pipes(env) if p["folder"] == catalog.table_folder(env.table(TABLE))]
     sqs, sns, s3 = client(env, "sqs"), client(env, "sns"), client(env, "s3")
-    ensure_bucket(env, kms_key_id(env))  # the bootstrap's own bucket + queue + S3 -> SQS notification
+    ensure_bucket(env, data_key_arn(env))  # the bootstrap's own bucket + queue + S3 -> SQS notification
+    grant_snowflake_storage(env, f"pipe-test-{tag}")  # the local Snowflake reads S3 as the storage role
     topic = sns.create_topic(Name=env.aws.alert_topics["data_engineering"])["TopicArn"]
     alert_url = sqs.create_queue(QueueName=f"finsight-pipe-test-{tag.lower()}-inbox")["QueueUrl"]
     alert_arn = sqs.get_queue_attributes(QueueUrl=alert_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -171,6 +172,7 @@ def pipe_env(local_env: Environment, local_stack: LocalStack) -> Iterator[Pipe]:
         for v in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
             s3.delete_object(Bucket=env.aws.s3.bucket, Key=v["Key"], VersionId=v["VersionId"])
         s3.delete_bucket(Bucket=env.aws.s3.bucket)
+        revoke_snowflake_storage(env, f"pipe-test-{tag}")
         sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"])
         sqs.delete_queue(QueueUrl=alert_url)
         sns.delete_topic(TopicArn=topic)
@@ -223,7 +225,7 @@ def test_a_bad_file_is_quarantined_recorded_alerted_and_the_good_one_loads(pipe:
     target = catalog.quarantine_key(pipe.env, bad)
     assert "Contents" not in pipe.s3.list_objects_v2(Bucket=pipe.bucket, Prefix=bad)  # out of the pipe's way
     moved = pipe.s3.head_object(Bucket=pipe.bucket, Key=target)
-    assert moved["ServerSideEncryption"] == "aws:kms" and moved["SSEKMSKeyId"].endswith(kms_key_id(pipe.env))
+    assert moved["ServerSideEncryption"] == "aws:kms" and moved["SSEKMSKeyId"].endswith(data_key_arn(pipe.env))
     (recorded,) = load_errors(pipe.env, pipe.cursor)
     assert (recorded.pipe, recorded.key, recorded.quarantine_key, recorded.released_at) == (pipe.pipe, bad, target,
                                                                                             None)  # fmt: skip
@@ -244,7 +246,7 @@ def test_release_puts_the_file_back_and_its_event_retries_it(pipe: Pipe) -> None
         release(pipe.env, pipe.cursor, pipe.key("never-quarantined.parquet"))
     assert release(pipe.env, pipe.cursor, target) == bad  # by its quarantine key as well as its own
     put_back = pipe.s3.head_object(Bucket=pipe.bucket, Key=bad)
-    assert put_back["ServerSideEncryption"] == "aws:kms" and put_back["SSEKMSKeyId"].endswith(kms_key_id(pipe.env))
+    assert put_back["ServerSideEncryption"] == "aws:kms" and put_back["SSEKMSKeyId"].endswith(data_key_arn(pipe.env))
     assert "Contents" not in pipe.s3.list_objects_v2(Bucket=pipe.bucket, Prefix=target)
     assert load_errors(pipe.env, pipe.cursor) == []  # released: no longer open
     (released,) = load_errors(pipe.env, pipe.cursor, include_released=True)

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from finsight import catalog, warehouse
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment, repo_root
 from finsight.local.cycle import hourly_cycle
 from finsight.local.stack import LocalStack
@@ -74,7 +74,7 @@ def test_broken_source_and_bad_file_alert_their_owners_and_resolve(
     with local_stack.postgres.admin_connect() as conn:
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'rotated-elsewhere'").format(sql.Identifier(role)))
     client(env, "s3").put_object(Bucket=env.aws.s3.bucket, Key=bad_key, Body=b"this is not parquet",
-                                 ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
+                                 ServerSideEncryption="aws:kms", SSEKMSKeyId=data_key_arn(env))  # fmt: skip
     try:
         fired = _cycle_and_sync(env)
     finally:

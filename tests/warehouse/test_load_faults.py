@@ -12,7 +12,7 @@ import pytest
 
 from connectors.run import extract_source
 from finsight import catalog, migrate, warehouse
-from finsight.aws import client, kms_key_id
+from finsight.aws import client, data_key_arn
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.snowpipe import drain, load_errors, release
@@ -38,7 +38,7 @@ def alerts(local_env: Environment, local_stack: LocalStack) -> Iterator[str]:
 def _put_corrupt(env: Environment, name: str) -> str:
     key = f"{env.aws.s3.raw_prefix}/merchants/merchants/dt=2026-01-01/hr=00/{name}-0000.parquet"
     client(env, "s3").put_object(Bucket=env.aws.s3.bucket, Key=key, Body=b"not parquet at all",
-                                 ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id(env))  # fmt: skip
+                                 ServerSideEncryption="aws:kms", SSEKMSKeyId=data_key_arn(env))  # fmt: skip
     return key
 
 
