@@ -28,6 +28,7 @@ from finsight.config import Environment
 from finsight.local import task_history as emulation
 from finsight.ops import task_runs
 from snowpark import pipeline_catalog
+from snowpark.procedures import Procedure
 from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
 from snowpark.sql_text import literal
 from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, RUN_ID_EXPR, TaskNode, build_dag, build_retention_dag
@@ -162,10 +163,10 @@ def _task_record(env: Environment, session: Any, node: TaskNode, state: str, sch
     session.sql(emulation.insert_statement(env.snowflake.database, row)).collect()
 
 
-def _as_owner(env: Environment, session: Any, node: TaskNode, call: Callable[[], Any]) -> Any:
+def run_as_owner(env: Environment, session: Any, procedure: Procedure | None, call: Callable[[], Any]) -> Any:
     """Run a procedure's handler as Snowflake runs an owner's-rights procedure: as its owner role (the local Snowflake
     applies the masking policies for the session's role), then back to the pipeline role."""
-    owner = node.procedure.owner if node.procedure is not None else None
+    owner = procedure.owner if procedure is not None else None
     if owner is None:
         return call()
     roles = catalog.access_roles(env)
@@ -185,7 +186,7 @@ def _run_node(
     code = None
     try:
         assert node.procedure is not None
-        raw = _as_owner(
+        raw = run_as_owner(
             env, session, node, lambda: node.procedure.function()(session, *node.local_args(run_id, config_json))
         )
         output = json.loads(raw) if raw else {}
