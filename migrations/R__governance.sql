@@ -31,16 +31,31 @@ CREATE SCHEMA IF NOT EXISTS {{ gov }};
 {#- A policy's body is written once and set twice: CREATE ... IF NOT EXISTS never changes an existing policy, so the
     ALTER ... SET BODY after it makes a changed body deploy (docs: ALTER MASKING POLICY, ALTER ROW ACCESS POLICY). #}
 {%- set clear_for_pii -%}
-CURRENT_ROLE() = '{{ g.roles.pii_reader }}' OR INVOKER_ROLE() = '{{ g.roles.archiver }}'
+CURRENT_ROLE() = '{{ g.roles.pii_reader }}'
+        OR INVOKER_ROLE() = '{{ g.roles.archiver }}'
 {%- endset %}
 {%- set pii_mask_body -%}
-CASE WHEN {{ clear_for_pii }} THEN val ELSE '***MASKED***' END
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        THEN val
+    ELSE '***MASKED***'
+END
 {%- endset %}
 {%- set payload_mask_body -%}
-CASE WHEN {{ clear_for_pii }} THEN val END
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        THEN val
+END
 {%- endset %}
 {%- set raw_payload_mask_body -%}
-CASE WHEN {{ clear_for_pii }} OR INVOKER_ROLE() = '{{ g.roles.pipeline }}' THEN val END
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        OR INVOKER_ROLE() = '{{ g.roles.pipeline }}'
+        THEN val
+END
 {%- endset %}
 {%- for name, arg_type, body in [
     ("PII_MASK", "VARCHAR", pii_mask_body),

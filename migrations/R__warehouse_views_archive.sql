@@ -66,6 +66,20 @@ GRANT SELECT ON ALL VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROL
 GRANT SELECT ON FUTURE VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
 {%- endfor %}
 
+-- The archive move runs as the archiver role, OPS.ARCHIVE_CURATED's owner (`finsight dag deploy`): it reads and
+-- deletes old CURATED/MARTS rows, writes the archive tables and its run record.
+{%- for layer in ["curated", "marts", "ops"] %}
+GRANT USAGE ON SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ g.roles.archiver }};
+{%- endfor %}
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.schema }} TO ROLE {{ g.roles.archiver }};
+{%- for layer in ["curated", "marts"] %}
+GRANT SELECT, DELETE ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ g.roles.archiver }};
+{%- endfor %}
+GRANT SELECT ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas.ops }} TO ROLE {{ g.roles.archiver }};
+GRANT INSERT ON TABLE {{ database }}.{{ schemas.ops }}.{{ retention_runs_table }} TO ROLE {{ g.roles.archiver }};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {{ database }}.{{ a.schema }}
+TO ROLE {{ g.roles.archiver }};
+
 USE ROLE {{ g.roles.governance }};
 {%- endif %}
 {%- for t in tables if t.curated in archived %}

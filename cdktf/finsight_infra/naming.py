@@ -288,6 +288,10 @@ class Names:
         return self._sf("governance")
 
     @property
+    def sf_archiver_role(self) -> str:
+        return self._sf("archiver")
+
+    @property
     def sf_account_monitor(self) -> str:
         return self._sf("account", "rm")
 

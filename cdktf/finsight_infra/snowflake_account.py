@@ -10,6 +10,8 @@ Roles (none of the data roles roll up to SYSADMIN except the pipeline role, whic
   pii_reader  analyst + clear PII: the masking policies unmask for this role only (CURRENT_ROLE, no inheritance)
   governance  owns the GOVERNANCE schema's masking, row-access and password policies and applies them
               (APPLY ... POLICY on the account); rolls up to SECURITYADMIN, not SYSADMIN
+  archiver    owns OPS.ARCHIVE_CURATED (owner's rights): the masking policies unmask for it (INVOKER_ROLE), so the
+              archive keeps clear PII; granted to no user and no role, so no session can act as it
 Schemas, tables, stages, pipes, tasks, policies and schema-level grants belong to migrations/ (schemachange;
 R__governance.sql for the access-control part), which runs once this stack is applied.
 """
@@ -56,6 +58,7 @@ ROLE_PARENTS = {
     "analyst": SYSADMIN,
     "pii_reader": None,
     "governance": SECURITYADMIN,
+    "archiver": None,  # reads clear PII: neither SYSADMIN nor the pipeline role may inherit it
 }
 
 
@@ -263,6 +266,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         "analyst": names.sf_analyst_role,
         "pii_reader": names.sf_pii_reader_role,
         "governance": names.sf_governance_role,
+        "archiver": names.sf_archiver_role,
     }
     account_roles = {
         key: AccountRole(scope, f"role-{key}", provider=p.securityadmin, name=name, comment=f"{names.prefix} {key}")
@@ -304,8 +308,12 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
     )
     _data_metric_grants(scope, p, pipeline)
     _grant(scope, "loader-wh-load", p, account_roles["loader"].name, ["USAGE"], "WAREHOUSE", warehouses["load"].name)
-    for key in ("analyst", "pii_reader", "loader"):
+    for key in ("analyst", "pii_reader", "loader", "archiver"):
         _grant(scope, f"{key}-database", p, account_roles[key].name, ["USAGE"], "DATABASE", database.name)
+    archiver = account_roles["archiver"].name
+    # the retention graph's archive task runs on the transform warehouse, as the procedure's owner
+    _grant(scope, "archiver-wh", p, archiver, ["USAGE"], "WAREHOUSE", warehouses["transform"].name)
+    _grant(scope, "archiver-archive-volume", p, archiver, ["USAGE"], "EXTERNAL VOLUME", volume.name)
 
     governance = account_roles["governance"].name
     # The governance role creates its own GOVERNANCE schema (migrations/R__governance.sql) and applies its

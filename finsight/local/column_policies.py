@@ -86,7 +86,7 @@ class Policies:
     model: Model = field(default_factory=Model)
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # policy key -> (argument, body)
     attached: dict[str, dict[str, str]] = field(default_factory=dict)  # object key -> column -> policy key
-    views: Callable[[], list[tuple[str, str]]] = list  # (bare view name, its stored definition) of the warehouse
+    views: Callable[[], list[tuple[str, str]]] = list  # (SCHEMA.VIEW, its stored definition) of the warehouse
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -173,7 +173,7 @@ class Policies:
     def _protected_names(self) -> set[str]:
         """Bare names of the protected objects and of the views over them: a statement naming none is left alone."""
         tables = {k.rsplit(".", 1)[-1] for k, cols in self.attached.items() if cols}
-        views = {name for name, definition in self.views() if _names_any(definition, tables)}
+        views = {key.rsplit(".", 1)[-1] for key, definition in self.views() if _names_any(definition, tables)}
         return tables | views
 
     def _protected(self, table: exp.Table) -> dict[str, str]:
@@ -181,8 +181,9 @@ class Policies:
         own = self.attached.get(key, {})
         if not own:
             tables = {k.rsplit(".", 1)[-1] for k, cols in self.attached.items() if cols}
-            definition = dict(self.views()).get(table.name.upper())
-            if definition and _names_any(definition, tables):
+            # unqualified: any schema's view of that name (the session's schema is not known here): refuse if one reads
+            definitions = [d for k, d in self.views() if k == key or ("." not in key and k.endswith(f".{key}"))]
+            if any(_names_any(d, tables) for d in definitions):
                 raise PolicyError(
                     f"{key} is a view over a table with masking policies but carries none itself: the local "
                     f"Snowflake cannot apply the table's policies through it; set them on the view's columns ({DOCS})"

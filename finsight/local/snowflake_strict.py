@@ -164,10 +164,14 @@ def _column_lookup(duck: Any) -> Callable[[str, str], exp.DataType | None]:
 def _view_lister(duck: Any) -> Callable[[], list[tuple[str, str]]]:
     def views() -> list[tuple[str, str]]:
         try:
-            rows = duck.cursor().execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+            rows = (
+                duck.cursor()
+                .execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal")
+                .fetchall()
+            )
         except duckdb.Error:
             return []
-        return [(str(name).upper(), str(sql or "")) for name, sql in rows]
+        return [(f"{schema}.{name}".upper(), str(sql or "")) for schema, name, sql in rows]
 
     return views
 

@@ -133,6 +133,7 @@ def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
             "analyst": n.sf_analyst_role,
             "pii_reader": n.sf_pii_reader_role,
             "governance": n.sf_governance_role,
+            "archiver": n.sf_archiver_role,
         }
 
 

@@ -40,7 +40,8 @@ def test_roles_database_and_service_user(stack: Synth) -> None:
     sf = stack.env.snowflake
     roles = set(_by_name(stack, "snowflake_account_role"))
     n = stack.names
-    assert {sf.role, n.sf_analyst_role, n.sf_pii_reader_role, n.sf_loader_role, n.sf_governance_role} == roles
+    assert {sf.role, n.sf_analyst_role, n.sf_pii_reader_role, n.sf_loader_role, n.sf_governance_role,
+            n.sf_archiver_role} == roles  # fmt: skip
     assert set(_by_name(stack, "snowflake_database")) == {sf.database}
     (user,) = stack.resources("snowflake", "snowflake_service_user").values()
     assert user["name"] == sf.user
