@@ -291,6 +291,10 @@ class Names:
     def sf_archiver_role(self) -> str:
         return self._sf("archiver")
 
+    # account security objects that live in a schema (authentication policies), apart from the data schemas
+    sf_security_schema = "SECURITY"
+    sf_human_mfa_policy = "HUMAN_MFA"
+
     @property
     def sf_account_monitor(self) -> str:
         return self._sf("account", "rm")

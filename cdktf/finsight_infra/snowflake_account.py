@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktn import TerraformProvider, TerraformVariable
+from cdktn_provider_snowflake.account_authentication_policy_attachment import AccountAuthenticationPolicyAttachment
 from cdktn_provider_snowflake.account_role import AccountRole
+from cdktn_provider_snowflake.authentication_policy import AuthenticationPolicy
 from cdktn_provider_snowflake.current_account import CurrentAccount
 from cdktn_provider_snowflake.database import Database
 from cdktn_provider_snowflake.external_volume import ExternalVolume, ExternalVolumeStorageLocation
@@ -34,6 +36,7 @@ from cdktn_provider_snowflake.grant_privileges_to_account_role import (
 from cdktn_provider_snowflake.network_policy import NetworkPolicy
 from cdktn_provider_snowflake.notification_integration import NotificationIntegration
 from cdktn_provider_snowflake.resource_monitor import ResourceMonitor
+from cdktn_provider_snowflake.schema import Schema
 from cdktn_provider_snowflake.service_user import ServiceUser
 from cdktn_provider_snowflake.storage_integration_aws import StorageIntegrationAws
 from cdktn_provider_snowflake.warehouse import Warehouse
@@ -189,6 +192,41 @@ def _account_security(scope: Construct, names: Names, p: Providers, monitor: Res
     return service_policy
 
 
+def _human_mfa(scope: Construct, names: Names, p: Providers, database: Database) -> AuthenticationPolicy:
+    """PCI DSS 8.4.2: every human login answers MFA. An authentication policy with MFA_ENROLLMENT = REQUIRED, set on
+    the account for all person users (docs: "CREATE AUTHENTICATION POLICY"; "ALTER ACCOUNT SET AUTHENTICATION POLICY
+    ... FOR ALL PERSON USERS"). Service users (TYPE = SERVICE, key pair) are not person users: it does not reach them.
+    Humans sign in by password or SSO; key pair and tokens stay the services'."""
+    schema = Schema(
+        scope,
+        "security-schema",
+        provider=p.sysadmin,
+        database=database.name,
+        name=names.sf_security_schema,
+        with_managed_access="true",
+        comment=f"{names.prefix}: account security policies (cdktf)",
+    )
+    policy = AuthenticationPolicy(
+        scope,
+        "human-mfa-policy",
+        provider=p.accountadmin,
+        database=database.name,
+        schema=schema.name,
+        name=names.sf_human_mfa_policy,
+        authentication_methods=["PASSWORD", "SAML"],
+        mfa_enrollment="REQUIRED",
+        comment=f"{names.prefix}: humans sign in with MFA (PCI DSS 8.4.2)",
+    )
+    AccountAuthenticationPolicyAttachment(
+        scope,
+        "human-mfa-on-account",
+        provider=p.accountadmin,
+        authentication_policy=policy.fully_qualified_name,
+        for_all_person_users=True,
+    )
+    return policy
+
+
 def _external_volume(scope: Construct, names: Names, p: Providers) -> ExternalVolume:
     """Where CURATED history older than curated_archive.hot_months lives, as Iceberg tables (AWS stack: bucket)."""
     return ExternalVolume(
@@ -235,6 +273,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         suspend_immediate_trigger=SUSPEND_IMMEDIATELY_AT_PERCENT,
     )
     service_policy = _account_security(scope, names, p, account_monitor)
+    _human_mfa(scope, names, p, database)
 
     storage = StorageIntegrationAws(
         scope,
