@@ -187,7 +187,10 @@ def _run_node(
     try:
         assert node.procedure is not None
         raw = run_as_owner(
-            env, session, node, lambda: node.procedure.function()(session, *node.local_args(run_id, config_json))
+            env,
+            session,
+            node.procedure,
+            lambda: node.procedure.function()(session, *node.local_args(run_id, config_json)),
         )
         output = json.loads(raw) if raw else {}
         state, error = "SUCCEEDED", None
