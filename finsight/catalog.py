@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from finsight.config import Environment, Table
+from finsight.config.models import RAW_PAYLOAD
 from finsight.quarantine import quarantine_key as _quarantine_key  # the key rule the AWS Lambda applies too
 
 # Metadata columns every landed row carries (written by the connector, used by MERGE and replays).
@@ -93,6 +94,9 @@ def access_roles(env: Environment) -> dict[str, str]:
         "analyst": f"{db}_ANALYST",
         "pii_reader": f"{db}_PII_READER",
         "governance": f"{db}_GOVERNANCE",
+        # owns OPS.ARCHIVE_CURATED: inside that owner's-rights procedure INVOKER_ROLE() is this role, for which the
+        # masking policies return clear values, so the archive keeps what it moves (issue 21 item 7)
+        "archiver": f"{db}_ARCHIVER",
     }
 
 
@@ -107,6 +111,7 @@ def governance_vars(env: Environment) -> dict[str, Any]:
         "roles": access_roles(env),
         "governance_schema": GOVERNANCE_SCHEMA,
         "row_access_column": column,
+        "raw_payload": RAW_PAYLOAD.upper(),  # the VARIANT every API stream lands its record in (masked, issue 21)
         "row_access_tables": [t.curated_name for t in env.tables() if column and column.lower() in t.landed_columns()],
         "password_policy": gov.password_policy.model_dump() if gov else None,
     }

@@ -98,12 +98,19 @@ class PanTokens:
         return False
 
 
+def _compared_columns(table: Table) -> tuple[list[str], list[str]]:
+    """(columns hashed, PAN columns). PII columns are left out of the hash: the pipeline role that reconciles reads
+    them through the masking policy ('***MASKED***', migrations/R__governance.sql), as Snowflake applies it to every
+    role but the PII reader. A change to a PII column alone is therefore not a difference here."""
+    plain = [c for c, col in table.columns.items() if col.pci not in (PciClass.PAN, PciClass.PII)]
+    return plain, [c for c, col in table.columns.items() if col.pci is PciClass.PAN]
+
+
 def _source_rows(env: Environment, table: Table) -> dict[tuple, tuple[str, list[tuple[str | None, str | None]]]]:
     """pk -> (hash of the non-PAN columns, [(pan, last4)]) read with the connector's own connection."""
     from connectors.postgres.source import connect  # the connector's credentials and TLS settings
 
-    plain = [c for c, col in table.columns.items() if col.pci is not PciClass.PAN]
-    pans = [c for c, col in table.columns.items() if col.pci is PciClass.PAN]
+    plain, pans = _compared_columns(table)
     select = [
         sql.SQL("({} AT TIME ZONE 'UTC')").format(sql.Identifier(c))
         if table.columns[c].type == "timestamp"
@@ -124,8 +131,7 @@ def _source_rows(env: Environment, table: Table) -> dict[tuple, tuple[str, list[
 
 
 def _curated_rows(cur: Any, env: Environment, table: Table) -> dict[tuple, tuple[str, list[tuple[Any, Any]]]]:
-    plain = [c for c, col in table.columns.items() if col.pci is not PciClass.PAN]
-    pans = [c for c, col in table.columns.items() if col.pci is PciClass.PAN]
+    plain, pans = _compared_columns(table)
     pan_cols = [f"{c}_token, {c}_last4" for c in pans]
     cols = ", ".join([*(c.upper() for c in plain), *(p.upper() for p in pan_cols)])
     cur.execute(f"SELECT {cols} FROM {catalog.curated_reader(env, table)}")  # archived rows are not missing

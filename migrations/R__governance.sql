@@ -2,13 +2,16 @@
 -- PII masking (clear text for the PII-reader role only, by CURRENT_ROLE: no inheritance through SYSADMIN), an
 -- entitlement row-access policy, the password policy for human users, and the schema grants:
 --   RAW      pipeline (owner) + loader only;  CURATED  analysts, PII masked;  MARTS  analysts.
+-- The API streams' VARIANT payload ({{ governance.raw_payload }}) holds the whole provider record, PII included: it
+-- is masked too (NULL for every role that may not read PII; in RAW the pipeline, which transforms it, reads it).
+-- The archive move (OPS.ARCHIVE_CURATED) runs as the archiver role, its owner: INVOKER_ROLE() is that role inside
+-- an owner's-rights procedure (docs: INVOKER_ROLE), so what it copies into ARCHIVE is the clear value.
 -- Account-level objects (roles, network policies, monitors, account parameters) are cdktf's Snowflake stack.
--- Snowflake alone enforces these: the local stack (fakesnow) renders only a marker statement.
+-- Locally (fakesnow) the masking policies are applied by finsight/local/column_policies.py for the session's role;
+-- managed access, grants, row access and password policies are Snowflake's alone.
 {%- set g = governance %}
 {%- set gov = database ~ "." ~ g.governance_schema %}
-{%- if is_local %}
-SELECT 'access control is enforced by Snowflake only' AS governance;
-{%- else %}
+{%- if not is_local %}
 -- As the owner of the data schemas: managed access (only the owner grants; object owners cannot), and the
 -- governance role may see the CURATED tables it puts policies on.
 USE ROLE {{ g.roles.pipeline }};
@@ -16,27 +19,67 @@ USE ROLE {{ g.roles.pipeline }};
 ALTER SCHEMA {{ database }}.{{ schemas[layer] }} ENABLE MANAGED ACCESS;
 {%- endfor %}
 GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.curated }} TO ROLE {{ g.roles.governance }};
+GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.governance }};
 
 USE ROLE {{ g.roles.governance }};
 CREATE SCHEMA IF NOT EXISTS {{ gov }} WITH MANAGED ACCESS;
+{%- else %}
+CREATE SCHEMA IF NOT EXISTS {{ gov }};
+{%- endif %}
 
 {#- noqa LT01: sqlfluff's snowflake dialect parses a policy signature as a function call. #}
 {#- A policy's body is written once and set twice: CREATE ... IF NOT EXISTS never changes an existing policy, so the
     ALTER ... SET BODY after it makes a changed body deploy (docs: ALTER MASKING POLICY, ALTER ROW ACCESS POLICY). #}
-{%- set pii_mask_body -%}
-CASE WHEN CURRENT_ROLE() = '{{ g.roles.pii_reader }}' THEN val ELSE '***MASKED***' END
+{%- set clear_for_pii -%}
+CURRENT_ROLE() = '{{ g.roles.pii_reader }}'
+        OR INVOKER_ROLE() = '{{ g.roles.archiver }}'
 {%- endset %}
-CREATE MASKING POLICY IF NOT EXISTS {{ gov }}.PII_MASK AS (val VARCHAR) -- noqa: LT01
-RETURNS VARCHAR ->
-{{ pii_mask_body }};
-ALTER MASKING POLICY {{ gov }}.PII_MASK SET BODY ->
-{{ pii_mask_body }};
+{%- set pii_mask_body -%}
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        THEN val
+    ELSE '***MASKED***'
+END
+{%- endset %}
+{%- set payload_mask_body -%}
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        THEN val
+END
+{%- endset %}
+{%- set raw_payload_mask_body -%}
+CASE
+    WHEN
+        {{ clear_for_pii }}
+        OR INVOKER_ROLE() = '{{ g.roles.pipeline }}'
+        THEN val
+END
+{%- endset %}
+{%- for name, arg_type, body in [
+    ("PII_MASK", "VARCHAR", pii_mask_body),
+    ("PAYLOAD_MASK", "VARIANT", payload_mask_body),
+    ("PAYLOAD_TEXT_MASK", "VARCHAR", payload_mask_body),
+    ("RAW_PAYLOAD_MASK", "VARIANT", raw_payload_mask_body),
+] %}
+CREATE MASKING POLICY IF NOT EXISTS {{ gov }}.{{ name }} AS (val {{ arg_type }}) -- noqa: LT01
+RETURNS {{ arg_type }} ->
+{{ body }};
+ALTER MASKING POLICY {{ gov }}.{{ name }} SET BODY ->
+{{ body }};
+{%- endfor %}
 {%- for t in tables %}
 {%- for c in t.columns if c.pii %}
 ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
 SET MASKING POLICY {{ gov }}.PII_MASK FORCE;
 {%- endfor %}
+{%- for c in t.columns if c.name == g.raw_payload %}
+ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
+SET MASKING POLICY {{ gov }}.PAYLOAD_MASK FORCE;
 {%- endfor %}
+{%- endfor %}
+{%- if not is_local %}
 {%- if g.row_access_column %}
 
 -- Which role sees which {{ g.row_access_column }} (NULL: all of them); the pipeline role always sees every row.

@@ -45,18 +45,20 @@ WHERE NOT EXISTS (
         {%- endfor %}
 );
 {%- endfor %}
-{%- if not is_local %}
 {%- set g = governance %}
 {%- set gov = database ~ "." ~ g.governance_schema %}
 {%- set archived = a.tables | map(attribute="name") | list %}
 
 -- Access control, as R__governance.sql sets it for CURATED (that script runs first, before these objects exist; and
 -- CREATE OR REPLACE VIEW drops a view's policies, so they are attached again here, every time the views are).
--- The Iceberg tables are the pipeline's alone, like RAW; readers query HISTORY, whose views carry CURATED's PII
--- masking and row-access policies (on the views: sqlfluff cannot parse ALTER ICEBERG TABLE).
+-- The archive tables carry the same masking as CURATED (their JSON columns are text: a NULL mask PARSE_JSON keeps);
+-- readers query HISTORY, whose views carry CURATED's masking and row-access policies. The archive move runs as the
+-- archiver role, for which the policies return clear values (R__governance.sql).
+{%- if not is_local %}
 ALTER SCHEMA {{ database }}.{{ a.schema }} ENABLE MANAGED ACCESS;
 ALTER SCHEMA {{ database }}.{{ a.history_schema }} ENABLE MANAGED ACCESS;
 GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ g.roles.governance }};
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.schema }} TO ROLE {{ g.roles.governance }};
 {%- for reader in [g.roles.analyst, g.roles.pii_reader] %}
 REVOKE ALL PRIVILEGES ON SCHEMA {{ database }}.{{ a.schema }} FROM ROLE {{ reader }};
 GRANT USAGE ON SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
@@ -64,13 +66,33 @@ GRANT SELECT ON ALL VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROL
 GRANT SELECT ON FUTURE VIEWS IN SCHEMA {{ database }}.{{ a.history_schema }} TO ROLE {{ reader }};
 {%- endfor %}
 
+-- The archive move runs as the archiver role, OPS.ARCHIVE_CURATED's owner (`finsight dag deploy`): it reads and
+-- deletes old CURATED/MARTS rows, writes the archive tables and its run record.
+{%- for layer in ["curated", "marts", "ops"] %}
+GRANT USAGE ON SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ g.roles.archiver }};
+{%- endfor %}
+GRANT USAGE ON SCHEMA {{ database }}.{{ a.schema }} TO ROLE {{ g.roles.archiver }};
+{%- for layer in ["curated", "marts"] %}
+GRANT SELECT, DELETE ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ g.roles.archiver }};
+{%- endfor %}
+GRANT SELECT ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas.ops }} TO ROLE {{ g.roles.archiver }};
+GRANT INSERT ON TABLE {{ database }}.{{ schemas.ops }}.{{ retention_runs_table }} TO ROLE {{ g.roles.archiver }};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {{ database }}.{{ a.schema }}
+TO ROLE {{ g.roles.archiver }};
+
 USE ROLE {{ g.roles.governance }};
+{%- endif %}
 {%- for t in tables if t.curated in archived %}
-{%- for c in t.columns if c.pii %}
+{%- for c in t.columns if c.pii or c.name == g.raw_payload %}
+{%- set text_policy = "PAYLOAD_TEXT_MASK" if c.name == g.raw_payload else "PII_MASK" %}
+{%- set view_policy = "PAYLOAD_MASK" if c.name == g.raw_payload else "PII_MASK" %}
+ALTER TABLE {{ database }}.{{ a.schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
+SET MASKING POLICY {{ gov }}.{{ text_policy }} FORCE;
 ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ gov }}.PII_MASK FORCE;
+SET MASKING POLICY {{ gov }}.{{ view_policy }} FORCE;
 {%- endfor %}
 {%- endfor %}
+{%- if not is_local %}
 {%- for name in g.row_access_tables if name in archived %}
 ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
 ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }}

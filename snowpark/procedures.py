@@ -15,6 +15,9 @@ class Procedure:
     name: str  # SCHEMA.NAME
     handler: str  # module.function inside this package
     args: tuple[tuple[str, str], ...]
+    # the access role (finsight.catalog.access_roles key) that owns it, when not the pipeline role: an owner's-rights
+    # procedure runs as its owner, which the masking policies can name (INVOKER_ROLE())
+    owner: str | None = None
 
     def function(self) -> Callable[..., Any]:
         module, _, func = self.handler.rpartition(".")
@@ -27,6 +30,14 @@ class Procedure:
             "RUNTIME_VERSION = '3.11'\nPACKAGES = ('snowflake-snowpark-python')\n"
             f"IMPORTS = ('@{CODE_STAGE}/snowpark.zip')\nHANDLER = '{self.handler}'\nEXECUTE AS OWNER"
         )
+
+    def ownership_sql(self, owner_role: str, caller_role: str) -> list[str]:
+        """Hand the procedure to its owner role; the caller (the pipeline's task) keeps the right to CALL it."""
+        signature = f"{self.name}({', '.join(t for _, t in self.args)})"
+        return [
+            f"GRANT OWNERSHIP ON PROCEDURE {signature} TO ROLE {owner_role} COPY CURRENT GRANTS",
+            f"GRANT USAGE ON PROCEDURE {signature} TO ROLE {caller_role}",
+        ]
 
 
 START_RUN = Procedure(
@@ -66,6 +77,9 @@ CHECK_TABLE = Procedure(
 ALL = (START_RUN, MERGE_TABLE, BUILD_MART, VALIDATE_MART, FINALIZE_RUN, BACKFILL, PRUNE_RAW, APPLY_RETENTION)
 ALL = (*ALL, CHECK_TABLE)  # data quality (issue 9)
 ARCHIVE_CURATED = Procedure(
-    "OPS.ARCHIVE_CURATED", "snowpark.archive.archive_curated", (("RUN_ID", "VARCHAR"), ("SPEC_JSON", "VARCHAR"))
+    "OPS.ARCHIVE_CURATED",
+    "snowpark.archive.archive_curated",
+    (("RUN_ID", "VARCHAR"), ("SPEC_JSON", "VARCHAR")),
+    owner="archiver",  # reads CURATED's PII clear, so the archive keeps it (migrations/R__governance.sql)
 )
 ALL = (*ALL, ARCHIVE_CURATED)  # CURATED history -> Iceberg archive (issue 11)

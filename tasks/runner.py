@@ -18,6 +18,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from finsight.config import Environment
 from finsight.local import task_history as emulation
 from finsight.ops import task_runs
 from snowpark import pipeline_catalog
+from snowpark.procedures import Procedure
 from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
 from snowpark.sql_text import literal
 from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, RUN_ID_EXPR, TaskNode, build_dag, build_retention_dag
@@ -161,14 +163,35 @@ def _task_record(env: Environment, session: Any, node: TaskNode, state: str, sch
     session.sql(emulation.insert_statement(env.snowflake.database, row)).collect()
 
 
-def _run_node(session: Any, node: TaskNode, run_id: str, config_json: str) -> tuple[TaskResult, str | None]:
+def run_as_owner(env: Environment, session: Any, procedure: Procedure | None, call: Callable[[], Any]) -> Any:
+    """Run a procedure's handler as Snowflake runs an owner's-rights procedure: as its owner role (the local Snowflake
+    applies the masking policies for the session's role), then back to the pipeline role."""
+    owner = procedure.owner if procedure is not None else None
+    if owner is None:
+        return call()
+    roles = catalog.access_roles(env)
+    session.sql(f"USE ROLE {roles[owner]}").collect()
+    try:
+        return call()
+    finally:
+        session.sql(f"USE ROLE {roles['pipeline']}").collect()
+
+
+def _run_node(
+    env: Environment, session: Any, node: TaskNode, run_id: str, config_json: str
+) -> tuple[TaskResult, str | None]:
     started = time.monotonic()
     if node.name not in (ROOT, FINALIZER):
         record_task(session, run_id, node.name, "RUNNING")
     code = None
     try:
         assert node.procedure is not None
-        raw = node.procedure.function()(session, *node.local_args(run_id, config_json))
+        raw = run_as_owner(
+            env,
+            session,
+            node.procedure,
+            lambda: node.procedure.function()(session, *node.local_args(run_id, config_json)),
+        )
         output = json.loads(raw) if raw else {}
         state, error = "SUCCEEDED", None
     except Exception as exc:
@@ -239,7 +262,7 @@ def run_dag(
             states[node.name] = "SKIPPED"
             results.append(TaskResult(node.name, "SKIPPED", 0.0, {}, error))
             continue
-        result, code = _run_node(session, node, run_id, config_json)
+        result, code = _run_node(env, session, node, run_id, config_json)
         _task_record(env, session, node, result.state, scheduled, started_at, _now(), attempt, run_id, run_ms,
                      config_json, result.output or None, result.error, code)  # fmt: skip
         states[node.name] = result.state
@@ -293,7 +316,7 @@ def run_retention(env: Environment, session: Any, run_id: str) -> DagRun:
         if any(states.get(a) != "SUCCEEDED" for a in node.after):
             results.append(TaskResult(node.name, "SKIPPED", 0.0))
             continue
-        result, _ = _run_node(session, node, run_id, "{}")
+        result, _ = _run_node(env, session, node, run_id, "{}")
         states[node.name] = result.state
         results.append(result)
     return DagRun(run_id, results)

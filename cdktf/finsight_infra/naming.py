@@ -285,6 +285,14 @@ class Names:
         return self._sf("governance")
 
     @property
+    def sf_archiver_role(self) -> str:
+        return self._sf("archiver")
+
+    # account security objects that live in a schema (authentication policies), apart from the data schemas
+    sf_security_schema = "SECURITY"
+    sf_human_mfa_policy = "HUMAN_MFA"
+
+    @property
     def sf_account_monitor(self) -> str:
         return self._sf("account", "rm")
 

@@ -10,6 +10,8 @@ Roles (none of the data roles roll up to SYSADMIN except the pipeline role, whic
   pii_reader  analyst + clear PII: the masking policies unmask for this role only (CURRENT_ROLE, no inheritance)
   governance  owns the GOVERNANCE schema's masking, row-access and password policies and applies them
               (APPLY ... POLICY on the account); rolls up to SECURITYADMIN, not SYSADMIN
+  archiver    owns OPS.ARCHIVE_CURATED (owner's rights): the masking policies unmask for it (INVOKER_ROLE), so the
+              archive keeps clear PII; granted to no user and no role, so no session can act as it
 Schemas, tables, stages, pipes, tasks, policies and schema-level grants belong to migrations/ (schemachange;
 R__governance.sql for the access-control part), which runs once this stack is applied.
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktn import TerraformProvider, TerraformVariable
+from cdktn_provider_snowflake.account_authentication_policy_attachment import AccountAuthenticationPolicyAttachment
 from cdktn_provider_snowflake.account_role import AccountRole
+from cdktn_provider_snowflake.authentication_policy import AuthenticationPolicy
 from cdktn_provider_snowflake.current_account import CurrentAccount
 from cdktn_provider_snowflake.database import Database
 from cdktn_provider_snowflake.external_volume import ExternalVolume, ExternalVolumeStorageLocation
@@ -32,6 +36,7 @@ from cdktn_provider_snowflake.grant_privileges_to_account_role import (
 from cdktn_provider_snowflake.network_policy import NetworkPolicy
 from cdktn_provider_snowflake.notification_integration import NotificationIntegration
 from cdktn_provider_snowflake.resource_monitor import ResourceMonitor
+from cdktn_provider_snowflake.schema import Schema
 from cdktn_provider_snowflake.service_user import ServiceUser
 from cdktn_provider_snowflake.storage_integration_aws import StorageIntegrationAws
 from cdktn_provider_snowflake.warehouse import Warehouse
@@ -56,6 +61,7 @@ ROLE_PARENTS = {
     "analyst": SYSADMIN,
     "pii_reader": None,
     "governance": SECURITYADMIN,
+    "archiver": None,  # reads clear PII: neither SYSADMIN nor the pipeline role may inherit it
 }
 
 
@@ -188,6 +194,41 @@ def _account_security(scope: Construct, names: Names, p: Providers, monitor: Res
     return service_policy
 
 
+def _human_mfa(scope: Construct, names: Names, p: Providers, database: Database) -> AuthenticationPolicy:
+    """PCI DSS 8.4.2: every human login answers MFA. An authentication policy with MFA_ENROLLMENT = REQUIRED, set on
+    the account for all person users (docs: "CREATE AUTHENTICATION POLICY"; "ALTER ACCOUNT SET AUTHENTICATION POLICY
+    ... FOR ALL PERSON USERS"). Service users (TYPE = SERVICE, key pair) are not person users: it does not reach them.
+    Humans sign in by password or SSO; key pair and tokens stay the services'."""
+    schema = Schema(
+        scope,
+        "security-schema",
+        provider=p.sysadmin,
+        database=database.name,
+        name=names.sf_security_schema,
+        with_managed_access="true",
+        comment=f"{names.prefix}: account security policies (cdktf)",
+    )
+    policy = AuthenticationPolicy(
+        scope,
+        "human-mfa-policy",
+        provider=p.accountadmin,
+        database=database.name,
+        schema=schema.name,
+        name=names.sf_human_mfa_policy,
+        authentication_methods=["PASSWORD", "SAML"],
+        mfa_enrollment="REQUIRED",
+        comment=f"{names.prefix}: humans sign in with MFA (PCI DSS 8.4.2)",
+    )
+    AccountAuthenticationPolicyAttachment(
+        scope,
+        "human-mfa-on-account",
+        provider=p.accountadmin,
+        authentication_policy=policy.fully_qualified_name,
+        for_all_person_users=True,
+    )
+    return policy
+
+
 def _external_volume(scope: Construct, names: Names, p: Providers) -> ExternalVolume:
     """Where CURATED history older than curated_archive.hot_months lives, as Iceberg tables (AWS stack: bucket)."""
     return ExternalVolume(
@@ -234,6 +275,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         suspend_immediate_trigger=SUSPEND_IMMEDIATELY_AT_PERCENT,
     )
     service_policy = _account_security(scope, names, p, account_monitor)
+    _human_mfa(scope, names, p, database)
 
     storage = StorageIntegrationAws(
         scope,
@@ -265,6 +307,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         "analyst": names.sf_analyst_role,
         "pii_reader": names.sf_pii_reader_role,
         "governance": names.sf_governance_role,
+        "archiver": names.sf_archiver_role,
     }
     account_roles = {
         key: AccountRole(scope, f"role-{key}", provider=p.securityadmin, name=name, comment=f"{names.prefix} {key}")
@@ -306,8 +349,12 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
     )
     _data_metric_grants(scope, p, pipeline)
     _grant(scope, "loader-wh-load", p, account_roles["loader"].name, ["USAGE"], "WAREHOUSE", warehouses["load"].name)
-    for key in ("analyst", "pii_reader", "loader"):
+    for key in ("analyst", "pii_reader", "loader", "archiver"):
         _grant(scope, f"{key}-database", p, account_roles[key].name, ["USAGE"], "DATABASE", database.name)
+    archiver = account_roles["archiver"].name
+    # the retention graph's archive task runs on the transform warehouse, as the procedure's owner
+    _grant(scope, "archiver-wh", p, archiver, ["USAGE"], "WAREHOUSE", warehouses["transform"].name)
+    _grant(scope, "archiver-archive-volume", p, archiver, ["USAGE"], "EXTERNAL VOLUME", volume.name)
 
     governance = account_roles["governance"].name
     # The governance role creates its own GOVERNANCE schema (migrations/R__governance.sql) and applies its

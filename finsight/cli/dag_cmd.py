@@ -54,11 +54,21 @@ def deploy_statements(env: Environment, zip_path: Path) -> list[str]:
         f"CREATE STAGE IF NOT EXISTS {procedures.CODE_STAGE}",
         f"PUT 'file://{zip_path.as_posix()}' @{procedures.CODE_STAGE} AUTO_COMPRESS = FALSE OVERWRITE = TRUE",
         *[p.create_sql() for p in procedures.ALL],
+        *procedure_ownership(env),
         *catalog_statements(env),
         # Snowflake refuses to change a task of a graph whose root is started: suspend every graph's root;
         # render_sql resumes each graph, children before root
         *dag.suspend_statements(env),
     ]
+
+
+def procedure_ownership(env: Environment) -> list[str]:
+    """Procedures owned by another access role than the pipeline's (snowpark.procedures.Procedure.owner). Locally
+    procedures are played in-process, and the player switches to the owner role instead (tasks/runner.py)."""
+    if env.is_local:
+        return []
+    roles = catalog.access_roles(env)
+    return [sql for p in procedures.ALL if p.owner for sql in p.ownership_sql(roles[p.owner], roles["pipeline"])]
 
 
 def catalog_statements(env: Environment) -> list[str]:

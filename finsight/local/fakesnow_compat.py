@@ -33,9 +33,9 @@ NOP_REGEXES = [
     _COMMENTS + r"(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+)?(WAREHOUSE|TASK|PIPE|PROCEDURE|STREAM)\b.*",
     _COMMENTS + r"EXECUTE\s+TASK\b.*",
     _COMMENTS + r"SELECT\s+SYSTEM\$CANCEL_ALL_QUERIES\b.*",  # Snowpark's Session.close()
-    # masking policies are enforced by Snowflake only; DuckDB has no column-level security
-    _COMMENTS + r"CREATE\s+(OR\s+REPLACE\s+)?MASKING\s+POLICY\b.*",
-    _COMMENTS + r"ALTER\s+TABLE\s+.*\bSET\s+MASKING\s+POLICY\b.*",
+    # DuckDB has no column-level security: the policy DDL is learned and applied by column_policies instead
+    _COMMENTS + r"(CREATE|ALTER)\s+(OR\s+REPLACE\s+)?MASKING\s+POLICY\b.*",
+    _COMMENTS + r"ALTER\s+(TABLE|VIEW)\s+.*\b(UN)?SET\s+MASKING\s+POLICY\b.*",
 ]
 
 # After executing, the server DESCRIBEs the statement to build its result type; DuckDB cannot describe these.

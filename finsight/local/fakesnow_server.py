@@ -88,7 +88,9 @@ def main() -> None:
     )
     snowflake_strict.install(layer)
     fakesnow_server.shared_fs = fs
-    uvicorn.run(fakesnow_server.app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        snowflake_strict.with_login_role(fakesnow_server.app), host="127.0.0.1", port=args.port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import fakesnow.cursor
+import fakesnow.instance
 import snowflake.connector.errors
 from sqlglot import exp
 
 from finsight.conformance.model import Model, parse_type
 from finsight.conformance.rules import RULES, Statement, Violation
+from finsight.local import column_policies
 
 log = logging.getLogger("finsight.fakesnow.strict")
 
@@ -47,6 +51,12 @@ class StrictLayer:
         self.state_path = state_dir / _MODEL_STATE
         self.model = Model(owner_role=owner_role, column_lookup=_column_lookup(duck) if duck is not None else None)
         self._load_state()
+        # masking policies applied for each session's role (column_policies); they share the model's role grants
+        self.policies = column_policies.Policies(
+            state_path=state_dir / column_policies.STATE_FILE,
+            model=self.model,
+            views=_view_lister(duck) if duck is not None else list,
+        )
         self.statement_log = statement_log
         self._lock = threading.Lock()
         if statement_log is not None:
@@ -64,7 +74,20 @@ class StrictLayer:
             self._log(sql, ok=False)
             raise _as_error(violations[0])
 
+    def masked(self, sql: str, role: str) -> str:
+        """`sql` as it runs for `role`: protected columns read through their masking policies (or refused)."""
+        try:
+            self.policies.refuse(sql)
+            return self.policies.apply(sql, role)
+        except column_policies.PolicyError as e:
+            self._log(sql, ok=False)
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"{e} (local strict layer: column policies)", errno=3001, sqlstate="42501"
+            ) from None
+
     def learn(self, sql: str, ok: bool, ms: float | None = None) -> None:
+        if ok:
+            self.policies.learn(sql)
         with self._lock:
             if ok:
                 before = self._task_and_grant_state()
@@ -141,6 +164,34 @@ def _column_lookup(duck: Any) -> Callable[[str, str], exp.DataType | None]:
     return lookup
 
 
+def _view_lister(duck: Any) -> Callable[[], list[tuple[str, str]]]:
+    def views() -> list[tuple[str, str]]:
+        try:
+            rows = (
+                duck.cursor()
+                .execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal")
+                .fetchall()
+            )
+        except duckdb.Error:
+            return []
+        return [(f"{schema}.{name}".upper(), str(sql or "")) for schema, name, sql in rows]
+
+    return views
+
+
+_USE_ROLE = re.compile(r"(?is)^\s*(?:--[^\n]*\n\s*)*USE\s+ROLE\s+(?P<role>[\w$\"]+)\s*;?\s*$")
+
+
+def session_role(conn: Any, layer: StrictLayer) -> str:
+    """The role a session acts as: its last USE ROLE, else the role it logged in with, else the owner role."""
+    return (
+        getattr(conn, "_finsight_role", None)
+        or getattr(conn, "_finsight_login_role", None)
+        or layer.model.owner_role
+        or "PUBLIC"
+    ).upper()
+
+
 _installed: StrictLayer | None = None
 
 
@@ -158,9 +209,12 @@ def install(layer: StrictLayer) -> None:
         if current is None or not isinstance(command, str):
             return original(self, command, *args, **kwargs)
         current.refuse(command)
+        if m := _USE_ROLE.match(command):
+            self._conn._finsight_role = m["role"].strip('"').upper()
+        runs = current.masked(command, session_role(self._conn, current))
         started = time.perf_counter()
         try:
-            result = original(self, command, *args, **kwargs)
+            result = original(self, runs, *args, **kwargs)
         except Exception:
             current.learn(command, ok=False, ms=(time.perf_counter() - started) * 1000)
             raise
@@ -168,3 +222,23 @@ def install(layer: StrictLayer) -> None:
         return result
 
     fakesnow.cursor.FakeSnowflakeCursor.execute = execute
+    connect = fakesnow.instance.FakeSnow.connect
+
+    def connect_as_login_role(self: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = connect(self, *args, **kwargs)
+        conn._finsight_login_role = column_policies.LOGIN_ROLE.get()
+        return conn
+
+    fakesnow.instance.FakeSnow.connect = connect_as_login_role
+
+
+def with_login_role(app: Any) -> Any:
+    """The ASGI app, handing each login's `roleName` (the connector's `role`) to the connection it opens."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path", "").endswith("/login-request"):
+            query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
+            column_policies.LOGIN_ROLE.set(query.get("roleName"))
+        await app(scope, receive, send)
+
+    return asgi

@@ -70,7 +70,23 @@ def test_archive_is_pipeline_only_and_history_views_carry_the_curated_policies(e
     for reader in (roles["analyst"], roles["pii_reader"]):
         assert f"REVOKE ALL PRIVILEGES ON SCHEMA {db}.{catalog.ARCHIVE_SCHEMA} FROM ROLE {reader}" in stmts
         assert f"GRANT SELECT ON FUTURE VIEWS IN SCHEMA {db}.{history} TO ROLE {reader}" in stmts
-    assert not [s for s in stmts if s.startswith("GRANT") and f".{catalog.ARCHIVE_SCHEMA} " in s]
+    # the Iceberg tables: no reader; the governance role (policies) and the archive move's owner role only
+    archive_grants = {
+        s.split("TO ROLE ")[1] for s in stmts if s.startswith("GRANT") and f".{catalog.ARCHIVE_SCHEMA} " in s
+    }
+    assert archive_grants == {roles["governance"], roles["archiver"]}
+    # ... which carry CURATED's masking too (the JSON text of `_RAW` masked to NULL, which PARSE_JSON keeps)
+    payload = catalog.governance_vars(env)["raw_payload"]
+    table_pattern = (
+        rf"ALTER TABLE {db}\.{catalog.ARCHIVE_SCHEMA}\.(\w+) MODIFY COLUMN (\w+) SET MASKING POLICY {gov}\.(\w+) FORCE"
+    )
+    on_tables = {(m.group(1), m.group(2), m.group(3)) for s in stmts if (m := re.match(table_pattern, s))}
+    assert on_tables == {
+        (t.curated_name, c.upper(), "PAYLOAD_TEXT_MASK" if c.upper() == payload else "PII_MASK")
+        for t in env.warehouse_tables()
+        for c, col in t.landed_columns().items()
+        if t.curated_name in archived and (col.pci.value == "pii" or c.upper() == payload)
+    }
     pattern = rf"ALTER VIEW {db}\.{history}\.(\w+) MODIFY COLUMN (\w+) SET MASKING POLICY {gov}\.PII_MASK FORCE"
     masked = {(m.group(1), m.group(2)) for s in stmts if (m := re.match(pattern, s))}
     expected = {
@@ -82,7 +98,7 @@ def test_archive_is_pipeline_only_and_history_views_carry_the_curated_policies(e
     assert expected and masked == expected
     row_access = {m.group(1) for s in stmts if (m := re.match(rf"ALTER VIEW {db}\.{history}\.(\w+) ADD ROW ACCESS", s))}
     assert row_access == set(catalog.governance_vars(env)["row_access_tables"]) & archived
-    policy = [i for i, s in enumerate(stmts) if s.startswith("ALTER VIEW")]
+    policy = [i for i, s in enumerate(stmts) if s.startswith(("ALTER VIEW", "ALTER TABLE"))]
     uses = [(i, s.split()[-1]) for i, s in enumerate(stmts) if s.startswith("USE ROLE ")]
     assert all([r for j, r in uses if j < i][-1] == roles["governance"] for i in policy)
     assert uses[-1][1] == roles["pipeline"]  # schemachange records its history as the pipeline role
@@ -141,4 +157,7 @@ def test_without_curated_archive_nothing_is_archived() -> None:
         "SELECT 'no curated_archive in this environment: CURATED keeps all its history' AS CURATED_ARCHIVE"
     ]
     local = _statements(render_all(env)[SCRIPT])
-    assert not [s for s in local if s.startswith(("USE ROLE", "GRANT", "REVOKE", "ALTER VIEW"))]  # Snowflake only
+    assert not [s for s in local if s.startswith(("USE ROLE", "GRANT", "REVOKE"))]  # Snowflake only
+    # the masking policies are applied locally too (finsight/local/column_policies.py); row access is Snowflake's
+    altered = [s for s in local if s.startswith(("ALTER VIEW", "ALTER TABLE"))]
+    assert altered and all("SET MASKING POLICY" in s for s in altered)

@@ -44,15 +44,46 @@ def test_policies_are_created_and_applied_by_the_governance_role(rendered: tuple
     assert _role_at(stmts, len(stmts)) == roles["pipeline"]  # schemachange records history as the pipeline role
 
 
-def test_pii_unmasks_for_the_pii_reader_only(rendered: tuple) -> None:
+def _policy(stmts: list[str], name: str) -> str:
+    (create,) = [s for s in stmts if s.startswith("CREATE MASKING POLICY") and f".{name} AS" in s]
+    return create
+
+
+def test_pii_unmasks_for_the_pii_reader_and_the_archive_move_only(rendered: tuple) -> None:
     env, stmts, scripts = rendered
     roles = catalog.access_roles(env)
-    (create,) = [s for s in stmts if s.startswith("CREATE MASKING POLICY")]
+    create = _policy(stmts, "PII_MASK")
     assert f"{env.snowflake.database}.{catalog.GOVERNANCE_SCHEMA}.PII_MASK" in create
-    assert f"CASE WHEN CURRENT_ROLE() = '{roles['pii_reader']}' THEN val ELSE '***MASKED***' END" in create
-    assert "IS_ROLE_IN_SESSION" not in create  # no unmasking through a role hierarchy (SYSADMIN, pipeline)
-    assert roles["pipeline"] not in create
+    assert (
+        f"CASE WHEN CURRENT_ROLE() = '{roles['pii_reader']}' OR INVOKER_ROLE() = '{roles['archiver']}' THEN val "
+        "ELSE '***MASKED***' END" in create
+    )
+    for name in ("PII_MASK", "PAYLOAD_MASK", "PAYLOAD_TEXT_MASK", "RAW_PAYLOAD_MASK"):
+        body = _policy(stmts, name)
+        assert "IS_ROLE_IN_SESSION" not in body  # no unmasking through a role hierarchy (SYSADMIN, pipeline)
+        # the pipeline reads the payload clear in RAW only (it transforms it); nowhere else
+        assert (roles["pipeline"] in body) == (name == "RAW_PAYLOAD_MASK"), name
     assert "MASKING" not in scripts["R__curated_tables.sql"]  # the pipeline no longer owns or sets a mask
+
+
+def test_every_api_payload_is_masked_in_raw_and_curated(rendered: tuple) -> None:
+    """Issue 21 item 6: `_RAW` holds the whole provider record (e.g. a PayPal payer's e-mail and name)."""
+    env, stmts, scripts = rendered
+    roles, gov = catalog.access_roles(env), catalog.GOVERNANCE_SCHEMA
+    payload = catalog.governance_vars(env)["raw_payload"]
+    api_tables = [t for t in env.warehouse_tables() if payload.lower() in t.landed_columns()]
+    assert api_tables
+    raw = _statements(scripts["R__raw_tables_and_pipes.sql"])
+    for t in api_tables:
+        curated = f"ALTER TABLE {env.snowflake.database}.{env.snowflake.schemas['curated']}.{t.curated_name} "
+        assert (
+            f"{curated}MODIFY COLUMN {payload} SET MASKING POLICY {env.snowflake.database}.{gov}.PAYLOAD_MASK FORCE"
+            in stmts
+        )
+        landing = f"ALTER TABLE {env.snowflake.database}.{env.snowflake.schemas['raw']}.{t.raw_name} MODIFY COLUMN "
+        i = raw.index(f"{landing}{payload} SET MASKING POLICY {env.snowflake.database}.{gov}.RAW_PAYLOAD_MASK FORCE")
+        assert _role_at(raw, i) == roles["governance"]
+    assert _role_at(raw, len(raw)) == roles["pipeline"]
 
 
 def test_every_pii_column_gets_the_governance_mask(rendered: tuple) -> None:
@@ -74,7 +105,8 @@ def test_raw_is_readable_only_by_pipeline_and_loader(rendered: tuple) -> None:
     roles = catalog.access_roles(env)
     raw = f"{env.snowflake.database}.{env.snowflake.schemas['raw']}"
     grants = [s for s in stmts if s.startswith("GRANT") and f"SCHEMA {raw} " in s + " "]
-    assert grants and {s.split("TO ROLE ")[1] for s in grants} == {roles["loader"]}
+    # the governance role may see RAW to put the payload's masking policy on it (R__raw_tables_and_pipes.sql)
+    assert grants and {s.split("TO ROLE ")[1] for s in grants} == {roles["loader"], roles["governance"]}
     revoked = {s.split("FROM ROLE ")[1] for s in stmts if s.startswith("REVOKE") and f"SCHEMA {raw}" in s}
     assert revoked == {roles["analyst"], roles["pii_reader"]}
 
@@ -116,9 +148,16 @@ def test_row_access_policy_on_every_table_with_the_entitlement_column(rendered: 
     assert "ROW_ENTITLEMENTS" in policy and "CURRENT_ROLE()" in policy
 
 
-def test_local_renders_no_access_control() -> None:
-    sql = render_all(load_environment("local"))["R__governance.sql"]
-    assert _statements(sql) == ["SELECT 'access control is enforced by Snowflake only' AS governance"]
+def test_local_renders_the_masking_policies_only() -> None:
+    """Locally the masking policies are applied by the local Snowflake (finsight/local/column_policies.py); grants,
+    managed access, row access and password policies are Snowflake's alone."""
+    stmts = _statements(render_all(load_environment("local"))["R__governance.sql"])
+    assert any("SET MASKING POLICY" in s for s in stmts)
+    assert all(
+        s.startswith(("CREATE SCHEMA IF NOT EXISTS", "CREATE MASKING POLICY", "ALTER MASKING POLICY", "ALTER TABLE"))
+        for s in stmts
+    )
+    assert not any("GRANT" in s or "ROW ACCESS" in s or "PASSWORD" in s or "USE ROLE" in s for s in stmts)
 
 
 def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
@@ -133,6 +172,7 @@ def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
             "analyst": n.sf_analyst_role,
             "pii_reader": n.sf_pii_reader_role,
             "governance": n.sf_governance_role,
+            "archiver": n.sf_archiver_role,
         }
 
 

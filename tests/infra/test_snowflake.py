@@ -40,7 +40,8 @@ def test_roles_database_and_service_user(stack: Synth) -> None:
     sf = stack.env.snowflake
     roles = set(_by_name(stack, "snowflake_account_role"))
     n = stack.names
-    assert {sf.role, n.sf_analyst_role, n.sf_pii_reader_role, n.sf_loader_role, n.sf_governance_role} == roles
+    assert {sf.role, n.sf_analyst_role, n.sf_pii_reader_role, n.sf_loader_role, n.sf_governance_role,
+            n.sf_archiver_role} == roles  # fmt: skip
     assert set(_by_name(stack, "snowflake_database")) == {sf.database}
     (user,) = stack.resources("snowflake", "snowflake_service_user").values()
     assert user["name"] == sf.user
@@ -67,3 +68,23 @@ def test_integrations_point_at_the_aws_stack(stack: Synth) -> None:
 def test_no_credentials_in_provider_config(stack: Synth) -> None:
     for provider in stack.snowflake["provider"]["snowflake"]:
         assert not {"password", "private_key", "token", "private_key_passphrase"} & set(provider)
+
+
+def test_humans_sign_in_with_mfa_and_pii_roles_stay_out_of_admin_hierarchies(stack: Synth) -> None:
+    """Issue 21 item 8: an MFA authentication policy for every person user (docs: "CREATE AUTHENTICATION POLICY",
+    MFA_ENROLLMENT = REQUIRED); the roles that read clear PII (PII reader, archive mover) roll up to no system role
+    and are granted to no user or role that does."""
+    (policy,) = stack.resources("snowflake", "snowflake_authentication_policy").values()
+    assert policy["mfa_enrollment"] == "REQUIRED" and "KEYPAIR" not in policy["authentication_methods"]
+    (attachment,) = stack.resources("snowflake", "snowflake_account_authentication_policy_attachment").values()
+    assert attachment["for_all_person_users"] is True and "for_all_service_users" not in attachment
+    n = stack.names
+    grants = list(stack.resources("snowflake", "snowflake_grant_account_role").values())
+    roles_by_ref = {f"${{snowflake_account_role.{cid}.name}}": r["name"]
+                    for cid, r in stack.resources("snowflake", "snowflake_account_role").items()}  # fmt: skip
+    for g in grants:
+        child = roles_by_ref.get(g["role_name"], g["role_name"])
+        if child in (n.sf_pii_reader_role, n.sf_archiver_role):
+            assert "user_name" not in g or child == n.sf_pii_reader_role, g  # the archiver: no user holds it
+            assert roles_by_ref.get(g.get("parent_role_name", ""), g.get("parent_role_name")) not in (
+                "SYSADMIN", "ACCOUNTADMIN", "SECURITYADMIN", n.sf_pipeline_role), g  # fmt: skip
