@@ -82,7 +82,7 @@ def test_rows_in_place_cite_a_test_and_the_rest_say_whose_they_are() -> None:
 
 
 def test_the_issue_21_work_in_progress_is_listed() -> None:
-    """Other work streams of issue 21 are rows, so the table is honest about what is not built yet."""
+    """What issue 21 has not built yet is a row, so the table is honest about it."""
     in_progress = " ".join(row["Control"] for row in rows() if row["Status"].startswith("in progress"))
-    for area in ("IAM enforcement", "TLS", "Masking", "Budgets", "MFA"):
+    for area in ("governance role",):  # the service user still holds it (docs/security.md, 7.2)
         assert area.lower() in in_progress.lower(), area
