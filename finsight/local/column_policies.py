@@ -142,8 +142,9 @@ class Policies:
         if adds:
             raise PolicyError(f"row access policies are not applied by the local Snowflake: {text[:120]!r} ({DOCS})")
 
-    def apply(self, sql: str, role: str) -> str:
-        """`sql` with every protected column it reads replaced by its policy's value for `role`."""
+    def apply(self, sql: str, role: str, schema: str | None = None) -> str:
+        """`sql` with every protected column it reads replaced by its policy's value for `role`; an unqualified name
+        is the session's current `schema`'s object, as Snowflake resolves it."""
         if not self.attached or not any(self.attached.values()):
             return sql
         text = strip(sql)
@@ -164,7 +165,7 @@ class Policies:
         for table in list(tree.find_all(exp.Table)):
             if _is_write_target(table):
                 continue
-            columns = self._protected(table)
+            columns = self._protected(table, schema)
             if columns:
                 table.replace(self._masked_read(table, columns, role))
                 changed = True
@@ -176,12 +177,13 @@ class Policies:
         views = {key.rsplit(".", 1)[-1] for key, definition in self.views() if _names_any(definition, tables)}
         return tables | views
 
-    def _protected(self, table: exp.Table) -> dict[str, str]:
-        key = object_key(".".join(p for p in (table.db, table.name) if p))
+    def _protected(self, table: exp.Table, schema: str | None = None) -> dict[str, str]:
+        qualifier = table.db or schema
+        key = object_key(".".join(p for p in (qualifier, table.name) if p))
         own = self.attached.get(key, {})
         if not own:
             tables = {k.rsplit(".", 1)[-1] for k, cols in self.attached.items() if cols}
-            # unqualified: any schema's view of that name (the session's schema is not known here): refuse if one reads
+            # unqualified in a session without a current schema: any schema's view of that name, refused if one reads
             definitions = [d for k, d in self.views() if k == key or ("." not in key and k.endswith(f".{key}"))]
             if any(_names_any(d, tables) for d in definitions):
                 raise PolicyError(

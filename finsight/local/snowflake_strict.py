@@ -74,11 +74,12 @@ class StrictLayer:
             self._log(sql, ok=False)
             raise _as_error(violations[0])
 
-    def masked(self, sql: str, role: str) -> str:
-        """`sql` as it runs for `role`: protected columns read through their masking policies (or refused)."""
+    def masked(self, sql: str, role: str, schema: str | None = None) -> str:
+        """`sql` as it runs for `role` in `schema`: protected columns read through their masking policies (or
+        refused)."""
         try:
             self.policies.refuse(sql)
-            return self.policies.apply(sql, role)
+            return self.policies.apply(sql, role, schema)
         except column_policies.PolicyError as e:
             self._log(sql, ok=False)
             raise snowflake.connector.errors.ProgrammingError(
@@ -211,7 +212,7 @@ def install(layer: StrictLayer) -> None:
         current.refuse(command)
         if m := _USE_ROLE.match(command):
             self._conn._finsight_role = m["role"].strip('"').upper()
-        runs = current.masked(command, session_role(self._conn, current))
+        runs = current.masked(command, session_role(self._conn, current), getattr(self._conn, "schema", None))
         started = time.perf_counter()
         try:
             result = original(self, runs, *args, **kwargs)

@@ -103,3 +103,16 @@ def test_what_it_cannot_apply_is_refused_not_run_unmasked(tmp_path: Path) -> Non
     odd.learn(ATTACH)
     with pytest.raises(PolicyError, match="IS_GRANTED_TO_INVOKER_ROLE"):
         odd.apply("SELECT EMAIL FROM CURATED.CUST", "X")
+
+
+def test_an_unqualified_name_is_the_session_schemas_object(tmp_path: Path, duck: duckdb.DuckDBPyConnection) -> None:
+    """Snowflake resolves an unqualified name in the session's current schema: the protected CURATED.CUST is masked
+    when CURATED is current, and a RAW.CUST of the same name is not mistaken for it (nor for a view over it)."""
+    p = _policies(tmp_path)
+    duck.execute("CREATE SCHEMA RAW")
+    duck.execute("CREATE TABLE RAW.CUST (ID INT, EMAIL VARCHAR)")
+    duck.execute("INSERT INTO RAW.CUST VALUES (1, 'raw@example.com')")
+    duck.execute("SET schema = 'CURATED'")
+    masked = p.apply("SELECT EMAIL FROM CUST", "FINSIGHT_PIPELINE", "CURATED")
+    assert duck.execute(masked).fetchall() == [("***MASKED***",)]
+    assert p.apply("SELECT EMAIL FROM CUST", "FINSIGHT_PIPELINE", "RAW") == "SELECT EMAIL FROM CUST"
