@@ -3,9 +3,9 @@
 A leaf below every extraction path (PostgreSQL bulk, the Airbyte protocol's TableStream, the API sources), so
 none of them imports another's orchestration to get it.
 
-The key is read on first use, not at start: only the task roles of sources with PAN columns may read it
-(finsight.iam_policy.needs_pan_key), so a source that meets no card number never asks for it. An API source that
-meets a stray card number does ask, is refused by its role, and fails instead of landing the number.
+The key is read on first use, not at start: a source that meets no card number never asks for it. Which task roles
+may read it (sources with PAN columns, and the API sources, which scrub stray card numbers) is
+finsight.iam_policy.needs_pan_key.
 """
 
 from __future__ import annotations

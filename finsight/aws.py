@@ -23,6 +23,7 @@ from botocore.config import Config
 
 from finsight.config import Environment, repo_root
 from finsight.iam_policy import role_arn, snowflake_storage_role_name, task_role_name
+from finsight.private_file import write_private
 
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 # Set on each ECS task definition (cdktf compute.py); written by the local bootstrap for the local stack.
@@ -119,12 +120,8 @@ def _read_admin(path: str, _mtime_ns: int) -> Credentials:  # the mtime keys the
 
 def write_admin_credentials(env: Environment, creds: Credentials) -> None:
     """0600 from the first byte: the key never sits readable by others, and it is never printed."""
-    path = admin_credentials_file(env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key}, f)
-    os.chmod(path, 0o600)
+    secret = {"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key}
+    write_private(admin_credentials_file(env), json.dumps(secret))
     forget_sessions()
 
 

@@ -18,7 +18,8 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,6 @@ from finsight.config import Environment
 from finsight.local import task_history as emulation
 from finsight.ops import task_runs
 from snowpark import pipeline_catalog
-from snowpark.procedures import Procedure
 from snowpark.run_log import STAGE_PREFIXES, record_attempt, record_task
 from snowpark.sql_text import literal
 from tasks.dag import DEFAULT_CONFIG, FINALIZER, ROOT, RUN_ID_EXPR, TaskNode, build_dag, build_retention_dag
@@ -163,16 +163,17 @@ def _task_record(env: Environment, session: Any, node: TaskNode, state: str, sch
     session.sql(emulation.insert_statement(env.snowflake.database, row)).collect()
 
 
-def run_as_owner(env: Environment, session: Any, procedure: Procedure | None, call: Callable[[], Any]) -> Any:
-    """Run a procedure's handler as Snowflake runs an owner's-rights procedure: as its owner role (the local Snowflake
-    applies the masking policies for the session's role), then back to the pipeline role."""
-    owner = procedure.owner if procedure is not None else None
+@contextmanager
+def owners_rights(env: Environment, session: Any, owner: str | None) -> Iterator[None]:
+    """Run as Snowflake runs an owner's-rights procedure: as its owner role (the local Snowflake applies the masking
+    policies for the session's role), then back to the pipeline role. No owner: the pipeline role throughout."""
     if owner is None:
-        return call()
+        yield
+        return
     roles = catalog.access_roles(env)
     session.sql(f"USE ROLE {roles[owner]}").collect()
     try:
-        return call()
+        yield
     finally:
         session.sql(f"USE ROLE {roles['pipeline']}").collect()
 
@@ -186,12 +187,8 @@ def _run_node(
     code = None
     try:
         assert node.procedure is not None
-        raw = run_as_owner(
-            env,
-            session,
-            node.procedure,
-            lambda: node.procedure.function()(session, *node.local_args(run_id, config_json)),
-        )
+        with owners_rights(env, session, node.procedure.owner):
+            raw = node.procedure.function()(session, *node.local_args(run_id, config_json))
         output = json.loads(raw) if raw else {}
         state, error = "SUCCEEDED", None
     except Exception as exc:

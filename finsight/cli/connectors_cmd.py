@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
 from finsight.cli.common import EnvOption, environment
 from finsight.connector_config import ConnectorConfigError, connector_config
+from finsight.private_file import write_private
 
 connectors_app = typer.Typer(help="Airbyte connectors: the --config a source's protocol verbs read.")
 
@@ -33,9 +33,7 @@ def config_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold a password or API key: owner only
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    write_private(out, text)  # may hold a password or API key: owner only
 
 
 def register(app: typer.Typer) -> None:

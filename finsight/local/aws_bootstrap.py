@@ -16,6 +16,7 @@ from typing import Any
 
 from finsight import iam_policy
 from finsight.aws import (
+    LOCAL_SESSION_SECONDS,
     Credentials,
     admin_credentials_file,
     client,
@@ -231,7 +232,7 @@ def _ensure_role(env: Environment, name: str, statements: list[iam_policy.Statem
     admin_arn = f"arn:aws:iam::{env.aws.account_id}:user/{ADMIN_USER}"
     trust = iam_policy.assume_role(iam_policy.aws_principal(admin_arn))
     try:
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, MaxSessionDuration=12 * 3600)
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, MaxSessionDuration=LOCAL_SESSION_SECONDS)
     except iam.exceptions.EntityAlreadyExistsException:
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
     document = iam_policy.document(*moto_statements(statements))

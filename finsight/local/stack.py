@@ -7,7 +7,6 @@ Everything binds to 127.0.0.1 on the ports of `environments/local.yaml`; pids an
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from finsight.iam_policy import role_arn, snowflake_storage_role_name
 from finsight.local import aws_bootstrap
 from finsight.local.postgres import LocalPostgres, cluster_root, local_ca_file
 from finsight.local.process import BackgroundService
+from finsight.private_file import write_private
 
 
 @dataclass(frozen=True)
@@ -117,16 +117,8 @@ class LocalStack:
             return None
         creds = aws.role_credentials(self.env, role_arn(self.env, snowflake_storage_role_name(self.env)))
         path = aws.local_aws_dir(self.env) / "snowflake-storage-credentials.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(
-                {
-                    "key_id": creds.access_key_id,
-                    "secret": creds.secret_access_key,
-                    "session_token": creds.session_token,
-                },
-                f,
-            )
+        session = {"key_id": creds.access_key_id, "secret": creds.secret_access_key}
+        write_private(path, json.dumps(session | {"session_token": creds.session_token}))
         return path
 
     def down(self) -> list[str]:

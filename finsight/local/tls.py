@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from finsight.private_file import write_private
+
 # the names a connector dials locally: both must be in the SAN, or verify-full fails the host name check
 SERVER_NAMES = ("localhost",)
 SERVER_ADDRESSES = ("127.0.0.1",)
@@ -40,15 +42,6 @@ class CertificateAuthority:
         key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return key
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a key 0600 from the first byte (never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -94,7 +87,7 @@ def ensure_ca(cert_file: Path, common_name: str = "FinSight local CA") -> Certif
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(ca.key_file, _pem_key(key))
+    write_private(ca.key_file, _pem_key(key))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return ca
 
@@ -146,6 +139,6 @@ def ensure_server_certificate(ca: CertificateAuthority, cert_file: Path, key_fil
         )
         .sign(ca.private_key(), hashes.SHA256())
     )
-    _write_private(key_file, _pem_key(key))
+    write_private(key_file, _pem_key(key))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return True

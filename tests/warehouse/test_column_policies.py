@@ -23,7 +23,7 @@ from finsight import archive_catalog, catalog, migrate, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from snowpark import archive, procedures
-from tasks.runner import run_as_owner
+from tasks.runner import owners_rights
 
 pytestmark = pytest.mark.stack
 
@@ -106,12 +106,8 @@ def test_archived_row_keeps_clear_values_for_the_pii_reader(
     session = warehouse.snowpark_session(local_env)
     try:
         # as the retention graph runs the task: the procedure's owner role (snowpark.procedures.ARCHIVE_CURATED)
-        out = run_as_owner(
-            local_env,
-            session,
-            procedures.ARCHIVE_CURATED,
-            lambda: archive.archive_curated(session, "test-mask", json.dumps(spec)),
-        )
+        with owners_rights(local_env, session, procedures.ARCHIVE_CURATED.owner):
+            out = archive.archive_curated(session, "test-mask", json.dumps(spec))
     finally:
         session.close()
     assert json.loads(out)["tables"][f"CURATED.{TABLE}"]["deleted_from_hot"] == 1
