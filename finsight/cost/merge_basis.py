@@ -19,6 +19,7 @@ from pathlib import Path
 
 from finsight.config import ConfigError
 from finsight.config.models import Environment
+from finsight.cost.quantities import bench_value
 from finsight.cost.tables import PriceTable, Volumes, per_env
 
 BYTES_PER_GB = 2**30  # AWS and Snowflake bill binary GB/TB; quantities.GB_PER_TB = 1024 follows the same basis
@@ -67,9 +68,7 @@ class MergeBasis:
 
 
 def _number(data: dict, key: str, path: Path) -> float | None:
-    node: object = data
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+    node = bench_value(data, key)
     if node is None:
         return None
     if isinstance(node, bool) or not isinstance(node, int | float) or node <= 0:

@@ -54,6 +54,13 @@ def bench_results_path() -> Path | None:
     return Path(override) if override.strip() else None
 
 
+def bench_value(data: object, key: str) -> object:
+    """`data`'s value at a dotted bench/results.json key ('merge.ours_s'); None where any part is missing."""
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
 def measured_extract_rows_per_second(path: Path | None = None) -> float | None:
     """The benchmark's measured extraction rate, when a benchmark has been run; None otherwise."""
     path = path or bench_results_path()
@@ -64,9 +71,7 @@ def measured_extract_rows_per_second(path: Path | None = None) -> float | None:
     except (OSError, ValueError):
         return None
     for key in BENCH_EXTRACT_KEYS:
-        node: object = data
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = bench_value(data, key)
         if isinstance(node, int | float) and node > 0:
             return float(node)
     return None
