@@ -36,6 +36,7 @@ STACK_FREE = (
     "connectors/test_pci.py",
     "connectors/test_pci_properties.py",
     "connectors/test_windows.py",
+    "local/test_fakesnow_transform_chain.py",
     "ops/test_cli_startup.py",
     "ops/test_ownership.py",
     "ops/test_stack_down.py",

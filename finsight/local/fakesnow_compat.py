@@ -1,14 +1,17 @@
 """Every fakesnow compatibility fix the local stack needs, in one place.
 
 They reach into fakesnow 0.11.18 internals, hence the exact pin; each has a test in
-tests/local/test_fakesnow_compat.py that fails without it. Real Snowflake needs none of them.
+tests/local/test_fakesnow_compat.py (the one-copy rewrite chain: test_fakesnow_transform_chain.py) that fails
+without it. Real Snowflake needs none of them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import duckdb
@@ -19,6 +22,7 @@ import fakesnow.transforms
 import pyarrow as pa
 import pyarrow.compute as pc
 import snowflake.connector.errors
+import sqlglot.expressions.core
 from sqlglot import exp
 
 from finsight.local import task_history
@@ -188,6 +192,45 @@ def _merge_candidates_pruned(original: Callable[[exp.Merge], exp.Expr]) -> Calla
     return create
 
 
+# True while fakesnow's per-statement chain of ~75 tree rewrites runs (see _transform_copying_once)
+_IN_CHAIN: ContextVar[bool] = ContextVar("finsight_fakesnow_transform_chain", default=False)
+
+
+def _transform_copying_once(original: Callable[..., exp.Expr]) -> Callable[..., exp.Expr]:
+    """fakesnow's `_transform`: the statement's tree copied once, not once per rewrite in the chain.
+
+    Each `Expression.transform` deep-copies the tree by default, and fakesnow chains ~75 of them per statement:
+    for a MERGE that is ~3 s of copying against 41 ms of DuckDB work. The chain owns its one copy, so every link may
+    rewrite it in place; a transform nested inside a link (a rewrite calling `.transform` on a subtree) still copies.
+    """
+
+    @functools.wraps(original)
+    def transform(self: Any, expression: exp.Expr, params: Any) -> exp.Expr:
+        token = _IN_CHAIN.set(True)
+        try:
+            # the copy keeps the caller's tree intact: MERGE's split statements share subtrees
+            return original(self, expression.copy(), params)
+        finally:
+            _IN_CHAIN.reset(token)
+
+    return transform
+
+
+def _in_place_within_chain(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def transform(self: Any, fun: Callable[..., Any], *args: Any, copy: bool = True, **kwargs: Any) -> Any:
+        if not _IN_CHAIN.get():
+            return original(self, fun, *args, copy=copy, **kwargs)
+        token = _IN_CHAIN.set(False)  # rewrites nested inside this link copy as they ask
+        try:
+            # a link may answer fakesnow's shared SUCCESS_NOP tree: that one is never rewritten in place
+            return original(self, fun, *args, copy=self is fakesnow.transforms.SUCCESS_NOP, **kwargs)
+        finally:
+            _IN_CHAIN.reset(token)
+
+    return transform
+
+
 def apply() -> None:
     """Patch fakesnow once per process (idempotent)."""
     global _applied
@@ -196,6 +239,9 @@ def apply() -> None:
     cursor_cls = fakesnow.cursor.FakeSnowflakeCursor
     cursor_cls._describe_last_sql = _describe_last_sql_tolerant(cursor_cls._describe_last_sql)
     cursor_cls.execute = _errors_as_sql_errors(cursor_cls.execute)
+    cursor_cls._transform = _transform_copying_once(cursor_cls._transform)
+    tree_cls = sqlglot.expressions.core.Expression
+    tree_cls.transform = _in_place_within_chain(tree_cls.transform)
     # cursor.py calls `transforms.information_schema_fs` through the package attribute, so rebinding it works
     fakesnow.transforms.information_schema_fs = _with_schemata(fakesnow.transforms.information_schema_fs)
     # cursor.py calls `transforms.tag` through the package attribute too; it runs on every statement

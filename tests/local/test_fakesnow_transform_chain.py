@@ -1,0 +1,99 @@
+"""fakesnow's per-statement rewrite chain copies the statement once (finsight.local.fakesnow_compat), same SQL out.
+
+In-process fakesnow (no server): what is measured is the rewrite of one statement, which the server does the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakesnow
+import fakesnow.cursor
+import pytest
+import snowflake.connector
+import sqlglot
+from sqlglot.expressions.core import Expression
+
+from finsight.local import fakesnow_compat
+
+STATEMENTS = (
+    # the shape of the CURATED MERGE (finsight.warehouse): dedup window over RAW, deletes, updates, inserts
+    """MERGE INTO CURATED.PAYMENTS t USING (
+         SELECT * FROM RAW.PAYMENTS QUALIFY ROW_NUMBER() OVER (PARTITION BY ID ORDER BY _READ_AT DESC) = 1
+       ) s ON t.ID = s.ID AND t.CREATED_AT >= '2026-01-01'::DATE
+       WHEN MATCHED AND s._DELETED THEN DELETE
+       WHEN MATCHED THEN UPDATE SET t.AMOUNT = s.AMOUNT, t._RAW = PARSE_JSON(s.PAYLOAD):card::VARCHAR
+       WHEN NOT MATCHED AND NOT s._DELETED THEN INSERT (ID, AMOUNT) VALUES (s.ID, s.AMOUNT)""",
+    "SELECT OBJECT_CONSTRUCT('a', 1), TO_DATE('2026-01-02'), DATEADD(day, 1, '2026-01-01') FROM RAW.PAYMENTS",
+    "CREATE TABLE IF NOT EXISTS OPS.RUNS (ID NUMBER(38, 0), AT TIMESTAMP_NTZ, PAYLOAD VARIANT)",
+    # answered by fakesnow's shared SUCCESS_NOP tree, early and late in the chain
+    "USE WAREHOUSE FINSIGHT_WH",
+    "ALTER TABLE CURATED.PAYMENTS CLUSTER BY (CREATED_AT)",
+    "SHOW TABLES IN SCHEMA RAW",
+)
+
+
+@pytest.fixture(scope="module")
+def cursor() -> Iterator[Any]:
+    fakesnow_compat.apply()
+    with fakesnow.patch(), snowflake.connector.connect(database="FINSIGHT", schema="RAW") as conn:
+        cur = conn.cursor()
+        cur.execute("CREATE SCHEMA IF NOT EXISTS CURATED")
+        cur.execute("CREATE SCHEMA IF NOT EXISTS OPS")
+        yield cur
+
+
+def _root_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts deep copies of whole statement trees (a copy of a subtree inside a rewrite is not counted)."""
+    counted: list[int] = []
+    original = Expression.copy
+
+    def copy(self: Expression) -> Expression:
+        if self.parent is None:
+            counted.append(1)
+        return original(self)
+
+    monkeypatch.setattr(Expression, "copy", copy)
+    return counted
+
+
+@pytest.mark.parametrize("sql", STATEMENTS, ids=lambda s: s.split()[0])
+def test_the_chain_copies_each_statement_a_bounded_number_of_times(cursor: Any, sql: str, monkeypatch) -> None:
+    counted = _root_copies(monkeypatch)
+    cursor._transform(sqlglot.parse_one(sql, read="snowflake"), None)
+    # fakesnow's own chain makes one copy per link (~75); the compat makes one for the whole chain
+    assert 1 <= len(counted) <= 5, f"{len(counted)} whole-tree copies for one statement"
+
+
+@pytest.mark.parametrize("sql", STATEMENTS, ids=lambda s: s.split()[0])
+def test_the_chain_rewrites_to_the_same_sql_and_leaves_its_input_alone(cursor: Any, sql: str) -> None:
+    patched = fakesnow.cursor.FakeSnowflakeCursor._transform
+    original = patched.__wrapped__  # fakesnow's own chain, one copy per link
+    statement = sqlglot.parse_one(sql, read="snowflake")
+    before = statement.sql(dialect="snowflake")
+    fast = patched(cursor, statement, None).sql(dialect="duckdb")
+    assert statement.sql(dialect="snowflake") == before, "the chain rewrote its caller's tree"
+    assert fast == original(cursor, sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
+
+
+def test_success_nop_is_never_rewritten_in_place(cursor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link after the one answering the shared SUCCESS_NOP tree rewrites what it is given in place."""
+    shared = fakesnow.transforms.SUCCESS_NOP.sql()
+
+    def renames_aliases(node: Expression) -> Expression:
+        if isinstance(node, sqlglot.exp.Alias):
+            node.set("alias", sqlglot.exp.to_identifier("REWRITTEN"))
+        return node
+
+    monkeypatch.setattr(fakesnow.transforms, "tag", renames_aliases)  # a link well after `update_variables`
+    out = cursor._transform(sqlglot.parse_one("SET BATCH_ID = 1", read="snowflake"), None)
+    assert "REWRITTEN" in out.sql(), "the link did not run on the SUCCESS_NOP answer"
+    assert fakesnow.transforms.SUCCESS_NOP.sql() == shared
+
+
+def test_a_transform_outside_the_chain_still_copies() -> None:
+    fakesnow_compat.apply()
+    tree = sqlglot.parse_one("SELECT a FROM t")
+    out = tree.transform(lambda n: sqlglot.exp.column("b") if isinstance(n, sqlglot.exp.Column) else n)
+    assert tree.sql() == "SELECT a FROM t" and out.sql() == "SELECT b FROM t"
