@@ -223,19 +223,29 @@ def _duckdb_merge(base: pa.Table, batch: pa.Table) -> dict[str, Any]:
 
 
 def run_cycle_stages(scale: float) -> dict[str, Any]:
-    """Hourly cycle wall seconds per stage on a stack of its own at `scale`: the first (initial) cycle, then an hour."""
+    """Hourly cycle wall seconds per stage on a stack of its own at `scale`: the first (initial) cycle, then an hour.
+
+    The stack's ports are shifted and its files live in a state dir of its own: the credentials, the CA the
+    connectors verify PostgreSQL with and the clusters are all found through `local.state_dir`, so a stack moved only
+    by `LocalStack(root=...)` would read the developer's stack's files. A cycle that does not succeed is an error,
+    never a timing.
+    """
+    from finsight.config import repo_root
+    from finsight.config.loader import PORT_OFFSET_VARIABLE, STATE_DIR_VARIABLE
     from finsight.local.cycle import hourly_cycle
     from finsight.local.stack import LocalStack
 
-    offset_var = "FINSIGHT_LOCAL_PORT_OFFSET"
-    previous = os.environ.get(offset_var)
-    os.environ[offset_var] = str(int(previous or 0) + 50)  # beside the developer's own stack
-    tmp = Path(tempfile.mkdtemp(prefix=f"finsight-bench-scale{scale:g}-"))
+    saved = {var: os.environ.get(var) for var in (PORT_OFFSET_VARIABLE, STATE_DIR_VARIABLE)}
+    state_dir = f".local-bench-scale{scale:g}"
+    os.environ[PORT_OFFSET_VARIABLE] = str(int(saved[PORT_OFFSET_VARIABLE] or 0) + 50)  # beside the developer's
+    os.environ[STATE_DIR_VARIABLE] = state_dir
     try:
         env = load_environment("local")
         assert env.local is not None
         env = env.model_copy(update={"local": env.local.model_copy(update={"scale": scale})})
-        stack = LocalStack(env, root=tmp)
+        stack = LocalStack(env)
+        stack.down()  # a stack left by an interrupted bench run
+        shutil.rmtree(repo_root() / state_dir, ignore_errors=True)
         started = time.perf_counter()
         stack.up()
         out: dict[str, Any] = {"scale": scale, "seed_s": round(time.perf_counter() - started, 2)}
@@ -250,19 +260,23 @@ def run_cycle_stages(scale: float) -> dict[str, Any]:
         finally:
             stack.down()
         for label, cycle in (("initial", first), ("hourly", hour)):
+            state = cycle.dag.state if cycle.dag else "NO_RUN"
+            if state != "SUCCEEDED":
+                raise RuntimeError(f"bench cycle at scale {scale:g}, {label} run: {state}, not SUCCEEDED: no timing")
             out[label] = {
                 "rows_extracted": cycle.rows_extracted,
-                "state": cycle.dag.state if cycle.dag else "NO_RUN",
+                "state": state,
                 "latency_s": cycle.dag.latency_seconds() if cycle.dag else None,
                 "seconds": dict(cycle.seconds),  # migrate, extract, load, graph (= merge + transform + validate)
             }
+        shutil.rmtree(repo_root() / state_dir, ignore_errors=True)  # kept when a run failed: its logs tell why
         return out
     finally:
-        if previous is None:
-            os.environ.pop(offset_var, None)
-        else:
-            os.environ[offset_var] = previous
-        shutil.rmtree(tmp, ignore_errors=True)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 if __name__ == "__main__":
