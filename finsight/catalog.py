@@ -109,6 +109,12 @@ def governance_deploy_user(env: Environment) -> str:
     return f"{env.snowflake.database}_GOVERNANCE_DEPLOY"
 
 
+def terraform_plan_identity(env: Environment) -> str:
+    """The read-only user and role `terraform plan` of the Snowflake stack runs as (cdktf creates both, one name):
+    MONITOR / USAGE only, no ownership, no CREATE, no MANAGE GRANTS; granted to no other role."""
+    return f"{env.snowflake.database}_TERRAFORM_PLAN"
+
+
 def governance_change_history_table(env: Environment) -> str:
     """schemachange's history of migrations-governance/: in the governance role's own schema (the pipeline role
     cannot write it, so it cannot mark a governance script applied)."""
