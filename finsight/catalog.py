@@ -86,7 +86,7 @@ def error_integration(env: Environment) -> str:
 
 
 def access_roles(env: Environment) -> dict[str, str]:
-    """Snowflake roles by purpose (cdktf creates them; migrations/R__governance.sql grants to them)."""
+    """Snowflake roles by purpose (cdktf creates them; migrations/R__access_grants.sql grants to them)."""
     db = env.snowflake.database
     return {
         "pipeline": env.snowflake.role,
@@ -103,8 +103,27 @@ def access_roles(env: Environment) -> dict[str, str]:
 GOVERNANCE_SCHEMA = "GOVERNANCE"  # policies and entitlements, owned by the governance role
 
 
+def governance_deploy_user(env: Environment) -> str:
+    """The one user granted the governance role (cdktf creates it): it runs migrations-governance/, the only scripts
+    that create or attach policies. The pipeline's service user (env.snowflake.user) is never granted that role."""
+    return f"{env.snowflake.database}_GOVERNANCE_DEPLOY"
+
+
+def terraform_plan_identity(env: Environment) -> str:
+    """The read-only user and role `terraform plan` of the Snowflake stack runs as (cdktf creates both, one name):
+    MONITOR / USAGE only, no ownership, no CREATE, no MANAGE GRANTS; granted to no other role."""
+    return f"{env.snowflake.database}_TERRAFORM_PLAN"
+
+
+def governance_change_history_table(env: Environment) -> str:
+    """schemachange's history of migrations-governance/: in the governance role's own schema (the pipeline role
+    cannot write it, so it cannot mark a governance script applied)."""
+    return f"{env.snowflake.database}.{GOVERNANCE_SCHEMA}.CHANGE_HISTORY"
+
+
 def governance_vars(env: Environment) -> dict[str, Any]:
-    """What R__governance.sql needs: roles, the policy schema, row-access tables and the password rules."""
+    """What migrations-governance/ and R__access_grants.sql need: roles, the policy schema, row-access tables and
+    the password rules."""
     gov = env.governance
     column = gov.row_access_column.upper() if gov and gov.row_access_column else None
     return {

@@ -20,7 +20,12 @@ def fingerprint(env: Environment) -> str:
     archived table changes the HISTORY views, so it must redeploy them."""
     from tasks import dag
 
-    scripts = migrate.render_with(migrate.live_migration_vars(env, dry_run=True))
+    variables = migrate.live_migration_vars(env, dry_run=True)
+    scripts = {
+        f"{who.folder}/{name}": sql
+        for who in migrate.identities(env)
+        for name, sql in migrate.render_with(variables, who.folder).items()
+    }
     payload = json.dumps({"migrations": scripts, "dag": dag.render_sql(env)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 

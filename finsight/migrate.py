@@ -1,6 +1,13 @@
-"""Apply `migrations/` with the real schemachange CLI, rendered with the catalog's variables.
+"""Apply `migrations/` and then `migrations-governance/` with the real schemachange CLI, rendered with the catalog's
+variables: two runs, two identities, two change histories.
 
-CI runs exactly this (`finsight migrate --env E`); locally it targets the fakesnow server.
+  migrations/             the pipeline's service user, as the pipeline role: every data object and its grants;
+  migrations-governance/  the governance deploy user, as the governance role: the masking, row-access and password
+                          policies and their attachments. The pipeline's user is never granted that role, so
+                          neither the pipeline nor its key can create, alter or detach a policy (docs/security.md).
+
+CI runs exactly this (`finsight migrate --env E`); locally both run against the fakesnow server, whose column
+policies (finsight/local/column_policies.py) learn the masking policies from the governance run's statements.
 """
 
 from __future__ import annotations
@@ -40,22 +47,53 @@ class MigrationResult:
     widened: list[str] = field(default_factory=list)  # `TABLE.COLUMN: change` run (or, dry run, due) before it
 
 
-def migrations_dir() -> Path:
-    return repo_root() / "migrations"
+MIGRATIONS_FOLDER = "migrations"
+GOVERNANCE_FOLDER = "migrations-governance"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who runs one migrations folder: user, role, the secret holding its key (locally a password) and its history."""
+
+    folder: str
+    user: str
+    role: str
+    secret: str
+    change_history: str
+
+
+def identities(env: Environment) -> tuple[Identity, Identity]:
+    """(pipeline, governance), in deploy order: the policies attach to objects the pipeline's scripts create."""
+    s = env.snowflake
+    pipeline = Identity(
+        MIGRATIONS_FOLDER, s.user, s.role, env.secrets.snowflake_service_user, change_history_table(env)
+    )
+    governance = Identity(
+        GOVERNANCE_FOLDER,
+        catalog.governance_deploy_user(env),
+        catalog.access_roles(env)["governance"],
+        env.secrets.snowflake_governance_user,
+        catalog.governance_change_history_table(env),
+    )
+    return pipeline, governance
+
+
+def migrations_dir(folder: str = MIGRATIONS_FOLDER) -> Path:
+    return repo_root() / folder
 
 
 def change_history_table(env: Environment) -> str:
     return f"{env.snowflake.database}.{env.snowflake.change_history_schema}.CHANGE_HISTORY"
 
 
-def render_all(env: Environment) -> dict[str, str]:
-    """Every script rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
-    return render_with(migration_vars.migration_vars(env))
+def render_all(env: Environment, folder: str = MIGRATIONS_FOLDER) -> dict[str, str]:
+    """Every script of one folder rendered exactly as schemachange would (for sqlfluff and for reviewing a change)."""
+    return render_with(migration_vars.migration_vars(env), folder)
 
 
-def render_with(variables: dict[str, Any]) -> dict[str, str]:
-    """Every script rendered with these variables (the catalog's, or `live_migration_vars` as deploy uses)."""
-    processor = JinjaTemplateProcessor(project_root=migrations_dir())
+def render_with(variables: dict[str, Any], folder: str = MIGRATIONS_FOLDER) -> dict[str, str]:
+    """Every script of one folder rendered with these variables (the catalog's, or `live_migration_vars`)."""
+    processor = JinjaTemplateProcessor(project_root=migrations_dir(folder))
     return {
         script: processor.render(script, variables) for script in sorted(processor.list()) if script.endswith(".sql")
     }
@@ -120,21 +158,24 @@ def _bootstrap_local_database(env: Environment) -> None:
     # Real accounts get the database from cdktf/ (account level); fakesnow needs it and the history schema first.
     with warehouse.connect(env) as conn:
         conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {env.snowflake.database}")
-        conn.cursor().execute(
-            f"CREATE SCHEMA IF NOT EXISTS {env.snowflake.database}.{env.snowflake.change_history_schema}"
-        )
+        for table in (change_history_table(env), catalog.governance_change_history_table(env)):
+            conn.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {table.rsplit('.', 1)[0]}")
 
 
-def schemachange_argv(env: Environment, variables: dict[str, Any], dry_run: bool = False) -> list[str]:
-    """The schemachange command line: names, paths and session parameters, never a credential."""
+def schemachange_argv(
+    env: Environment, variables: dict[str, Any], dry_run: bool = False, identity: Identity | None = None
+) -> list[str]:
+    """The schemachange command line of one identity (default: the pipeline's): names, paths and session
+    parameters, never a credential."""
     s = env.snowflake
+    who = identity or identities(env)[0]
     argv = [
         str(Path(sys.executable).with_name("schemachange")), "deploy",
-        "-f", str(migrations_dir()),
+        "-f", str(migrations_dir(who.folder)),
         "--vars", json.dumps(variables),
-        "-a", s.account, "-u", s.user, "-r", s.role, "-d", s.database,
+        "-a", s.account, "-u", who.user, "-r", who.role, "-d", s.database,
         "-w", s.warehouse_name("transform"),
-        "-c", change_history_table(env), "--create-change-history-table",
+        "-c", who.change_history, "--create-change-history-table",
         # connect(session_parameters=...): migrations run in UTC like every other session (finsight/time_zone.py)
         "--snowflake-session-parameters", json.dumps(dict(time_zone.SESSION_PARAMETERS)),
         "-L", "INFO",
@@ -173,13 +214,15 @@ def child_environment(
 
 
 @contextmanager
-def schemachange_login(env: Environment) -> Iterator[dict[str, str]]:
-    """The child environment, valid inside the block (the key file is removed when it ends)."""
+def schemachange_login(env: Environment, identity: Identity | None = None) -> Iterator[dict[str, str]]:
+    """The child environment of one identity (default: the pipeline's), valid inside the block (the key file is
+    removed when it ends). Each identity logs in with its own secret: the pipeline's key cannot run governance."""
+    secret_name = (identity or identities(env)[0]).secret
     if env.is_local:
-        secret = read_secret(env, env.secrets.snowflake_service_user)
+        secret = read_secret(env, secret_name)
         yield child_environment(env, os.environ, password=secret["password"])
         return
-    with keypair.private_key_file(env) as key:
+    with keypair.private_key_file(env, secret_name) as key:
         yield child_environment(env, os.environ, key=key)
 
 
@@ -192,14 +235,22 @@ def deploy(env: Environment, dry_run: bool = False) -> MigrationResult:
         widened = widen_declared_numbers(env, dry_run)
     except ScaleChangeError as exc:  # refused before any change: nothing deployed
         raise MigrationError(f"{env.name}: {exc}") from None
-    argv = schemachange_argv(env, live_migration_vars(env, dry_run), dry_run)
-    with schemachange_login(env) as child_env:
-        proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise MigrationError(f"schemachange deploy failed for {env.name} (exit {proc.returncode}):\n{tail}")
-    plain = _ANSI.sub("", output)
-    applied = _APPLIED.findall(plain)
-    skipped = int(m.group(1)) if (m := _SKIPPED.search(plain)) else 0
-    return MigrationResult(applied=applied, skipped=skipped, output=plain, widened=widened)
+    variables = live_migration_vars(env, dry_run)
+    applied: list[str] = []
+    skipped, outputs = 0, []
+    for identity in identities(env):  # pipeline first: the governance run attaches policies to its objects
+        argv = schemachange_argv(env, variables, dry_run, identity)
+        with schemachange_login(env, identity) as child_env:
+            proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, cwd=repo_root())
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise MigrationError(
+                f"schemachange deploy of {identity.folder}/ failed for {env.name} (exit {proc.returncode}):\n{tail}"
+            )
+        plain = _ANSI.sub("", output)
+        outputs.append(plain)
+        prefix = "" if identity.folder == MIGRATIONS_FOLDER else f"{identity.folder}/"
+        applied += [prefix + name for name in _APPLIED.findall(plain)]
+        skipped += int(m.group(1)) if (m := _SKIPPED.search(plain)) else 0
+    return MigrationResult(applied=applied, skipped=skipped, output="".join(outputs), widened=widened)

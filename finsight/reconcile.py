@@ -100,8 +100,8 @@ class PanTokens:
 
 def _compared_columns(table: Table) -> tuple[list[str], list[str]]:
     """(columns hashed, PAN columns). PII columns are left out of the hash: the pipeline role that reconciles reads
-    them through the masking policy ('***MASKED***', migrations/R__governance.sql), as Snowflake applies it to every
-    role but the PII reader. A change to a PII column alone is therefore not a difference here."""
+    them through the masking policy ('***MASKED***', migrations-governance/R__policies.sql), as Snowflake applies it
+    to every role but the PII reader. A change to a PII column alone is therefore not a difference here."""
     plain = [c for c, col in table.columns.items() if col.pci not in (PciClass.PAN, PciClass.PII)]
     return plain, [c for c, col in table.columns.items() if col.pci is PciClass.PAN]
 

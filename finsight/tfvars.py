@@ -45,6 +45,18 @@ VARIABLES = (
         "github",
         "RSA public key of the service user (one line, no PEM header); GitHub environment variable",
     ),
+    Variable(
+        "snowflake_governance_user_public_key",
+        "snowflake",
+        "github",
+        "RSA public key of the governance deploy user (one line, no PEM header); GitHub environment variable",
+    ),
+    Variable(
+        "snowflake_plan_user_public_key",
+        "snowflake",
+        "github",
+        "RSA public key of the read-only Terraform plan user (one line, no PEM header); GitHub environment variable",
+    ),
 )
 
 
@@ -103,3 +115,30 @@ def write(env: Environment, stack_dirs: dict[StackKind, Path], image: str | None
         path.write_text(json.dumps(planned[kind], indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
+
+
+# -- Snowflake provider identities ---------------------------------------------------------------------------------
+# The Snowflake stack's provider aliases name a profile (of the TOML file ~/.snowflake/config the provider reads,
+# registry docs snowflakedb/snowflake 2.22.0 #profile), never a role: which role a profile stands for is written by
+# the job that runs Terraform (`finsight infra snowflake-profiles`). A role in code, or in a Terraform variable
+# (recorded in the saved plan and reused by apply), would make plan and apply one identity. So the plan job runs
+# every alias as the read-only plan role with the plan user's key; apply runs them as the admin roles Snowflake
+# recommends for each kind of object, with the deploy user's key, both against the same saved plan.
+SNOWFLAKE_PROVIDER_PROFILES = {"sysadmin": "SYSADMIN", "securityadmin": "SECURITYADMIN", "accountadmin": "ACCOUNTADMIN"}
+TerraformIdentity = Literal["plan", "apply"]
+SNOWFLAKE_CONFIG = ".snowflake/config"  # below $HOME: the job points HOME at a directory of its own
+
+
+def snowflake_profiles(env: Environment, identity: TerraformIdentity) -> dict[str, str]:
+    """profile -> role for the job that plans (read-only plan role everywhere) or applies (the admin roles)."""
+    if identity == "plan":
+        from finsight import catalog
+
+        return dict.fromkeys(SNOWFLAKE_PROVIDER_PROFILES, catalog.terraform_plan_identity(env))
+    return dict(SNOWFLAKE_PROVIDER_PROFILES)
+
+
+def snowflake_profiles_toml(env: Environment, identity: TerraformIdentity) -> str:
+    """The provider's TOML: one table per profile holding its role only (user and key come from SNOWFLAKE_USER /
+    SNOWFLAKE_PRIVATE_KEY in the job, account and authenticator from code)."""
+    return "".join(f"[{p}]\nrole = '{role}'\n\n" for p, role in snowflake_profiles(env, identity).items())

@@ -1,6 +1,6 @@
 -- CURATED: current state of every source table, merged idempotently from RAW by the Snowpark MERGE procedure.
 -- Kept {{ curated_retention_days }} days (7 years) by the retention task. PII columns are masked by the governance
--- role's policy (R__governance.sql), which also applies it.
+-- role's policy (migrations-governance/), which also applies it.
 -- Clustered by the first primary-key column: the MERGE prunes its target by the batch's ranges of that column
 -- (snowpark/merge.py key_ranges), and clustering keeps those ranges in few micro-partitions
 -- (https://docs.snowflake.com/en/user-guide/tables-clustering-keys,

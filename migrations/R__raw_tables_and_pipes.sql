@@ -20,18 +20,6 @@ CREATE TRANSIENT TABLE IF NOT EXISTS {{ database }}.{{ schemas.raw }}.{{ t.raw }
 {%- for c in t.columns + meta_columns %}
 ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} ADD COLUMN IF NOT EXISTS {{ c.name }} {{ c.type }};
 {%- endfor %}
-{%- for c in t.columns if c.name == governance.raw_payload %}
--- the whole provider record, PII included: readable by the pipeline that transforms it and the PII reader only
--- (policy: R__governance.sql; applied by the governance role, which alone holds APPLY MASKING POLICY)
-{%- if not is_local %}
-USE ROLE {{ governance.roles.governance }};
-{%- endif %}
-ALTER TABLE {{ database }}.{{ schemas.raw }}.{{ t.raw }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ database }}.{{ governance.governance_schema }}.RAW_PAYLOAD_MASK FORCE;
-{%- if not is_local %}
-USE ROLE {{ governance.roles.pipeline }};
-{%- endif %}
-{%- endfor %}
 {%- if not is_local %}
 -- Snowpipe adds a column a source gained before loading it (the local pipe player does the same); it never widens
 -- a type: `finsight migrate` widens a NUMBER the catalog declares wider before this script (precision only)

@@ -46,14 +46,12 @@ WHERE NOT EXISTS (
 );
 {%- endfor %}
 {%- set g = governance %}
-{%- set gov = database ~ "." ~ g.governance_schema %}
 {%- set archived = a.tables | map(attribute="name") | list %}
 
--- Access control, as R__governance.sql sets it for CURATED (that script runs first, before these objects exist; and
--- CREATE OR REPLACE VIEW drops a view's policies, so they are attached again here, every time the views are).
--- The archive tables carry the same masking as CURATED (their JSON columns are text: a NULL mask PARSE_JSON keeps);
--- readers query HISTORY, whose views carry CURATED's masking and row-access policies. The archive move runs as the
--- archiver role, for which the policies return clear values (R__governance.sql).
+-- Access to the archive, granted by its owner (managed access). The masking and row-access policies of the
+-- archive tables and HISTORY views are attached by migrations-governance/A__attach_policies.sql, which runs after
+-- this script on every deploy (CREATE OR REPLACE VIEW drops a view's policies): readers query HISTORY, whose views
+-- carry CURATED's policies; the archive move runs as the archiver role, for which the policies return clear values.
 {%- if not is_local %}
 ALTER SCHEMA {{ database }}.{{ a.schema }} ENABLE MANAGED ACCESS;
 ALTER SCHEMA {{ database }}.{{ a.history_schema }} ENABLE MANAGED ACCESS;
@@ -80,25 +78,6 @@ GRANT INSERT ON TABLE {{ database }}.{{ schemas.ops }}.{{ retention_runs_table }
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {{ database }}.{{ a.schema }}
 TO ROLE {{ g.roles.archiver }};
 
-USE ROLE {{ g.roles.governance }};
-{%- endif %}
-{%- for t in tables if t.curated in archived %}
-{%- for c in t.columns if c.pii or c.name == g.raw_payload %}
-{%- set text_policy = "PAYLOAD_TEXT_MASK" if c.name == g.raw_payload else "PII_MASK" %}
-{%- set view_policy = "PAYLOAD_MASK" if c.name == g.raw_payload else "PII_MASK" %}
-ALTER TABLE {{ database }}.{{ a.schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ gov }}.{{ text_policy }} FORCE;
-ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ gov }}.{{ view_policy }} FORCE;
-{%- endfor %}
-{%- endfor %}
-{%- if not is_local %}
-{%- for name in g.row_access_tables if name in archived %}
-ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
-ALTER VIEW {{ database }}.{{ a.history_schema }}.{{ name }}
-ADD ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS ON ({{ g.row_access_column }});
-{%- endfor %}
-USE ROLE {{ g.roles.pipeline }};
 {%- endif %}
 {%- else %}
 SELECT 'no curated_archive in this environment: CURATED keeps all its history' AS CURATED_ARCHIVE;

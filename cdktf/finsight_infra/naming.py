@@ -323,6 +323,19 @@ class Names:
     def sf_user(self) -> str:
         return self.env.snowflake.user
 
+    @property
+    def sf_governance_user(self) -> str:
+        # the one user holding the governance role: `finsight migrate` runs migrations-governance/ as it
+        return catalog.governance_deploy_user(self.env)
+
+    @property
+    def sf_plan_user(self) -> str:
+        return catalog.terraform_plan_identity(self.env)
+
+    @property
+    def sf_plan_role(self) -> str:
+        return catalog.terraform_plan_identity(self.env)
+
     def sf_warehouse(self, logical: str) -> str:
         return self.env.snowflake.warehouse_name(logical)  # the same name connectors and tasks connect with
 

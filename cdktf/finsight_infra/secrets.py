@@ -39,6 +39,7 @@ RECOVERY_WINDOW_DAYS = 30
 class Secrets:
     by_source: dict[str, SecretsmanagerSecret]
     snowflake_service_user: SecretsmanagerSecret
+    snowflake_governance_user: SecretsmanagerSecret
     pan_tokenization_key: SecretsmanagerSecret
 
 
@@ -80,6 +81,14 @@ def build_secrets(scope: Construct, names: Names, key: KmsKey) -> Secrets:
         by_source=by_source,
         snowflake_service_user=_secret(
             scope, "secret-snowflake-user", secrets.snowflake_service_user, "Snowflake service user key", key, names
+        ),
+        snowflake_governance_user=_secret(
+            scope,
+            "secret-snowflake-governance-user",
+            secrets.snowflake_governance_user,
+            "Snowflake governance deploy user key (migrations-governance/)",
+            key,
+            names,
         ),
         pan_tokenization_key=pan_key,
     )

@@ -9,11 +9,16 @@ Roles (none of the data roles roll up to SYSADMIN except the pipeline role, whic
   analyst     reads MARTS and CURATED (PII masked)
   pii_reader  analyst + clear PII: the masking policies unmask for this role only (CURRENT_ROLE, no inheritance)
   governance  owns the GOVERNANCE schema's masking, row-access and password policies and applies them
-              (APPLY ... POLICY on the account); rolls up to SECURITYADMIN, not SYSADMIN
+              (APPLY ... POLICY on the account); rolls up to SECURITYADMIN, not SYSADMIN; granted to one user, the
+              governance deploy user that runs migrations-governance/, never to the pipeline's service user
   archiver    owns OPS.ARCHIVE_CURATED (owner's rights): the masking policies unmask for it (INVOKER_ROLE), so the
               archive keeps clear PII; granted to no user and no role, so no session can act as it
-Schemas, tables, stages, pipes, tasks, policies and schema-level grants belong to migrations/ (schemachange;
-R__governance.sql for the access-control part), which runs once this stack is applied.
+  terraform_plan  what `terraform plan` of this stack runs as (every provider alias, from pull-request-free plan
+              jobs): MONITOR / USAGE, no ownership, no CREATE, no MANAGE GRANTS; its own user and key, granted to no
+              role, so the plan job never holds the admin roles the apply job uses
+Schemas, tables, stages, pipes, tasks and schema-level grants belong to migrations/ (schemachange, the service
+user); the policies to migrations-governance/ (schemachange, the governance deploy user). Both run once this stack
+is applied.
 """
 
 from __future__ import annotations
@@ -252,6 +257,74 @@ def _external_volume(scope: Construct, names: Names, p: Providers) -> ExternalVo
     )
 
 
+def _key_pair_user(
+    scope: Construct,
+    names: Names,
+    p: Providers,
+    cid: str,
+    name: str,
+    role: str,
+    warehouse: str,
+    network_policy: str,
+    key_variable: str,
+    what: str,
+) -> str:
+    """A TYPE = SERVICE user (key pair only, one role per session) whose public key is a GitHub-sourced variable."""
+    var = tfvars.variable(key_variable)
+    key = TerraformVariable(scope, var.name, type="string", nullable=False, description=var.description)
+    user = ServiceUser(
+        scope,
+        cid,
+        provider=p.securityadmin,
+        name=name,
+        comment=f"{names.prefix} {what}",
+        default_role=role,
+        default_warehouse=warehouse,
+        default_secondary_roles_option="NONE",
+        rsa_public_key=key.string_value,
+        network_policy=network_policy,
+        timezone=time_zone.TIMEZONE,
+    )
+    return user.name
+
+
+# What the read-only plan role may do: see objects, never own, create or grant (PCI DSS 7.2, issue 21 item 8).
+PLAN_DATABASE_PRIVILEGES = ["USAGE", "MONITOR"]
+PLAN_WAREHOUSE_PRIVILEGES = ["MONITOR"]
+PLAN_ACCOUNT_PRIVILEGES = ["MONITOR"]
+
+
+def _plan_identity(
+    scope: Construct, names: Names, p: Providers, database: str, warehouses: dict[str, Warehouse], network_policy: str
+) -> None:
+    """The identity `terraform plan` runs as in plan jobs: every provider alias of this stack uses the profile the
+    job writes (finsight.tfvars.snowflake_profiles), which names this role for a plan and the admin roles for an
+    apply. Its key is a secret of the `<env>-plan` GitHub environments only; the deploy user's key is not there."""
+    role = AccountRole(
+        scope,
+        "role-terraform-plan",
+        provider=p.securityadmin,
+        name=names.sf_plan_role,
+        comment=f"{names.prefix} terraform plan: read-only",
+    )
+    _grant(scope, "plan-database", p, role.name, PLAN_DATABASE_PRIVILEGES, "DATABASE", database)
+    for logical, wh in warehouses.items():
+        _grant(scope, f"plan-wh-{logical}", p, role.name, PLAN_WAREHOUSE_PRIVILEGES, "WAREHOUSE", wh.name)
+    GrantPrivilegesToAccountRole(
+        scope,
+        "plan-account-monitor",
+        provider=p.accountadmin,
+        account_role_name=role.name,
+        privileges=PLAN_ACCOUNT_PRIVILEGES,
+        on_account=True,
+    )
+    user = _key_pair_user(
+        scope, names, p, "terraform-plan-user", names.sf_plan_user, role.name, warehouses["transform"].name,
+        network_policy, "snowflake_plan_user_public_key", "terraform plan user (read-only; plan jobs only)",
+    )  # fmt: skip
+    GrantAccountRole(scope, "plan-role-to-plan-user", provider=p.securityadmin, role_name=role.name, user_name=user)
+
+
 def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> SnowflakeAccount:
     key_var = tfvars.variable("snowflake_service_user_public_key")
     public_key = TerraformVariable(
@@ -357,7 +430,7 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
     _grant(scope, "archiver-archive-volume", p, archiver, ["USAGE"], "EXTERNAL VOLUME", volume.name)
 
     governance = account_roles["governance"].name
-    # The governance role creates its own GOVERNANCE schema (migrations/R__governance.sql) and applies its
+    # The governance role creates its own GOVERNANCE schema (migrations-governance/) and applies its
     # policies to tables it does not own: that needs the account-level APPLY privileges, which nobody else holds.
     _grant(scope, "governance-database", p, governance, ["USAGE", "CREATE SCHEMA"], "DATABASE", database.name)
     _grant(scope, "governance-wh", p, governance, ["USAGE"], "WAREHOUSE", warehouses["transform"].name)
@@ -384,9 +457,18 @@ def build_snowflake_account(scope: Construct, names: Names, p: Providers) -> Sno
         timezone=time_zone.TIMEZONE,  # user default, should the account's ever change (sessions set it too)
     )
     GrantAccountRole(scope, "pipeline-to-user", provider=p.securityadmin, role_name=pipeline, user_name=user.name)
-    # schemachange runs as this user; R__governance.sql switches to the governance role for its policies (tasks run
-    # as their owner, the pipeline role, which can neither alter nor unset a policy).
-    GrantAccountRole(scope, "governance-to-user", provider=p.securityadmin, role_name=governance, user_name=user.name)
+    # The governance role goes to its own deploy user only (migrations-governance/, `finsight migrate`): the pipeline's
+    # service user, its key and the tasks it owns can neither create, alter nor detach a policy.
+    governance_user = _key_pair_user(
+        scope, names, p, "governance-deploy-user", names.sf_governance_user, governance,
+        warehouses["transform"].name, service_policy.name, "snowflake_governance_user_public_key",
+        f"governance deploy user (migrations-governance/); key in Secrets Manager as "
+        f"{names.env.secrets.snowflake_governance_user}",
+    )  # fmt: skip
+    GrantAccountRole(
+        scope, "governance-to-deploy-user", provider=p.securityadmin, role_name=governance, user_name=governance_user
+    )
+    _plan_identity(scope, names, p, database.name, warehouses, service_policy.name)
     return SnowflakeAccount(
         storage_integration=storage,
         notification_integration=notification,

@@ -188,5 +188,26 @@ def tfvars_cmd(
             typer.echo(f"from the job environment: {var.env_var} ({var.stack} stack)")
 
 
+@infra_app.command("snowflake-profiles")
+def snowflake_profiles_cmd(
+    env: str = typer.Option(..., "--env", "-e", help="dev, staging or prod."),
+    identity: str = typer.Option(..., "--identity", help="plan (read-only plan role) or apply (the admin roles)."),
+    home: Path = typer.Option(..., "--home", help="The HOME the job runs Terraform with (a directory of its own)."),
+) -> None:
+    """Write <home>/.snowflake/config (0600): which role each Snowflake provider profile of the stack uses."""
+    from finsight.private_file import write_private
+
+    (name,) = _envs(env)
+    if identity not in ("plan", "apply"):
+        typer.secho(f"--identity: {identity!r} is neither plan nor apply", fg="red", err=True)
+        raise typer.Exit(2)
+    cfg = environment(name)
+    path = home / tfvars.SNOWFLAKE_CONFIG
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, tfvars.snowflake_profiles_toml(cfg, identity))  # type: ignore[arg-type]
+    roles = tfvars.snowflake_profiles(cfg, identity)  # type: ignore[arg-type]
+    typer.echo(f"wrote {path}: " + ", ".join(f"{p}={r}" for p, r in roles.items()))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(infra_app, name="infra")

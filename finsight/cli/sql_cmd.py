@@ -25,7 +25,8 @@ from tasks import dag
 
 sql_app = typer.Typer(help="Render and lint the SQL we ship (migrations, Task DAG, procedures).", no_args_is_help=True)
 
-MIGRATIONS_FOLDER = "migrations"  # rendered migrations go below this folder of --out; DAG + procedures beside it
+# rendered migrations go below these folders of --out (the names of the source folders); DAG + procedures beside them
+MIGRATIONS_FOLDER, GOVERNANCE_FOLDER = migrate.MIGRATIONS_FOLDER, migrate.GOVERNANCE_FOLDER
 TASKS_FILE, PROCEDURES_FILE = "tasks.sql", "procedures.sql"
 
 
@@ -37,7 +38,11 @@ def procedures_sql() -> str:
 def rendered_files(env: Environment) -> dict[str, str]:
     """Relative path -> SQL text of everything shipped to Snowflake for `env` (deterministic: config only)."""
     # schemachange strips a script's trailing newline; files end with one
-    files = {f"{MIGRATIONS_FOLDER}/{name}": sql + "\n" for name, sql in migrate.render_all(env).items()}
+    files = {
+        f"{folder}/{name}": sql + "\n"
+        for folder in (MIGRATIONS_FOLDER, GOVERNANCE_FOLDER)
+        for name, sql in migrate.render_all(env, folder).items()
+    }
     files[TASKS_FILE] = dag.render_sql(env)
     files[PROCEDURES_FILE] = procedures_sql()
     files.update(marts_files(env))
@@ -106,18 +111,22 @@ def lint_files(files: dict[str, str]) -> list[Violation]:
 
 # -- Snowflake conformance -------------------------------------------------------------------------------------
 def deploy_order(files: dict[str, str]) -> list[tuple[str, str]]:
-    """The rendered files in the order Snowflake meets them: versioned migrations by version, then repeatable ones
-    (schemachange's order), then everything else as rendered."""
+    """The rendered files in the order Snowflake meets them: per migrations folder (the pipeline's, then the
+    governance one, as `finsight migrate` runs them), versioned scripts by version, then repeatable ones, then always
+    ones (schemachange's order); then everything else as rendered."""
 
     def version(name: str) -> tuple[int, ...]:
         head = Path(name).name.split("__", 1)[0].lstrip("V")
         return tuple(int(p) for p in head.split(".") if p.isdigit())
 
-    prefix = f"{MIGRATIONS_FOLDER}/"
-    versioned = sorted((n for n in files if n.startswith(prefix + "V")), key=version)
-    repeatable = sorted(n for n in files if n.startswith(prefix + "R__"))
-    rest = [n for n in files if n not in versioned and n not in repeatable]
-    return [(n, files[n]) for n in [*versioned, *repeatable, *rest]]
+    ordered: list[str] = []
+    for folder in (MIGRATIONS_FOLDER, GOVERNANCE_FOLDER):
+        prefix = f"{folder}/"
+        ordered += sorted((n for n in files if n.startswith(prefix + "V")), key=version)
+        ordered += sorted(n for n in files if n.startswith(prefix + "R__"))
+        ordered += sorted(n for n in files if n.startswith(prefix + "A__"))
+    rest = [n for n in files if n not in ordered]
+    return [(n, files[n]) for n in [*ordered, *rest]]
 
 
 def dag_deploy_script(env: Environment) -> str:

@@ -332,6 +332,8 @@ class Secrets(Strict):
     """Secrets Manager secret *names*: values are never in config, code, logs or errors."""
 
     snowflake_service_user: str
+    # the governance deploy user's key (migrations-governance/): the pipeline's service user never holds that role
+    snowflake_governance_user: str
     pan_tokenization_key: str
 
 

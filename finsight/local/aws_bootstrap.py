@@ -14,7 +14,7 @@ import secrets as pysecrets
 import urllib.request
 from typing import Any
 
-from finsight import iam_policy
+from finsight import catalog, iam_policy
 from finsight.aws import (
     LOCAL_SESSION_SECONDS,
     Credentials,
@@ -146,6 +146,11 @@ def ensure_secrets(env: Environment) -> dict[str, dict[str, str]]:
         env,
         env.secrets.snowflake_service_user,
         lambda: {"user": env.snowflake.user, "password": pysecrets.token_urlsafe(24)},
+    )
+    out[env.secrets.snowflake_governance_user] = _ensure_secret(
+        env,
+        env.secrets.snowflake_governance_user,
+        lambda: {"user": catalog.governance_deploy_user(env), "password": pysecrets.token_urlsafe(24)},
     )
     out[env.secrets.pan_tokenization_key] = _ensure_secret(
         env, env.secrets.pan_tokenization_key, lambda: {"current_version": "1", "keys": {"1": pysecrets.token_hex(32)}}

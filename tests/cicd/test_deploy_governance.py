@@ -121,6 +121,36 @@ def test_plan_runs_with_the_read_only_aws_role_apply_with_the_deploy_role() -> N
             assert "AWS_DEPLOY_ROLE_ARN" not in env["variables"], name
 
 
+def test_plan_job_runs_snowflake_as_the_read_only_plan_identity() -> None:
+    """Item 8: the plan job never sees the deploy user or its key (neither does its GitHub environment); it writes
+    the provider profiles for the plan identity and runs Terraform with the HOME it wrote them to. Apply writes the
+    admin profiles and keeps the deploy identity behind its protected environment. Red when the plan job (or a
+    `-plan` environment) references SNOWFLAKE_TERRAFORM_PRIVATE_KEY / _USER again, or plans as `--identity apply`."""
+    deploy_key, deploy_user = "SNOWFLAKE_TERRAFORM_PRIVATE_KEY", "SNOWFLAKE_TERRAFORM_USER"
+    plan_text = (ROOT / PLAN.removeprefix("./")).read_text()
+    plan_steps = "\n".join(line for line in plan_text.splitlines() if not line.lstrip().startswith("#"))
+    assert deploy_key not in plan_steps and deploy_user not in plan_steps
+    for name, env in _environments()["environments"].items():
+        if name.endswith("-plan"):
+            assert deploy_key not in env["secrets"] and deploy_user not in env["variables"], name
+            assert env["secrets"] == ["SNOWFLAKE_PLAN_PRIVATE_KEY"], name
+    for wf, job_name, identity, user, key in (
+        ("plan.yml", "plan", "plan", "SNOWFLAKE_PLAN_USER", "SNOWFLAKE_PLAN_PRIVATE_KEY"),
+        ("apply.yml", "apply", "apply", deploy_user, deploy_key),
+    ):
+        job = _job(wf, job_name)
+        i_profiles = _step_index(job, "finsight infra snowflake-profiles")
+        i_tf = _step_index(job, "terraform -chdir")
+        assert 0 <= i_profiles < i_tf, wf
+        run = job["steps"][i_profiles]["run"]
+        assert f"--identity {identity} " in run and '--home "$RUNNER_TEMP/terraform-home"' in run, wf
+        env = job["steps"][i_tf]["env"]
+        assert env["HOME"] == "${{ runner.temp }}/terraform-home", wf
+        assert env["SNOWFLAKE_USER"] == f"${{{{ vars.{user} }}}}" and env["SNOWFLAKE_PRIVATE_KEY"] == (
+            f"${{{{ secrets.{key} }}}}"
+        ), wf
+
+
 # -- item 9: hash-checked installs ----------------------------------------------------------------------------------
 
 LOCKS = ("requirements.lock", "requirements-checkov.lock", "requirements-uv.lock")

@@ -118,8 +118,9 @@ def test_provider_credentials_are_supplied_where_terraform_runs(stack: Synth) ->
     assert providers == {"aws", "snowflake"}
     for _, cfg in [(p, c) for p in stack.snowflake["provider"]["snowflake"] for c in [p]]:
         assert cfg["authenticator"] == "SNOWFLAKE_JWT"  # key-pair auth
-        assert cfg["organization_name"] and cfg["account_name"] and cfg["role"]
-        assert not {"password", "private_key", "user", "token"} & set(cfg)  # from the job's environment
+        assert cfg["organization_name"] and cfg["account_name"] and cfg["profile"] in tfvars.SNOWFLAKE_PROVIDER_PROFILES
+        # user and key from the job's environment, the role from the profile file the job writes (plan or apply)
+        assert not {"password", "private_key", "user", "token", "role"} & set(cfg)
     for wf, job_name in (("plan.yml", "plan"), ("apply.yml", "apply")):
         job = _wf(wf)["jobs"][job_name]
         i_tf, tf_step = _step(job, "terraform -chdir")

@@ -1,5 +1,7 @@
-"""migrations/R__governance.sql rendered for every cloud environment: who owns the policies, who sees PII, who reads
-which schema, and the password rules, checked against the config (the rendered text is what schemachange runs)."""
+"""migrations-governance/ (the policies, run by the governance deploy user) and migrations/R__access_grants.sql (the
+schema grants, by the pipeline) rendered for every cloud environment: who owns and attaches the policies, who sees
+PII, who reads which schema, and the password rules, checked against the config (the rendered text is what
+schemachange runs)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import re
 
 import pytest
 
-from finsight import catalog
+from finsight import catalog, migrate
+from finsight.cli.sql_cmd import deploy_order, rendered_files
 from finsight.config import load_environment
-from finsight.migrate import render_all
+from finsight.migrate import GOVERNANCE_FOLDER, MIGRATIONS_FOLDER, render_all
 
 ENVS = ("dev", "staging", "prod")
+POLICIES, ATTACH, GRANTS = "R__policies.sql", "A__attach_policies.sql", "R__access_grants.sql"
 
 
 def _statements(sql: str) -> list[str]:
@@ -21,27 +25,55 @@ def _statements(sql: str) -> list[str]:
 
 @pytest.fixture(scope="module", params=ENVS)
 def rendered(request: pytest.FixtureRequest) -> tuple:
+    """(env, governance statements: policies then attachments, the pipeline's migrations/ scripts)"""
     env = load_environment(request.param)
-    scripts = render_all(env)
-    return env, _statements(scripts["R__governance.sql"]), scripts
+    governance = render_all(env, GOVERNANCE_FOLDER)
+    return env, _statements(governance[POLICIES]) + _statements(governance[ATTACH]), render_all(env)
 
 
-def _role_at(stmts: list[str], index: int) -> str:
-    """The role a statement runs as: the last USE ROLE before it."""
-    uses = [s.split()[-1] for s in stmts[:index] if s.startswith("USE ROLE ")]
-    assert uses, f"statement {index} runs before any USE ROLE"
-    return uses[-1]
+_POLICY_DDL = re.compile(r"\b(MASKING|ROW ACCESS|PASSWORD|AUTHENTICATION) POLICY\b|\bROW ACCESS POLICIES\b")
 
 
-def test_policies_are_created_and_applied_by_the_governance_role(rendered: tuple) -> None:
-    env, stmts, _ = rendered
+@pytest.mark.parametrize("env_name", ("local", *ENVS))
+def test_policies_are_created_and_attached_in_the_governance_folder_only(env_name: str) -> None:
+    """Every statement that creates, alters, sets or drops a policy ships in migrations-governance/; the pipeline's
+    scripts neither touch one nor switch to the governance role (its user does not hold it: cdktf). Red when a
+    policy statement or a `USE ROLE <governance>` moves back into migrations/, the DAG or the procedures."""
+    env = load_environment(env_name)
+    governance_role = catalog.access_roles(env)["governance"]
+    files = rendered_files(env)
+    outside = {
+        name: s
+        for name, text in files.items()
+        if not name.startswith(f"{GOVERNANCE_FOLDER}/")
+        for s in _statements(text)
+        if _POLICY_DDL.search(s) and not s.startswith(("GRANT", "REVOKE"))
+    }
+    assert not outside, outside
+    switches = [s for text in files.values() for s in _statements(text) if s == f"USE ROLE {governance_role}"]
+    assert not switches
+    inside = [s for n, text in files.items() if n.startswith(f"{GOVERNANCE_FOLDER}/") for s in _statements(text)]
+    assert any("SET MASKING POLICY" in s for s in inside)
+    assert not [s for s in inside if s.startswith("USE ROLE")]  # it runs as its identity's role, nothing else
+
+
+def test_the_governance_folder_runs_as_its_own_user_role_and_key(rendered: tuple) -> None:
+    """`finsight migrate` runs migrations/ as the pipeline's service user and then migrations-governance/ as the
+    governance deploy user, each with its own secret and change history. Red when the governance run falls back to
+    the pipeline's user, role or key."""
+    env, _, _ = rendered
+    pipeline, governance = migrate.identities(env)
     roles = catalog.access_roles(env)
-    policy_stmts = [i for i, s in enumerate(stmts) if "POLICY" in s and not s.startswith("ALTER ACCOUNT")]
-    assert policy_stmts
-    for i in policy_stmts:
-        assert _role_at(stmts, i) == roles["governance"], stmts[i]
-    assert stmts[-1].startswith("GRANT") or stmts[-1].startswith("REVOKE")
-    assert _role_at(stmts, len(stmts)) == roles["pipeline"]  # schemachange records history as the pipeline role
+    assert (pipeline.folder, pipeline.user, pipeline.role) == (MIGRATIONS_FOLDER, env.snowflake.user, roles["pipeline"])
+    assert governance.folder == GOVERNANCE_FOLDER and governance.role == roles["governance"]
+    assert governance.user == catalog.governance_deploy_user(env) != pipeline.user
+    assert governance.secret == env.secrets.snowflake_governance_user != pipeline.secret
+    assert governance.change_history != pipeline.change_history
+    argv = migrate.schemachange_argv(env, {}, identity=governance)
+    assert argv[argv.index("-u") + 1] == governance.user and argv[argv.index("-r") + 1] == governance.role
+    assert argv[argv.index("-f") + 1].endswith(f"/{GOVERNANCE_FOLDER}")
+    default = migrate.schemachange_argv(env, {})
+    assert default[default.index("-u") + 1] == env.snowflake.user and default[default.index("-r") + 1] == pipeline.role
 
 
 def _policy(stmts: list[str], name: str) -> str:
@@ -63,17 +95,16 @@ def test_pii_unmasks_for_the_pii_reader_and_the_archive_move_only(rendered: tupl
         assert "IS_ROLE_IN_SESSION" not in body  # no unmasking through a role hierarchy (SYSADMIN, pipeline)
         # the pipeline reads the payload clear in RAW only (it transforms it); nowhere else
         assert (roles["pipeline"] in body) == (name == "RAW_PAYLOAD_MASK"), name
-    assert "MASKING" not in scripts["R__curated_tables.sql"]  # the pipeline no longer owns or sets a mask
+    assert not [n for n, sql in scripts.items() if "MASKING" in "".join(_statements(sql))]  # no pipeline mask
 
 
 def test_every_api_payload_is_masked_in_raw_and_curated(rendered: tuple) -> None:
     """Issue 21 item 6: `_RAW` holds the whole provider record (e.g. a PayPal payer's e-mail and name)."""
-    env, stmts, scripts = rendered
+    env, stmts, _ = rendered
     roles, gov = catalog.access_roles(env), catalog.GOVERNANCE_SCHEMA
     payload = catalog.governance_vars(env)["raw_payload"]
     api_tables = [t for t in env.warehouse_tables() if payload.lower() in t.landed_columns()]
     assert api_tables
-    raw = _statements(scripts["R__raw_tables_and_pipes.sql"])
     for t in api_tables:
         curated = f"ALTER TABLE {env.snowflake.database}.{env.snowflake.schemas['curated']}.{t.curated_name} "
         assert (
@@ -81,9 +112,8 @@ def test_every_api_payload_is_masked_in_raw_and_curated(rendered: tuple) -> None
             in stmts
         )
         landing = f"ALTER TABLE {env.snowflake.database}.{env.snowflake.schemas['raw']}.{t.raw_name} MODIFY COLUMN "
-        i = raw.index(f"{landing}{payload} SET MASKING POLICY {env.snowflake.database}.{gov}.RAW_PAYLOAD_MASK FORCE")
-        assert _role_at(raw, i) == roles["governance"]
-    assert _role_at(raw, len(raw)) == roles["pipeline"]
+        assert f"{landing}{payload} SET MASKING POLICY {env.snowflake.database}.{gov}.RAW_PAYLOAD_MASK FORCE" in stmts
+    assert roles["pipeline"] in _policy(stmts, "RAW_PAYLOAD_MASK")
 
 
 def test_every_pii_column_gets_the_governance_mask(rendered: tuple) -> None:
@@ -101,7 +131,8 @@ def test_every_pii_column_gets_the_governance_mask(rendered: tuple) -> None:
 
 
 def test_raw_is_readable_only_by_pipeline_and_loader(rendered: tuple) -> None:
-    env, stmts, _ = rendered
+    env, _, scripts = rendered
+    stmts = _statements(scripts[GRANTS])
     roles = catalog.access_roles(env)
     raw = f"{env.snowflake.database}.{env.snowflake.schemas['raw']}"
     grants = [s for s in stmts if s.startswith("GRANT") and f"SCHEMA {raw} " in s + " "]
@@ -112,7 +143,8 @@ def test_raw_is_readable_only_by_pipeline_and_loader(rendered: tuple) -> None:
 
 
 def test_analysts_read_curated_and_marts(rendered: tuple) -> None:
-    env, stmts, _ = rendered
+    env, _, scripts = rendered
+    stmts = _statements(scripts[GRANTS])
     roles = catalog.access_roles(env)
     for layer in ("curated", "marts"):
         schema = f"{env.snowflake.database}.{env.snowflake.schemas[layer]}"
@@ -122,7 +154,8 @@ def test_analysts_read_curated_and_marts(rendered: tuple) -> None:
 
 
 def test_schemas_are_managed_access(rendered: tuple) -> None:
-    env, stmts, _ = rendered
+    env, _, scripts = rendered
+    stmts = _statements(scripts[GRANTS])
     for layer in ("raw", "curated", "marts", "ops"):
         assert f"ALTER SCHEMA {env.snowflake.database}.{env.snowflake.schemas[layer]} ENABLE MANAGED ACCESS" in stmts
 
@@ -151,13 +184,24 @@ def test_row_access_policy_on_every_table_with_the_entitlement_column(rendered: 
 def test_local_renders_the_masking_policies_only() -> None:
     """Locally the masking policies are applied by the local Snowflake (finsight/local/column_policies.py); grants,
     managed access, row access and password policies are Snowflake's alone."""
-    stmts = _statements(render_all(load_environment("local"))["R__governance.sql"])
+    local = load_environment("local")
+    governance = render_all(local, GOVERNANCE_FOLDER)
+    stmts = _statements(governance[POLICIES]) + _statements(governance[ATTACH])
     assert any("SET MASKING POLICY" in s for s in stmts)
     assert all(
-        s.startswith(("CREATE SCHEMA IF NOT EXISTS", "CREATE MASKING POLICY", "ALTER MASKING POLICY", "ALTER TABLE"))
+        s.startswith(
+            (
+                "CREATE SCHEMA IF NOT EXISTS",
+                "CREATE MASKING POLICY",
+                "ALTER MASKING POLICY",
+                "ALTER TABLE",
+                "ALTER VIEW",
+            )
+        )
         for s in stmts
     )
     assert not any("GRANT" in s or "ROW ACCESS" in s or "PASSWORD" in s or "USE ROLE" in s for s in stmts)
+    assert not [s for s in _statements(render_all(local)[GRANTS]) if s.startswith(("GRANT", "REVOKE", "ALTER"))]
 
 
 def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
@@ -177,14 +221,20 @@ def test_catalog_roles_are_the_roles_cdktf_creates() -> None:
 
 
 def test_governance_role_can_reach_curated_before_it_applies_policies(rendered: tuple) -> None:
-    """On a fresh account the script runs top to bottom once: the USAGE grant must precede the first policy."""
-    env, stmts, _ = rendered
+    """On a fresh account: the schema owner (the pipeline, managed access) grants the governance role USAGE in
+    migrations/, which deploys before migrations-governance/ attaches the first policy."""
+    env, _, scripts = rendered
     roles = catalog.access_roles(env)
-    curated = f"{env.snowflake.database}.{env.snowflake.schemas['curated']}"
-    grant = stmts.index(f"GRANT USAGE ON SCHEMA {curated} TO ROLE {roles['governance']}")
-    first_policy = next(i for i, s in enumerate(stmts) if "MASKING POLICY" in s)
-    assert grant < first_policy
-    assert _role_at(stmts, grant) == roles["pipeline"]  # the schema owner grants (managed access)
+    grants = _statements(scripts[GRANTS])
+    for layer in ("curated", "raw"):
+        schema = f"{env.snowflake.database}.{env.snowflake.schemas[layer]}"
+        assert f"GRANT USAGE ON SCHEMA {schema} TO ROLE {roles['governance']}" in grants
+    order = [name for name, _ in deploy_order(rendered_files(env))]
+    assert order.index(f"{MIGRATIONS_FOLDER}/{GRANTS}") < order.index(f"{GOVERNANCE_FOLDER}/{POLICIES}")
+    assert order.index(f"{GOVERNANCE_FOLDER}/{POLICIES}") < order.index(f"{GOVERNANCE_FOLDER}/{ATTACH}")
+    assert max(i for i, n in enumerate(order) if n.startswith(f"{MIGRATIONS_FOLDER}/")) < order.index(
+        f"{GOVERNANCE_FOLDER}/{POLICIES}"
+    )
 
 
 # CREATE ... POLICY IF NOT EXISTS leaves an existing policy untouched, so a changed body would never deploy; each

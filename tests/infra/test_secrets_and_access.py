@@ -128,8 +128,8 @@ def test_network_policies_come_from_the_config_allow_lists(stack: Synth) -> None
     runners = stack.env.network.deploy_runner_cidrs  # tests/infra/test_deploy_egress.py: the NATs' addresses
     assert policies[stack.names.sf_account_network_policy]["allowed_ip_list"] == gov.account_allowed_cidrs + runners
     assert policies[stack.names.sf_service_network_policy]["allowed_ip_list"] == runners
-    (user,) = stack.resources("snowflake", "snowflake_service_user").values()
-    assert user["network_policy"] == "${snowflake_network_policy.service-network-policy.name}"
+    for user in stack.resources("snowflake", "snowflake_service_user").values():  # service, governance, plan users
+        assert user["network_policy"] == "${snowflake_network_policy.service-network-policy.name}", user["name"]
     (account,) = stack.resources("snowflake", "snowflake_current_account").values()
     assert account["network_policy"] == "${snowflake_network_policy.account-network-policy.name}"
 

@@ -41,10 +41,11 @@ def test_roles_database_and_service_user(stack: Synth) -> None:
     roles = set(_by_name(stack, "snowflake_account_role"))
     n = stack.names
     assert {sf.role, n.sf_analyst_role, n.sf_pii_reader_role, n.sf_loader_role, n.sf_governance_role,
-            n.sf_archiver_role} == roles  # fmt: skip
+            n.sf_archiver_role, n.sf_plan_role} == roles  # fmt: skip
     assert set(_by_name(stack, "snowflake_database")) == {sf.database}
-    (user,) = stack.resources("snowflake", "snowflake_service_user").values()
-    assert user["name"] == sf.user
+    users = _by_name(stack, "snowflake_service_user")
+    assert set(users) == {sf.user, n.sf_governance_user, n.sf_plan_user}
+    user = users[sf.user]
     roles_by_id = {cid: r["name"] for cid, r in stack.resources("snowflake", "snowflake_account_role").items()}
     assert roles_by_id[referenced_id(user["default_role"], "snowflake_account_role")] == sf.role
     assert user["rsa_public_key"].startswith("${var.")  # never a literal key

@@ -20,8 +20,10 @@ def test_unchanged_skips_a_changed_script_deploys(
     assert deploy_fingerprint.deploy_if_changed(local_env) is None  # unchanged: skipped, no schemachange
     render = migrate.render_with
 
-    def one_script_changed(variables: dict[str, Any]) -> dict[str, str]:
-        rendered = render(variables)
+    def one_script_changed(variables: dict[str, Any], folder: str = migrate.MIGRATIONS_FOLDER) -> dict[str, str]:
+        rendered = render(variables, folder)
+        if folder != migrate.MIGRATIONS_FOLDER:  # migrations-governance/ unchanged
+            return rendered
         return {**rendered, "R__curated_tables.sql": rendered["R__curated_tables.sql"] + "\n-- changed\n"}
 
     monkeypatch.setattr(migrate, "render_with", one_script_changed)

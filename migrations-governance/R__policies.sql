@@ -1,28 +1,20 @@
--- Access control of the warehouse, owned by the governance role (not the pipeline role that owns the data):
--- PII masking (clear text for the PII-reader role only, by CURRENT_ROLE: no inheritance through SYSADMIN), an
--- entitlement row-access policy, the password policy for human users, and the schema grants:
---   RAW      pipeline (owner) + loader only;  CURATED  analysts, PII masked;  MARTS  analysts.
+-- The governance policies, owned by the governance role and run by the governance deploy user (never by the
+-- pipeline's service user, which does not hold that role): PII masking (clear text for the PII-reader role only,
+-- by CURRENT_ROLE: no inheritance through SYSADMIN), an entitlement row-access policy, and the password policy for
+-- human users. A__attach_policies.sql attaches them; migrations/R__access_grants.sql holds the schema grants.
 -- The API streams' VARIANT payload ({{ governance.raw_payload }}) holds the whole provider record, PII included: it
 -- is masked too (NULL for every role that may not read PII; in RAW the pipeline, which transforms it, reads it).
 -- The archive move (OPS.ARCHIVE_CURATED) runs as the archiver role, its owner: INVOKER_ROLE() is that role inside
 -- an owner's-rights procedure (docs: INVOKER_ROLE), so what it copies into ARCHIVE is the clear value.
--- Account-level objects (roles, network policies, monitors, account parameters) are cdktf's Snowflake stack.
+-- Account-level objects (roles, users, network policies, monitors, account parameters) are cdktf's Snowflake stack.
 -- Locally (fakesnow) the masking policies are applied by finsight/local/column_policies.py for the session's role;
--- managed access, grants, row access and password policies are Snowflake's alone.
+-- managed access, row access and password policies are Snowflake's alone.
 {%- set g = governance %}
 {%- set gov = database ~ "." ~ g.governance_schema %}
 {%- if not is_local %}
--- As the owner of the data schemas: managed access (only the owner grants; object owners cannot), and the
--- governance role may see the CURATED tables it puts policies on.
-USE ROLE {{ g.roles.pipeline }};
-{%- for layer in ["raw", "curated", "marts", "ops"] %}
-ALTER SCHEMA {{ database }}.{{ schemas[layer] }} ENABLE MANAGED ACCESS;
-{%- endfor %}
-GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.curated }} TO ROLE {{ g.roles.governance }};
-GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.governance }};
-
-USE ROLE {{ g.roles.governance }};
+-- schemachange may have created the schema for its history table first: managed access either way
 CREATE SCHEMA IF NOT EXISTS {{ gov }} WITH MANAGED ACCESS;
+ALTER SCHEMA {{ gov }} ENABLE MANAGED ACCESS;
 {%- else %}
 CREATE SCHEMA IF NOT EXISTS {{ gov }};
 {%- endif %}
@@ -69,16 +61,6 @@ RETURNS {{ arg_type }} ->
 ALTER MASKING POLICY {{ gov }}.{{ name }} SET BODY ->
 {{ body }};
 {%- endfor %}
-{%- for t in tables %}
-{%- for c in t.columns if c.pii %}
-ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ gov }}.PII_MASK FORCE;
-{%- endfor %}
-{%- for c in t.columns if c.name == g.raw_payload %}
-ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ t.curated }} MODIFY COLUMN {{ c.name }}
-SET MASKING POLICY {{ gov }}.PAYLOAD_MASK FORCE;
-{%- endfor %}
-{%- endfor %}
 {%- if not is_local %}
 {%- if g.row_access_column %}
 
@@ -109,11 +91,6 @@ RETURNS BOOLEAN ->
 {{ entitled_rows_body }};
 ALTER ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS SET BODY ->
 {{ entitled_rows_body }};
-{%- for name in g.row_access_tables %}
-ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ name }} DROP ALL ROW ACCESS POLICIES;
-ALTER TABLE {{ database }}.{{ schemas.curated }}.{{ name }}
-ADD ROW ACCESS POLICY {{ gov }}.ENTITLED_ROWS ON ({{ g.row_access_column }});
-{%- endfor %}
 {%- endif %}
 {%- set pw = g.password_policy %}
 
@@ -128,19 +105,4 @@ PASSWORD_HISTORY = {{ pw.history }};
 ALTER ACCOUNT UNSET PASSWORD POLICY;
 ALTER ACCOUNT SET PASSWORD POLICY {{ gov }}.HUMAN_PASSWORDS;
 
--- Schema grants, as the owner of the data schemas.
-USE ROLE {{ g.roles.pipeline }};
-GRANT USAGE ON SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};
-GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};
-GRANT SELECT, INSERT ON FUTURE TABLES IN SCHEMA {{ database }}.{{ schemas.raw }} TO ROLE {{ g.roles.loader }};
-{%- for reader in [g.roles.analyst, g.roles.pii_reader] %}
-REVOKE ALL PRIVILEGES ON SCHEMA {{ database }}.{{ schemas.raw }} FROM ROLE {{ reader }};
-{%- for layer in ["curated", "marts"] %}
-GRANT USAGE ON SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ reader }};
-GRANT SELECT ON ALL TABLES IN SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ reader }};
-GRANT SELECT ON FUTURE TABLES IN SCHEMA {{ database }}.{{ schemas[layer] }} TO ROLE {{ reader }};
-{%- endfor %}
-{%- endfor %}
--- The earlier pipeline-owned CURATED.PII_MASK is detached above (FORCE); drop it by hand once (sqlfluff cannot
--- parse DROP MASKING POLICY IF EXISTS, and a repeatable script must not fail on its second run).
 {%- endif %}
