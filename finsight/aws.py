@@ -102,12 +102,16 @@ def unauthenticated_client(env: Environment, service: str) -> Any:
     return _client(env.aws.region, env.aws.endpoint_url, service, _OPEN_MOTO)
 
 
+class LocalStackNotUpError(RuntimeError):
+    """The local stack was never brought up in this state dir: the CLI answers it as a stack that is down."""
+
+
 def admin_credentials(env: Environment) -> Credentials:
     path = admin_credentials_file(env)
     try:
         return _read_admin(str(path), path.stat().st_mtime_ns)
     except FileNotFoundError:
-        raise RuntimeError(
+        raise LocalStackNotUpError(
             f"no local AWS admin credentials at {path}: run `finsight local up --env {env.name}`"
         ) from None
 

@@ -14,6 +14,7 @@ import pytest
 
 from finsight.cli.errors import STACK_DOWN
 from finsight.config import load_environment, repo_root
+from finsight.config.loader import STATE_DIR_VARIABLE
 from finsight.local.process import port_open
 
 FINSIGHT = Path(sys.executable).with_name("finsight")
@@ -37,6 +38,10 @@ def _free_offset(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_every_command_says_the_stack_is_down_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "FINSIGHT_LOCAL_PORT_OFFSET": _free_offset(monkeypatch), "NO_COLOR": "1", "COLUMNS": "200"}
+    # a state dir no stack was ever brought up in: commands that need its credentials before any connection
+    # (extract reads its secret first) must say the same one line
+    env[STATE_DIR_VARIABLE] = ".local-test-never-up"
+    assert not (repo_root() / env[STATE_DIR_VARIABLE]).exists()
 
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
         argv = [str(FINSIGHT), *args] + ([] if args[0] == "local" else ["--env", "local"])
