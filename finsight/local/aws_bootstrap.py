@@ -174,7 +174,8 @@ def bootstrap(env: Environment) -> dict[str, dict[str, str]]:
 ADMIN_USER = "finsight-local-admin"
 # moto compares these services' actions with "*" only (no resource ARN: moto/core/responses.py call_action), so a
 # statement scoped to a key or secret ARN would never match; locally they are widened to "*" (action still checked).
-MOTO_UNSCOPED_SERVICES = frozenset({"kms", "secretsmanager", "sns", "logs", "ecr"})
+# SNS is scoped: the local moto server (finsight.local.moto_server) checks sns actions against their TopicArn.
+MOTO_UNSCOPED_SERVICES = frozenset({"kms", "secretsmanager", "logs", "ecr"})
 
 
 def set_iam_enforcement(env: Environment, on: bool) -> None:
@@ -246,6 +247,16 @@ def ensure_roles(env: Environment, data_key_arn: str) -> None:
         _ensure_role(env, iam_policy.task_role_name(env, source), statements)
     storage = iam_policy.snowflake_storage_statements(env, data_key_arn)
     _ensure_role(env, iam_policy.snowflake_storage_role_name(env), storage)
+    quarantine = iam_policy.quarantine_handler_statements(env, data_key_arn)
+    _ensure_role(env, iam_policy.quarantine_role_name(env), quarantine)
+    _ensure_role(env, iam_policy.alert_publisher_role_name(env), alert_publisher_statements(env, data_key_arn))
+
+
+def alert_publisher_statements(env: Environment, key_arn: str) -> list[iam_policy.Statement]:
+    """Locally `finsight.ops.alerts` plays every publisher of AWS (Snowflake's integration, EventBridge, Budgets):
+    the local role may publish to each team's topic (and no other). Local topics are not encrypted."""
+    topics = [iam_policy.alert_topic_arn(env, team) for team in env.aws.alert_topics]
+    return iam_policy.alert_publisher_statements(topics, key_arn)
 
 
 def grant_snowflake_storage(env: Environment, policy_name: str) -> None:
