@@ -18,8 +18,9 @@ from connectors.landing.state import load_state, reset_state, save_state
 from connectors.run import ExtractionError, extract_source
 from finsight import aws, catalog, iam_policy, quarantine
 from finsight.config import Environment
-from finsight.local import aws_bootstrap
+from finsight.local import aws_bootstrap, snowpipe
 from finsight.local.stack import LocalStack
+from finsight.ops import alerts
 
 pytestmark = pytest.mark.stack
 
@@ -246,6 +247,34 @@ def test_the_alert_publisher_publishes_to_its_topics_and_no_other(env: Environme
     finally:
         aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
         admin_sns.delete_topic(TopicArn=other)
+
+
+def test_the_pipe_player_and_the_alerts_act_as_those_roles(env: Environment) -> None:
+    """The local code paths, not only the context managers: with a grant taken from the role, the pipe player's
+    quarantine and `alerts.publish` are refused (as the admin they would go through)."""
+    key, target = _failed_file(env, "pipe-player")
+    try:
+        with (
+            quarantine_policy_without(env, "RemoveFailedFile", "s3:DeleteObject"),
+            pytest.raises(ClientError, match="AccessDenied"),
+        ):
+            snowpipe.quarantine(env, None, "IAM_TEST_PIPE", key, "not parquet")  # refused before any SQL
+        assert _exists(env, key)
+    finally:
+        _cleanup(env, key, target)
+    kept = [
+        st
+        for st in aws_bootstrap.alert_publisher_statements(env, aws.data_key_arn(env))
+        if st["Sid"] != "PublishAlerts"
+    ]
+    _put_role_policy(env, iam_policy.alert_publisher_role_name(env), kept)
+    message = {"team": "devops", "state": "FIRING", "alert_type": "iam_test"}
+    try:
+        with pytest.raises(ClientError, match="AccessDenied"):
+            alerts.publish(env, message)
+    finally:
+        aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
+    alerts.publish(env, message)  # the deployed grant restored: published
 
 
 # -- what moto cannot enforce (documented; these tests fail the day moto starts enforcing it) -------------------
