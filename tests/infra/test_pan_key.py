@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 
@@ -14,9 +13,9 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from finsight import pan_key
-from finsight.aws import Credentials, client, write_admin_credentials
-from finsight.config import Environment, load_environment, repo_root
-from finsight.config.loader import PORT_OFFSET_VARIABLE, STATE_DIR_VARIABLE
+from finsight.aws import client
+from finsight.config import Environment, load_environment
+from finsight.config.loader import PORT_OFFSET_VARIABLE
 
 
 def _free_port() -> int:
@@ -35,20 +34,12 @@ def moto_env() -> Iterator[Environment]:
     with pytest.MonkeyPatch.context() as patch:
         offset = int(os.environ.get(PORT_OFFSET_VARIABLE, "0") or 0) + port - base.local.moto_port
         patch.setenv(PORT_OFFSET_VARIABLE, str(offset))
-        # its own state dir: the private moto enforces no IAM (any key passes), but finsight.aws reads the admin key
-        # from the state dir; without one of its own the test needed a stack started earlier in the session
-        state_dir = f".local-pan-key-test-{port}"  # relative to the repository, as the config requires (ignored)
-        patch.setenv(STATE_DIR_VARIABLE, state_dir)
         env = load_environment("local")
         assert env.aws.endpoint_url == f"http://127.0.0.1:{port}"
-        write_admin_credentials(env, Credentials("local", "local"))  # not a credential: the moto accepts any
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
         server.start()
-        try:
-            yield env
-        finally:
-            server.stop()
-            shutil.rmtree(repo_root() / state_dir, ignore_errors=True)
+        yield env
+        server.stop()
 
 
 def _put(env: Environment, value: dict) -> None:
