@@ -22,7 +22,13 @@ import boto3
 from botocore.config import Config
 
 from finsight.config import Environment, repo_root
-from finsight.iam_policy import role_arn, snowflake_storage_role_name, task_role_name
+from finsight.iam_policy import (
+    alert_publisher_role_name,
+    quarantine_role_name,
+    role_arn,
+    snowflake_storage_role_name,
+    task_role_name,
+)
 from finsight.private_file import write_private
 
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})
@@ -191,3 +197,13 @@ def as_source_task(env: Environment, source: str) -> AbstractContextManager[None
 def as_snowflake_storage(env: Environment) -> AbstractContextManager[None]:
     """Act as the role Snowflake's storage integration assumes (stages, Snowpipe COPY)."""
     return acting_as(env, role_arn(env, snowflake_storage_role_name(env)))
+
+
+def as_quarantine_handler(env: Environment) -> AbstractContextManager[None]:
+    """Act as the quarantine Lambda's role: move a failed raw file to quarantine/ (finsight.quarantine)."""
+    return acting_as(env, role_arn(env, quarantine_role_name(env)))
+
+
+def as_alert_publisher(env: Environment) -> AbstractContextManager[None]:
+    """Act as the role that publishes alerts (Snowflake's notification integration in AWS): sns:Publish only."""
+    return acting_as(env, role_arn(env, alert_publisher_role_name(env)))

@@ -99,6 +99,21 @@ def snowflake_storage_role_name(env: Environment) -> str:
     return f"{resource_prefix(env)}-snowflake-storage"
 
 
+def quarantine_role_name(env: Environment) -> str:
+    """The quarantine Lambda's role (cdktf quarantine.py); locally the pipe player's move acts as it."""
+    return f"{resource_prefix(env)}-quarantine"
+
+
+def alert_publisher_role_name(env: Environment) -> str:
+    """The role Snowflake's notification integration assumes to publish alerts; locally `finsight.ops.alerts`
+    and the pipe player publish as it."""
+    return f"{resource_prefix(env)}-snowflake-alerts"
+
+
+def alert_topic_arn(env: Environment, team: str) -> str:
+    return f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{env.aws.alert_topics[team]}"
+
+
 def role_arn(env: Environment, role_name: str) -> str:
     return f"arn:aws:iam::{env.aws.account_id}:role/{role_name}"
 
@@ -190,4 +205,50 @@ def snowflake_storage_statements(env: Environment, data_key_arn: str) -> list[St
         allow("LocateBucket", "s3:GetBucketLocation", bucket),
         allow("ListRawPrefix", "s3:ListBucket", bucket, {"StringLike": {"s3:prefix": [f"{raw}/*"]}}),
         allow("DecryptRaw", "kms:Decrypt", data_key_arn),
+    ]
+
+
+def quarantine_handler_statements(env: Environment, data_key_arn: str) -> list[Statement]:
+    """What finsight.quarantine does (the Lambda, and the local pipe player's move): read a failed raw file, copy it
+    under quarantine/ with the raw key, verify the copy, delete the original; the Lambda also writes one record per
+    file under the LOAD_ERRORS pipe's prefix. Nothing else of raw/ is writable."""
+    bucket = f"arn:aws:s3:::{env.aws.s3.bucket}"
+    raw_prefix, held_prefix = env.aws.s3.raw_prefix, catalog.QUARANTINE_PREFIX
+    raw, held = f"{bucket}/{raw_prefix}/*", f"{bucket}/{held_prefix}/*"
+    records = f"{bucket}/{catalog.load_errors_records_prefix(env)}*"
+    return [
+        # read the failed file (copy source) and the copy (verification)
+        allow("ReadRawAndQuarantine", "s3:GetObject", [raw, held]),
+        # the copy, and the OPS.LOAD_ERRORS records (below raw/, where the LOAD_ERRORS pipe reads)
+        allow("WriteQuarantineAndRecords", "s3:PutObject", [held, records]),
+        allow("RemoveFailedFile", "s3:DeleteObject", raw),
+        # without ListBucket S3 answers 403 instead of 404 for a missing key: a redelivery could not tell
+        # "already moved" from "not allowed"
+        allow(
+            "TellMissingKeys",
+            "s3:ListBucket",
+            bucket,
+            {"StringLike": {"s3:prefix": [f"{raw_prefix}/*", f"{held_prefix}/*"]}},
+        ),
+        allow("UseRawKey", ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], data_key_arn),
+    ]
+
+
+def lambda_runtime_statements(log_group_arn: str, dlq_arn: str) -> list[Statement]:
+    """What the Lambda runtime needs beside the handler's own work (AWS only: no local counterpart)."""
+    return [
+        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:*"),
+        allow("DeadLetter", "sqs:SendMessage", dlq_arn),
+    ]
+
+
+def alert_publisher_statements(topic_arns: str | Sequence[str], topics_key_arn: str) -> list[Statement]:
+    """Publish to the named alert topics (encrypted with `topics_key_arn`), nothing else.
+
+    In AWS, Snowflake's notification integration publishes to the data-engineering topic only (DevOps alerts come
+    from EventBridge and AWS Budgets through the topic policies). Locally `finsight.ops.alerts.sync` plays all of
+    them, so the local role is granted every topic of `aws.alert_topics` (aws_bootstrap.ensure_roles)."""
+    return [
+        allow("PublishAlerts", "sns:Publish", topic_arns),
+        allow("EncryptAlerts", ["kms:GenerateDataKey*", "kms:Decrypt"], topics_key_arn),
     ]

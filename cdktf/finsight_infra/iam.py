@@ -13,7 +13,7 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
-from finsight.iam_policy import connector_task_statements, snowflake_storage_statements
+from finsight.iam_policy import alert_publisher_statements, connector_task_statements, snowflake_storage_statements
 from finsight_infra.kms import Keys
 from finsight_infra.naming import Names, Source
 from finsight_infra.policy import Statement, allow, assume_role, aws_principal, document, service_principal
@@ -114,8 +114,7 @@ def snowflake_alerts_role(
         names.snowflake_alerts_role,
         trust,
         names,
-        allow("PublishAlerts", "sns:Publish", topic_arn),
-        allow("EncryptAlerts", ["kms:GenerateDataKey*", "kms:Decrypt"], ops_key.arn),
+        *alert_publisher_statements(topic_arn, ops_key.arn),
     )
 
 

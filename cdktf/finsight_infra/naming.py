@@ -161,7 +161,7 @@ class Names:
 
     @property
     def quarantine_role(self) -> str:
-        return f"{self.prefix}-quarantine"
+        return iam_policy.quarantine_role_name(self.env)
 
     @property
     def quarantine_dlq(self) -> str:
@@ -239,7 +239,7 @@ class Names:
 
     @property
     def snowflake_alerts_role(self) -> str:
-        return f"{self.prefix}-snowflake-alerts"
+        return iam_policy.alert_publisher_role_name(self.env)
 
     @property
     def snowflake_archive_role(self) -> str:

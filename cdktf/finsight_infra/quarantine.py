@@ -38,11 +38,12 @@ from cdktn_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
 from finsight import quarantine
+from finsight.iam_policy import lambda_runtime_statements, quarantine_handler_statements
 from finsight_infra.ingestion import DLQ_RETENTION_SECONDS
 from finsight_infra.logs import log_group
 from finsight_infra.naming import Names
 from finsight_infra.observability import metric_alarm
-from finsight_infra.policy import allow, assume_role, document, service_principal
+from finsight_infra.policy import assume_role, document, service_principal
 
 RUNTIME = "python3.12"
 HANDLER = "finsight.quarantine.handler"
@@ -73,26 +74,11 @@ def _package() -> tuple[str, str]:
 
 
 def policy_statements(names: Names, data_key_arn: str, dlq_arn: str, log_group_arn: str) -> list[dict]:
-    """Least privilege: the raw and quarantine prefixes of the raw bucket, the raw key, its logs and its DLQ."""
-    bucket = f"arn:aws:s3:::{names.raw_bucket}"
-    raw, held = f"{bucket}/{names.raw_prefix}/*", f"{bucket}/{names.quarantine_prefix}/*"
+    """Least privilege: the handler's statements (finsight.iam_policy, the ones the local move acts under) plus
+    the Lambda runtime's own: its log group and its DLQ."""
     return [
-        # read the failed file (copy source) and the copy (verification)
-        allow("ReadRawAndQuarantine", "s3:GetObject", [raw, held]),
-        # the copy, and the OPS.LOAD_ERRORS records (below raw/, where the LOAD_ERRORS pipe reads)
-        allow("WriteQuarantineAndRecords", "s3:PutObject", [held, f"{bucket}/{names.load_errors_records_prefix}*"]),
-        allow("RemoveFailedFile", "s3:DeleteObject", raw),
-        # without ListBucket S3 answers 403 instead of 404 for a missing key: a redelivery could not tell
-        # "already moved" from "not allowed"
-        allow(
-            "TellMissingKeys",
-            "s3:ListBucket",
-            bucket,
-            {"StringLike": {"s3:prefix": [f"{names.raw_prefix}/*", f"{names.quarantine_prefix}/*"]}},
-        ),
-        allow("UseRawKey", ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], data_key_arn),
-        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:*"),
-        allow("DeadLetter", "sqs:SendMessage", dlq_arn),
+        *quarantine_handler_statements(names.env, data_key_arn),
+        *lambda_runtime_statements(log_group_arn, dlq_arn),
     ]
 
 

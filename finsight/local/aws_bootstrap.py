@@ -179,7 +179,8 @@ def bootstrap(env: Environment) -> dict[str, dict[str, str]]:
 ADMIN_USER = "finsight-local-admin"
 # moto compares these services' actions with "*" only (no resource ARN: moto/core/responses.py call_action), so a
 # statement scoped to a key or secret ARN would never match; locally they are widened to "*" (action still checked).
-MOTO_UNSCOPED_SERVICES = frozenset({"kms", "secretsmanager", "sns", "logs", "ecr"})
+# SNS is scoped: the local moto server (finsight.local.moto_server) checks sns actions against their TopicArn.
+MOTO_UNSCOPED_SERVICES = frozenset({"kms", "secretsmanager", "logs", "ecr"})
 
 
 def set_iam_enforcement(env: Environment, on: bool) -> None:
@@ -249,25 +250,41 @@ def ensure_roles(env: Environment, data_key_arn: str) -> None:
     for source in [*env.postgres_sources, *env.api_sources]:
         statements = iam_policy.connector_task_statements(env, source, data_key_arn, data_key_arn)
         _ensure_role(env, iam_policy.task_role_name(env, source), statements)
-    storage = iam_policy.snowflake_storage_statements(env, data_key_arn)
-    _ensure_role(env, iam_policy.snowflake_storage_role_name(env), storage)
+    for role, statements in service_role_statements(env, data_key_arn).items():
+        _ensure_role(env, role, statements)
 
 
-def grant_snowflake_storage(env: Environment, policy_name: str) -> None:
-    """Let the storage role read `env`'s raw bucket too (a test's private bucket): the deployed statements, for
-    that bucket, as one more inline policy. Without it the local Snowflake is refused, as Snowflake would be."""
+def service_role_statements(env: Environment, data_key_arn: str) -> dict[str, list[iam_policy.Statement]]:
+    """The roles of what AWS and Snowflake run as services, by name: Snowflake's storage integration (stages,
+    Snowpipe COPY), the quarantine Lambda, and the alert publisher."""
+    return {
+        iam_policy.snowflake_storage_role_name(env): iam_policy.snowflake_storage_statements(env, data_key_arn),
+        iam_policy.quarantine_role_name(env): iam_policy.quarantine_handler_statements(env, data_key_arn),
+        iam_policy.alert_publisher_role_name(env): alert_publisher_statements(env, data_key_arn),
+    }
+
+
+def alert_publisher_statements(env: Environment, key_arn: str) -> list[iam_policy.Statement]:
+    """Locally `finsight.ops.alerts` plays every publisher of AWS (Snowflake's integration, EventBridge, Budgets):
+    the local role may publish to each team's topic (and no other). Local topics are not encrypted."""
+    topics = [iam_policy.alert_topic_arn(env, team) for team in env.aws.alert_topics]
+    return iam_policy.alert_publisher_statements(topics, key_arn)
+
+
+def grant_service_roles(env: Environment, policy_name: str) -> None:
+    """Let the service roles (storage, quarantine, alerts) work on `env`'s bucket and topics too (a test's private
+    bucket and topic): the deployed statements, for those, as one more inline policy on each role. Without it the
+    local Snowflake, the quarantine move and the alert are refused, as they would be in AWS."""
     if not strict_iam(env):
         return
-    statements = iam_policy.snowflake_storage_statements(env, data_key_file(env).read_text().strip())
-    client(env, "iam").put_role_policy(
-        RoleName=iam_policy.snowflake_storage_role_name(env),
-        PolicyName=policy_name,
-        PolicyDocument=iam_policy.document(*moto_statements(statements)),
-    )
+    iam = client(env, "iam")
+    for role, statements in service_role_statements(env, data_key_file(env).read_text().strip()).items():
+        document = iam_policy.document(*moto_statements(statements))
+        iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=document)
 
 
-def revoke_snowflake_storage(env: Environment, policy_name: str) -> None:
+def revoke_service_roles(env: Environment, policy_name: str) -> None:
     if strict_iam(env):
-        client(env, "iam").delete_role_policy(
-            RoleName=iam_policy.snowflake_storage_role_name(env), PolicyName=policy_name
-        )
+        iam = client(env, "iam")
+        for role in service_role_statements(env, ""):
+            iam.delete_role_policy(RoleName=role, PolicyName=policy_name)

@@ -22,8 +22,9 @@ import snowflake.connector.errors
 from botocore.exceptions import ClientError
 
 from finsight import catalog
-from finsight.aws import client, data_key_arn
+from finsight.aws import as_alert_publisher, as_quarantine_handler, client, data_key_arn
 from finsight.config import Environment
+from finsight.iam_policy import alert_topic_arn
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import evolve_raw_for_file
 from finsight.quarantine import move_to_quarantine
@@ -81,17 +82,18 @@ def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -
 
     The move is finsight.quarantine's, the one the AWS Lambda runs on Snowpipe's error notifications."""
     target = catalog.quarantine_key(env, key)
-    move_to_quarantine(client(env, "s3"), env.aws.s3.bucket, key, target, data_key_arn(env))
+    with as_quarantine_handler(env):  # the Lambda's role, under the statements cdktf deploys for it
+        move_to_quarantine(client(env, "s3"), env.aws.s3.bucket, key, target, data_key_arn(env))
     cursor.execute(
         f"INSERT INTO {_errors_table(env)} (PIPE_NAME, FILE_KEY, ERROR, QUARANTINE_KEY, FAILED_AT) VALUES "
         f"({_literal(pipe)}, {_literal(key)}, {_literal(error)}, {_literal(target)}, CURRENT_TIMESTAMP())"
     )
-    topic = f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{env.aws.alert_topics['data_engineering']}"
-    client(env, "sns").publish(
-        TopicArn=topic,
-        Subject=f"finsight {env.name}: file quarantined by {pipe}",
-        Message=json.dumps({"pipe": pipe, "key": key, "quarantine_key": target, "error": error}),
-    )
+    with as_alert_publisher(env):  # Snowpipe's error integration publishes to the data-engineering topic
+        client(env, "sns").publish(
+            TopicArn=alert_topic_arn(env, "data_engineering"),
+            Subject=f"finsight {env.name}: file quarantined by {pipe}",
+            Message=json.dumps({"pipe": pipe, "key": key, "quarantine_key": target, "error": error}),
+        )
     return target
 
 

@@ -60,7 +60,9 @@ class LocalStack:
         py = sys.executable
         # with strict IAM moto checks every call from its first (the bootstrap opens one window for its admin)
         moto_env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0" if self.ports.strict_iam else "inf"}
-        if self.moto.start([py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports.moto_port)], env=moto_env):
+        # finsight.local.moto_server: moto.server, with SNS actions checked against their topic
+        moto = [py, "-m", "finsight.local.moto_server", "-H", "127.0.0.1", "-p", str(self.ports.moto_port)]
+        if self.moto.start(moto, env=moto_env):
             started.append("moto")
             aws.forget_sessions()
             self.fakesnow.stop()  # its S3 session belonged to the previous moto

@@ -251,9 +251,10 @@ def _sql(value: str) -> str:
 
 
 def publish(env: Environment, message: dict[str, Any]) -> None:
-    from finsight.aws import client
+    from finsight.aws import as_alert_publisher, client
 
-    sns = client(env, "sns")
+    with as_alert_publisher(env):  # sns:Publish on the team topics, nothing else
+        sns = client(env, "sns")
     sns.publish(
         TopicArn=topic_arn(env, message["team"]),
         Subject=f"[{env.name}] {message['state']} {message['alert_type']}"[:100],

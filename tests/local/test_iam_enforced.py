@@ -16,10 +16,11 @@ from botocore.exceptions import ClientError
 
 from connectors.landing.state import load_state, reset_state, save_state
 from connectors.run import ExtractionError, extract_source
-from finsight import aws, iam_policy
+from finsight import aws, catalog, iam_policy, quarantine
 from finsight.config import Environment
-from finsight.local import aws_bootstrap
+from finsight.local import aws_bootstrap, snowpipe
 from finsight.local.stack import LocalStack
+from finsight.ops import alerts
 
 pytestmark = pytest.mark.stack
 
@@ -133,6 +134,147 @@ def test_a_missing_watermark_denied_as_403_is_a_first_run_and_an_existing_one_st
                 load_state(env, existing)  # 403 for a key that is there: a refusal, never read as "no state"
     finally:
         reset_state(env, existing)
+
+
+# -- the quarantine move and the alert publisher: their own roles, their own statements -------------------------
+
+
+def _put_role_policy(env: Environment, role: str, statements: list[dict[str, Any]]) -> None:
+    document = iam_policy.document(*aws_bootstrap.moto_statements(statements))
+    aws.client(env, "iam").put_role_policy(RoleName=role, PolicyName=role, PolicyDocument=document)
+
+
+@contextmanager
+def quarantine_policy_without(env: Environment, sid: str, action: str) -> Iterator[None]:
+    """The quarantine role's deployed statements with one action taken out of one statement; restored after."""
+    statements = iam_policy.quarantine_handler_statements(env, aws.data_key_arn(env))
+    (target,) = [st for st in statements if st["Sid"] == sid]
+    assert action in target["Action"], (sid, action)
+    target["Action"] = [a for a in target["Action"] if a != action]
+    _put_role_policy(env, iam_policy.quarantine_role_name(env), [st for st in statements if st["Action"]])
+    try:
+        yield
+    finally:
+        aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
+
+
+def _failed_file(env: Environment, name: str) -> tuple[str, str]:
+    """A file under raw/ (as a pipe would fail on it), put by the admin; returns (key, its quarantine key).
+    Outside every pipe's folder, so the pipe player ignores its S3 event."""
+    key = f"{env.aws.s3.raw_prefix}/iam-test-quarantine/{name}.parquet"
+    aws.client(env, "s3").put_object(
+        Bucket=env.aws.s3.bucket, Key=key, Body=b"not parquet", ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=aws.data_key_arn(env),
+    )  # fmt: skip
+    return key, quarantine.quarantine_key(catalog.QUARANTINE_PREFIX, key)
+
+
+def _exists(env: Environment, key: str) -> bool:
+    try:
+        aws.client(env, "s3").head_object(Bucket=env.aws.s3.bucket, Key=key)
+        return True
+    except ClientError:
+        return False
+
+
+def _cleanup(env: Environment, *keys: str) -> None:
+    for key in keys:
+        aws.client(env, "s3").delete_object(Bucket=env.aws.s3.bucket, Key=key)
+
+
+def test_the_quarantine_move_works_under_its_role_and_writes_nothing_else_in_raw(env: Environment) -> None:
+    key, target = _failed_file(env, "moved")
+    bucket, key_arn = env.aws.s3.bucket, aws.data_key_arn(env)
+    try:
+        with aws.as_quarantine_handler(env):
+            s3 = aws.client(env, "s3")
+            assert quarantine.move_to_quarantine(s3, bucket, key, target, key_arn) == "moved"
+            assert quarantine.move_to_quarantine(s3, bucket, key, target, key_arn) == "already_quarantined"
+            other = f"{iam_policy.source_prefix(env, NO_PAN_SOURCE)}iam-test/by-quarantine.txt"
+            with pytest.raises(ClientError, match="AccessDenied"):  # raw/ is read + delete only for this role
+                s3.put_object(Bucket=bucket, Key=other, Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+        assert not _exists(env, key) and _exists(env, target)
+    finally:
+        _cleanup(env, key, target)
+
+
+@pytest.mark.parametrize(
+    ("sid", "action"),
+    [
+        ("ReadRawAndQuarantine", "s3:GetObject"),  # the HEAD of the failed file
+        ("WriteQuarantineAndRecords", "s3:PutObject"),  # the copy
+        ("RemoveFailedFile", "s3:DeleteObject"),  # the delete after the verified copy
+    ],
+)
+def test_without_one_grant_the_quarantine_move_is_refused_and_the_file_stays(
+    env: Environment, sid: str, action: str
+) -> None:
+    key, target = _failed_file(env, f"refused-{action.split(':')[1]}")
+    try:
+        # moto answers a refused HEAD/GetObject with a bare 403 ("Forbidden"), the others "AccessDenied"
+        with (
+            quarantine_policy_without(env, sid, action),
+            aws.as_quarantine_handler(env),
+            pytest.raises(ClientError, match=r"AccessDenied|Forbidden"),
+        ):
+            quarantine.move_to_quarantine(aws.client(env, "s3"), env.aws.s3.bucket, key, target, aws.data_key_arn(env))
+        assert _exists(env, key), "a refused move must keep the original"
+    finally:
+        _cleanup(env, key, target)
+
+
+def test_the_alert_publisher_publishes_to_its_topics_and_no_other(env: Environment) -> None:
+    admin_sns = aws.client(env, "sns")
+    other = admin_sns.create_topic(Name=f"{iam_policy.resource_prefix(env)}-iam-test-other-topic")["TopicArn"]
+    try:
+        with aws.as_alert_publisher(env):
+            sns = aws.client(env, "sns")
+            for team in env.aws.alert_topics:
+                sns.publish(TopicArn=iam_policy.alert_topic_arn(env, team), Message='{"iam_test": true}')
+            with pytest.raises(ClientError, match="AccessDenied"):
+                sns.publish(TopicArn=other, Message='{"iam_test": true}')
+        # the deployed statements without PublishAlerts: its own topic is refused too
+        kept = [
+            st
+            for st in aws_bootstrap.alert_publisher_statements(env, aws.data_key_arn(env))
+            if st["Sid"] != "PublishAlerts"
+        ]
+        _put_role_policy(env, iam_policy.alert_publisher_role_name(env), kept)
+        with aws.as_alert_publisher(env), pytest.raises(ClientError, match="AccessDenied"):
+            aws.client(env, "sns").publish(
+                TopicArn=iam_policy.alert_topic_arn(env, "data_engineering"), Message='{"iam_test": true}'
+            )
+    finally:
+        aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
+        admin_sns.delete_topic(TopicArn=other)
+
+
+def test_the_pipe_player_and_the_alerts_act_as_those_roles(env: Environment) -> None:
+    """The local code paths, not only the context managers: with a grant taken from the role, the pipe player's
+    quarantine and `alerts.publish` are refused (as the admin they would go through)."""
+    key, target = _failed_file(env, "pipe-player")
+    try:
+        with (
+            quarantine_policy_without(env, "RemoveFailedFile", "s3:DeleteObject"),
+            pytest.raises(ClientError, match="AccessDenied"),
+        ):
+            snowpipe.quarantine(env, None, "IAM_TEST_PIPE", key, "not parquet")  # refused before any SQL
+        assert _exists(env, key)
+    finally:
+        _cleanup(env, key, target)
+    kept = [
+        st
+        for st in aws_bootstrap.alert_publisher_statements(env, aws.data_key_arn(env))
+        if st["Sid"] != "PublishAlerts"
+    ]
+    _put_role_policy(env, iam_policy.alert_publisher_role_name(env), kept)
+    message = {"team": "devops", "state": "FIRING", "alert_type": "iam_test"}
+    try:
+        with pytest.raises(ClientError, match="AccessDenied"):
+            alerts.publish(env, message)
+    finally:
+        aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
+    alerts.publish(env, message)  # the deployed grant restored: published
 
 
 # -- what moto cannot enforce (documented; these tests fail the day moto starts enforcing it) -------------------

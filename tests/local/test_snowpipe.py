@@ -24,7 +24,7 @@ import snowflake.connector.errors
 from finsight import catalog, warehouse
 from finsight.aws import client, data_key_arn
 from finsight.config import Environment
-from finsight.local.aws_bootstrap import ensure_bucket, grant_snowflake_storage, queue_name, revoke_snowflake_storage
+from finsight.local.aws_bootstrap import ensure_bucket, grant_service_roles, queue_name, revoke_service_roles
 from finsight.local.raw_evolution import CursorSession
 from finsight.local.snowpipe import discard, drain, load_errors, release
 from finsight.local.stack import LocalStack
@@ -145,7 +145,8 @@ def pipe_env(local_env: Environment, local_stack: LocalStack) -> Iterator[Pipe]:
     (pipe,) = [p for p in catalog.pipes(env) if p["folder"] == catalog.table_folder(env.table(TABLE))]
     sqs, sns, s3 = client(env, "sqs"), client(env, "sns"), client(env, "s3")
     ensure_bucket(env, data_key_arn(env))  # the bootstrap's own bucket + queue + S3 -> SQS notification
-    grant_snowflake_storage(env, f"pipe-test-{tag}")  # the local Snowflake reads S3 as the storage role
+    # the local Snowflake reads S3 as the storage role, the quarantine move and the alert act as their roles
+    grant_service_roles(env, f"pipe-test-{tag}")
     topic = sns.create_topic(Name=env.aws.alert_topics["data_engineering"])["TopicArn"]
     alert_url = sqs.create_queue(QueueName=f"finsight-pipe-test-{tag.lower()}-inbox")["QueueUrl"]
     alert_arn = sqs.get_queue_attributes(QueueUrl=alert_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -172,7 +173,7 @@ def pipe_env(local_env: Environment, local_stack: LocalStack) -> Iterator[Pipe]:
         for v in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
             s3.delete_object(Bucket=env.aws.s3.bucket, Key=v["Key"], VersionId=v["VersionId"])
         s3.delete_bucket(Bucket=env.aws.s3.bucket)
-        revoke_snowflake_storage(env, f"pipe-test-{tag}")
+        revoke_service_roles(env, f"pipe-test-{tag}")
         sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"])
         sqs.delete_queue(QueueUrl=alert_url)
         sns.delete_topic(TopicArn=topic)
