@@ -77,9 +77,8 @@ def test_up_down_twice_leaves_nothing_running(isolated_root: Path) -> None:
         assert status.returncode == 0 and status.stdout.count(" up ") == 4
         pids = [s.pid for s in stack.status() if s.pid]
         assert len(pids) == 3
-        assert all(
-            Path(isolated_root, ".local", "logs", f"{n}.log").exists() for n in ("moto", "fakesnow", "mock-apis")
-        )
+        logs = Path(isolated_root, env.local.state_dir, "logs")
+        assert all((logs / f"{n}.log").exists() for n in ("moto", "fakesnow", "mock-apis"))
 
         down = _cli(isolated_root, "down")
         assert down.returncode == 0 and "stopped: mock-apis, fakesnow, moto, postgres" in down.stdout
