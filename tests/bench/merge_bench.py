@@ -96,7 +96,17 @@ def run_merge_bench() -> dict[str, Any]:
     env = load_environment("local")
     from finsight.local.stack import LocalStack
 
-    LocalStack(env).up(seed_sources=False)
+    stack = LocalStack(env)
+    was_up = any(s.running for s in stack.status())  # the developer's stack: used, and left running
+    stack.up(seed_sources=False)
+    try:
+        return _merge_bench(env)
+    finally:
+        if not was_up:
+            stack.down()
+
+
+def _merge_bench(env: Any) -> dict[str, Any]:
     migrate.deploy(env)
     result: dict[str, Any] = {"batch_rows": BATCH_ROWS, "late_updates": LATE_UPDATES}
     runs = {}
