@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finsight.config import load_environment, repo_root
+from finsight.config import Environment, load_environment, repo_root
 from finsight.local.stack import LocalStack
 from tests.bench.extract_bench import run_extract_bench
 
@@ -136,7 +136,16 @@ def _cpu_lines(e: dict[str, Any]) -> list[str]:
 def main() -> None:
     env = load_environment("local")
     stack = LocalStack(env)
+    was_up = any(s.running for s in stack.status())  # a developer's running stack is used and left up
     stack.up()
+    try:
+        _run(env, stack)
+    finally:
+        if not was_up:
+            stack.down()
+
+
+def _run(env: Environment, stack: LocalStack) -> None:
     results: dict[str, Any] = {
         "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
