@@ -110,10 +110,6 @@ def alert_publisher_role_name(env: Environment) -> str:
     return f"{resource_prefix(env)}-snowflake-alerts"
 
 
-def alert_topic_arn(env: Environment, team: str) -> str:
-    return f"arn:aws:sns:{env.aws.region}:{env.aws.account_id}:{env.aws.alert_topics[team]}"
-
-
 def role_arn(env: Environment, role_name: str) -> str:
     return f"arn:aws:iam::{env.aws.account_id}:role/{role_name}"
 

@@ -26,6 +26,7 @@ from finsight.aws import (
     write_admin_credentials,
 )
 from finsight.config import Environment
+from finsight.ops.ownership import topic_arn
 
 RAW_EVENTS_QUEUE = "raw-landing-events"
 
@@ -267,7 +268,7 @@ def service_role_statements(env: Environment, data_key_arn: str) -> dict[str, li
 def alert_publisher_statements(env: Environment, key_arn: str) -> list[iam_policy.Statement]:
     """Locally `finsight.ops.alerts` plays every publisher of AWS (Snowflake's integration, EventBridge, Budgets):
     the local role may publish to each team's topic (and no other). Local topics are not encrypted."""
-    topics = [iam_policy.alert_topic_arn(env, team) for team in env.aws.alert_topics]
+    topics = [topic_arn(env, team) for team in env.aws.alert_topics]
     return iam_policy.alert_publisher_statements(topics, key_arn)
 
 
@@ -286,5 +287,5 @@ def grant_service_roles(env: Environment, policy_name: str) -> None:
 def revoke_service_roles(env: Environment, policy_name: str) -> None:
     if strict_iam(env):
         iam = client(env, "iam")
-        for role in service_role_statements(env, ""):
+        for role in service_role_statements(env, data_key_file(env).read_text().strip()):
             iam.delete_role_policy(RoleName=role, PolicyName=policy_name)

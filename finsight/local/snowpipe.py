@@ -24,9 +24,9 @@ from botocore.exceptions import ClientError
 from finsight import catalog
 from finsight.aws import as_alert_publisher, as_quarantine_handler, client, data_key_arn
 from finsight.config import Environment
-from finsight.iam_policy import alert_topic_arn
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import evolve_raw_for_file
+from finsight.ops.ownership import topic_arn
 from finsight.quarantine import move_to_quarantine
 
 
@@ -90,7 +90,7 @@ def quarantine(env: Environment, cursor: Any, pipe: str, key: str, error: str) -
     )
     with as_alert_publisher(env):  # Snowpipe's error integration publishes to the data-engineering topic
         client(env, "sns").publish(
-            TopicArn=alert_topic_arn(env, "data_engineering"),
+            TopicArn=topic_arn(env, "data_engineering"),
             Subject=f"finsight {env.name}: file quarantined by {pipe}",
             Message=json.dumps({"pipe": pipe, "key": key, "quarantine_key": target, "error": error}),
         )

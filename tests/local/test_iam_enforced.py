@@ -21,6 +21,7 @@ from finsight.config import Environment
 from finsight.local import aws_bootstrap, snowpipe
 from finsight.local.stack import LocalStack
 from finsight.ops import alerts
+from finsight.ops.ownership import topic_arn
 
 pytestmark = pytest.mark.stack
 
@@ -230,7 +231,7 @@ def test_the_alert_publisher_publishes_to_its_topics_and_no_other(env: Environme
         with aws.as_alert_publisher(env):
             sns = aws.client(env, "sns")
             for team in env.aws.alert_topics:
-                sns.publish(TopicArn=iam_policy.alert_topic_arn(env, team), Message='{"iam_test": true}')
+                sns.publish(TopicArn=topic_arn(env, team), Message='{"iam_test": true}')
             with pytest.raises(ClientError, match="AccessDenied"):
                 sns.publish(TopicArn=other, Message='{"iam_test": true}')
         # the deployed statements without PublishAlerts: its own topic is refused too
@@ -241,9 +242,7 @@ def test_the_alert_publisher_publishes_to_its_topics_and_no_other(env: Environme
         ]
         _put_role_policy(env, iam_policy.alert_publisher_role_name(env), kept)
         with aws.as_alert_publisher(env), pytest.raises(ClientError, match="AccessDenied"):
-            aws.client(env, "sns").publish(
-                TopicArn=iam_policy.alert_topic_arn(env, "data_engineering"), Message='{"iam_test": true}'
-            )
+            aws.client(env, "sns").publish(TopicArn=topic_arn(env, "data_engineering"), Message='{"iam_test": true}')
     finally:
         aws_bootstrap.ensure_roles(env, aws.data_key_arn(env))
         admin_sns.delete_topic(TopicArn=other)
