@@ -25,6 +25,7 @@ statement that does not parse but reads a protected object.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import re
 import threading
@@ -173,8 +174,8 @@ class Policies:
 
     def _protected_names(self) -> set[str]:
         """Bare names of the protected objects and of the views over them: a statement naming none is left alone."""
-        tables = {k.rsplit(".", 1)[-1] for k, cols in self.attached.items() if cols}
-        views = {key.rsplit(".", 1)[-1] for key, definition in self.views() if _names_any(definition, tables)}
+        tables = frozenset(k.rsplit(".", 1)[-1] for k, cols in self.attached.items() if cols)
+        views = {key.rsplit(".", 1)[-1] for key, definition in self.views() if _view_reads_any(definition, tables)}
         return tables | views
 
     def _protected(self, table: exp.Table, schema: str | None = None) -> dict[str, str]:
@@ -262,6 +263,21 @@ def _is_read(col: exp.Column) -> bool:
     return not isinstance(parent, exp.Schema)
 
 
-def _names_any(text: str, names: set[str]) -> bool:
-    upper = text.upper()
-    return any(re.search(rf"\b{re.escape(n)}\b", upper) for n in names)
+def _names_any(text: str, names: set[str] | frozenset[str]) -> bool:
+    """Whether `text` names any of `names` as a whole word (one compiled alternation per set of names: this runs
+    for every statement the local Snowflake is sent)."""
+    pattern = _word_pattern(frozenset(names))
+    return pattern is not None and pattern.search(text.upper()) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _word_pattern(names: frozenset[str]) -> re.Pattern[str] | None:
+    if not names:
+        return None
+    return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(names)) + r")\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _view_reads_any(definition: str, tables: frozenset[str]) -> bool:
+    """`_names_any` for a view's stored definition: the same few dozen views are asked about on every statement."""
+    return _names_any(definition, tables)

@@ -116,3 +116,35 @@ def test_an_unqualified_name_is_the_session_schemas_object(tmp_path: Path, duck:
     masked = p.apply("SELECT EMAIL FROM CUST", "FINSIGHT_PIPELINE", "CURATED")
     assert duck.execute(masked).fetchall() == [("***MASKED***",)]
     assert p.apply("SELECT EMAIL FROM CUST", "FINSIGHT_PIPELINE", "RAW") == "SELECT EMAIL FROM CUST"
+
+
+def test_a_view_created_after_the_views_were_read_is_still_refused_unmasked(
+    tmp_path: Path, duck: duckdb.DuckDBPyConnection
+) -> None:
+    """The server's layer reads the warehouse's views once per schema change, not per statement: a view over a
+    protected table created (or dropped) through the server is seen by the next statement. Without `saw` on the
+    DDL, the stale list lets a read through the new view run unmasked."""
+    from finsight.local.snowflake_strict import StrictLayer
+
+    layer = StrictLayer(tmp_path, owner_role=None, statement_log=None, duck=duck)
+    for ddl in (POLICY, ATTACH):
+        layer.learn(ddl, ok=True)
+    layer.masked("SELECT ID FROM CURATED.CUST", "X")  # reads (and keeps) the views: none yet
+    assert "CUST_V" not in layer.policies._protected_names()
+    view = "CREATE VIEW CURATED.CUST_V AS SELECT * FROM CURATED.CUST"
+    duck.execute(view)
+    layer.learn(view, ok=True)
+    with pytest.raises(Exception, match="view over a table with masking policies"):
+        layer.masked("SELECT EMAIL FROM CURATED.CUST_V", "X")
+    duck.execute("DROP VIEW CURATED.CUST_V")
+    layer.learn("-- schemachange keeps comments\nDROP VIEW CURATED.CUST_V", ok=True)
+    assert "CUST_V" not in layer.policies._protected_names()  # the dropped view no longer counts
+
+
+def test_names_are_matched_as_whole_words() -> None:
+    from finsight.local.column_policies import _names_any
+
+    assert _names_any("select * from curated.cust c", {"CUST", "ORDERS"})
+    assert not _names_any("SELECT * FROM CURATED.CUSTOMERS", {"CUST"})
+    assert not _names_any("SELECT * FROM RAW.CUST__PKS", frozenset({"CUST"}))
+    assert not _names_any("SELECT 1", set())
