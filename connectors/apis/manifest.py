@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,25 @@ def _set_numbers(node: Any, numbers: dict[str, float]) -> None:
             _set_numbers(item, numbers)
 
 
+def api_budget(rate_per_second: float) -> dict[str, Any]:
+    """The CDK paces every request to the provider's published rate (`api_sources.<name>.rate_limit_per_second`).
+
+    Why: a 429 costs a whole Retry-After (HTTP allows whole seconds only) on top of the wasted call; pacing costs
+    only the gap between calls. A 429 that still comes (a limit shared with another client) is retried as before.
+    """
+    limit = max(1, math.floor(rate_per_second))
+    return {
+        "type": "HTTPAPIBudget",
+        "policies": [
+            {
+                "type": "MovingWindowCallRatePolicy",
+                "rates": [{"limit": limit, "interval": f"PT{limit / rate_per_second:.3f}S"}],
+                "matchers": [],  # every request of the source
+            }
+        ],
+    }
+
+
 def build_manifest(
     source: ApiSource, streams: list[str] | None = None, numbers: dict[str, float] | None = None
 ) -> dict[str, Any]:
@@ -48,6 +68,7 @@ def build_manifest(
     """
     manifest = copy.deepcopy(_template(source.kind))
     _set_numbers(manifest, numbers or {})
+    manifest["api_budget"] = api_budget(source.rate_limit_per_second)
     template = manifest["definitions"]["stream"]
     chosen = list(source.streams) if streams is None else streams
     built = []

@@ -67,8 +67,15 @@ class MockApi:
         return extract_api_source(env or self.env, source, **kwargs)
 
 
+MOCK_RATE_LIMIT = 500.0  # requests/second of the test's mock: tests that want 429s inject them
+
+
 def _point_at(env: Environment, url: str) -> Environment:
-    apis = {name: api.model_copy(update={"base_url": f"{url}/{name}"}) for name, api in env.api_sources.items()}
+    """The environment's API sources at the test's mock, paced (connectors/apis/manifest.api_budget) at its rate."""
+    apis = {
+        name: api.model_copy(update={"base_url": f"{url}/{name}", "rate_limit_per_second": MOCK_RATE_LIMIT})
+        for name, api in env.api_sources.items()
+    }
     connectors = env.connectors.model_copy(update=FAST_HTTP)
     return env.model_copy(update={"api_sources": apis, "connectors": connectors})
 
@@ -103,7 +110,7 @@ def mock_api(local_env: Environment, api_stack: LocalStack) -> Iterator[MockApi]
     secrets = ensure_secrets(local_env)
     creds = {name: _mock_credential(secrets[api.secret]) for name, api in local_env.api_sources.items()}
     # generous rate limits: tests that want 429s inject them; scale 0.3 keeps each test to seconds
-    limits = dict.fromkeys(local_env.api_sources, 500.0)
+    limits = dict.fromkeys(local_env.api_sources, MOCK_RATE_LIMIT)
     app = create_app(creds, seed=7, scale=0.3, rate_limits=limits, sources=local_env.api_sources)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -128,3 +128,25 @@ def test_egress_allow_list_follows_the_config() -> None:
 
     domains = allowed_domains(Names(env))
     assert {h for hs in hosts.values() for h in hs} <= set(domains)
+
+
+@pytest.mark.parametrize("source", tuple(load_environment("local").api_sources))
+def test_requests_are_paced_to_the_configured_rate(source: str) -> None:
+    """The CDK builds the manifest's budget at `rate_limit_per_second`: a second's worth of calls goes, the next one
+    waits (CallRateLimitHit when not blocking). Without the budget every burst beyond the rate is a 429 and a
+    whole-second Retry-After."""
+    import math
+
+    import requests
+    from airbyte_cdk.sources.declarative.models.declarative_component_schema import HTTPAPIBudget
+    from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
+    from airbyte_cdk.sources.streams.call_rate import CallRateLimitHit
+
+    api = load_environment("local").api_sources[source]
+    definition = build_manifest(api)["api_budget"]
+    budget = ModelToComponentFactory().create_component(HTTPAPIBudget, definition, config={})
+    request = requests.Request("GET", f"{api.base_url}/any").prepare()
+    for _ in range(max(1, math.floor(api.rate_limit_per_second))):
+        budget.acquire_call(request, block=False)
+    with pytest.raises(CallRateLimitHit):
+        budget.acquire_call(request, block=False)
