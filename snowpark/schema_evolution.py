@@ -102,10 +102,10 @@ def record(session: Any, table: str, changes: list[tuple[str, str, str]], contex
 
 def evolve_curated(session: Any, spec: dict[str, Any], run_id: str) -> list[str]:
     """Bring CURATED up to RAW's columns; return the data columns MERGE carries (catalog's plus evolved ones)."""
-    raw_cols = table_columns(session, "RAW", spec["raw"])
-    curated = f"CURATED.{spec['curated']}"
-    landed = {c: t for c, t in raw_cols.items() if c not in META}
-    changes = evolve_statements(curated, table_columns(session, "CURATED", spec["curated"]), landed)
+    raw, curated = f"RAW.{spec['raw']}", f"CURATED.{spec['curated']}"
+    both = columns_of(session, [raw, curated])  # one query for the two tables
+    landed = {c: t for c, t in both.get(raw, {}).items() if c not in META}
+    changes = evolve_statements(curated, both.get(curated, {}), landed)
     for _, _, ddl in changes:
         session.sql(ddl).collect()
     record(session, curated, changes, f"run {run_id}")

@@ -91,18 +91,33 @@ def check_numbers_fit(body: bytes, schema: pa.Schema, current: dict[str, str]) -
             )
 
 
-def evolve_raw_for_file(env: Environment, cursor: Any, target: str, key: str) -> list[str]:
+def evolve_raw_for_file(
+    env: Environment, cursor: Any, target: str, key: str, known: dict[str, dict[str, str]] | None = None
+) -> list[str]:
     """Make RAW table `target` (SCHEMA.TABLE) gain the columns of the landed file `key` it lacks; returns the changes.
-    Raises ProgrammingError (a file error: quarantined) when a wider NUMBER value does not fit RAW's column."""
+    Raises ProgrammingError (a file error: quarantined) when a wider NUMBER value does not fit RAW's column.
+
+    known: RAW's columns as one drain has seen them (filled and kept current here), so a drain asks the warehouse
+    once per table, not once per file. The ADD is IF NOT EXISTS, and a value that does not fit is checked again
+    against the warehouse (the deploy may have widened the column since), so a stale entry costs nothing."""
     body = client(env, "s3").get_object(Bucket=env.aws.s3.bucket, Key=key)["Body"].read()
     file_schema = pq.read_schema(io.BytesIO(body))
     landed = {f.name.upper(): arrow_to_snowflake(f.type) for f in file_schema}
     schema, _, table = target.partition(".")
     session = CursorSession(cursor)
-    current = table_columns(session, schema, table)
-    check_numbers_fit(body, file_schema, current)  # before any DDL: a refused file changes nothing
+    cached = known is not None and target in known
+    current = known[target] if known is not None and cached else table_columns(session, schema, table)
+    try:
+        check_numbers_fit(body, file_schema, current)  # before any DDL: a refused file changes nothing
+    except snowflake.connector.errors.ProgrammingError:
+        if not cached:
+            raise
+        current = table_columns(session, schema, table)
+        check_numbers_fit(body, file_schema, current)
     added = [c for c in evolve_statements(target, current, landed) if c[0] not in current]
     for _, _, ddl in added:
         cursor.execute(ddl)
     record(session, target, added, f"file {key}")
+    if known is not None:
+        known[target] = {**current, **{column: landed[column] for column, _, _ in added}}
     return [f"{target}.{col}: {change}" for col, change, _ in added]

@@ -122,6 +122,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
     sqs = client(env, "sqs")
     url = sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"]
     run = PipeRun()
+    raw_columns: dict[str, dict[str, str]] = {}  # per drain: one column lookup per RAW table, not per file
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not messages:
@@ -135,7 +136,7 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                 pipe, file = found
                 try:
                     # Snowflake: ENABLE_SCHEMA_EVOLUTION adds columns; a wider NUMBER is cast by value
-                    evolve_raw_for_file(env, cursor, pipe["target"], key)
+                    evolve_raw_for_file(env, cursor, pipe["target"], key, raw_columns)
                     cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
                     for row in cursor.fetchall():
                         if row[1] == "LOADED":

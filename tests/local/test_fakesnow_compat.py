@@ -84,7 +84,8 @@ def test_copy_from_a_stage_sub_folder_keeps_load_history(cursor, local_env: Envi
 
 
 def _wal_bytes(cursor, local_env: Environment) -> int:
-    cursor.execute(f"SELECT wal_size FROM pragma_database_size() WHERE database_name = '{local_env.snowflake.database}'")
+    database = local_env.snowflake.database
+    cursor.execute(f"SELECT wal_size FROM pragma_database_size() WHERE database_name = '{database}'")
     size = cursor.fetchall()[0][0]  # DuckDB prints it, e.g. '0 bytes', '1.2 MiB'
     return 0 if size.startswith("0 ") else 1
 

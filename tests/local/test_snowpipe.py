@@ -25,7 +25,7 @@ from finsight import catalog, warehouse
 from finsight.aws import client, data_key_arn
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import ensure_bucket, grant_service_roles, queue_name, revoke_service_roles
-from finsight.local.raw_evolution import CursorSession
+from finsight.local.raw_evolution import CursorSession, evolve_raw_for_file
 from finsight.local.snowpipe import discard, drain, load_errors, release
 from finsight.local.stack import LocalStack
 from snowpark.schema_evolution import precision_widenings, table_columns
@@ -336,3 +336,16 @@ def test_a_wider_number_is_cast_by_value_and_one_out_of_range_is_quarantined_unt
     again = drain(pipe.env, pipe.cursor)
     assert (again.files_loaded, again.quarantined) == (1, [])
     assert pipe.limits() == ("NUMBER(14, 2)", ["123456789.50", "12345678.12", "1.23"])
+
+
+def test_a_drain_reads_raws_columns_once_and_checks_a_stale_read_again(pipe: Pipe) -> None:
+    """The drain keeps RAW's columns as it first read them (one lookup per table, not per file). A column the deploy
+    widened since is read again before a value that does not fit the kept type quarantines its file."""
+    schema, _, table = pipe.raw.partition(".")
+    current = table_columns(CursorSession(pipe.cursor), schema, table)
+    known = {pipe.raw: {**current, "CREDIT_LIMIT": "NUMBER(10, 2)"}}  # as a drain saw RAW before the deploy ran
+    if current["CREDIT_LIMIT"] != "NUMBER(16, 2)":
+        pipe.cursor.execute(f"ALTER TABLE {pipe.raw} ALTER COLUMN CREDIT_LIMIT SET DATA TYPE NUMBER(16, 2)")
+    key = pipe.put_limits("stale-0000.parquet", ["1234567890123.50"], pa.decimal128(16, 2))
+    assert evolve_raw_for_file(pipe.env, pipe.cursor, pipe.raw, key, known) == []
+    assert known[pipe.raw]["CREDIT_LIMIT"] == "NUMBER(16, 2)"  # kept current for the drain's next file
