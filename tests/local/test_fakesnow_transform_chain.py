@@ -97,3 +97,28 @@ def test_a_transform_outside_the_chain_still_copies() -> None:
     tree = sqlglot.parse_one("SELECT a FROM t")
     out = tree.transform(lambda n: sqlglot.exp.column("b") if isinstance(n, sqlglot.exp.Column) else n)
     assert tree.sql() == "SELECT a FROM t" and out.sql() == "SELECT b FROM t"
+
+
+RESULT_TYPED = (
+    "CREATE OR REPLACE TABLE OPS.TYPED (ID NUMBER(38, 0), AMOUNT NUMBER(18, 2), NAME VARCHAR, TS TIMESTAMP_NTZ, "
+    "TZ TIMESTAMP_TZ, D DATE, OK BOOLEAN, F FLOAT, V VARIANT)",
+    "INSERT INTO OPS.TYPED (ID, AMOUNT, NAME, TS, D, OK, F) VALUES (1, 2.5, 'a', '2026-01-01', '2026-01-01', TRUE, 1)",
+    "SELECT *, COUNT(*) OVER () AS N, NULL AS NOTHING, OBJECT_CONSTRUCT('k', ID) AS O FROM OPS.TYPED",
+    "UPDATE OPS.TYPED SET NAME = 'b' WHERE ID = 1",
+    "MERGE INTO OPS.TYPED t USING (SELECT 2 AS ID) s ON t.ID = s.ID WHEN NOT MATCHED THEN INSERT (ID) VALUES (s.ID)",
+    "DELETE FROM OPS.TYPED WHERE ID = 2",
+    "SHOW TABLES IN SCHEMA OPS",
+    "DESCRIBE TABLE OPS.TYPED",
+)
+
+
+@pytest.mark.parametrize("statement", RESULT_TYPED)
+def test_a_result_is_typed_from_the_statement_run_not_from_a_second_describe(cursor: Any, statement: str) -> None:
+    """The server types each result (rowtype) from DuckDB's description of the statement it just ran; fakesnow's own
+    way, DESCRIBE of the last SQL, parses and binds it again (~3 ms a statement). Both must give the same rows."""
+    cursor.execute(RESULT_TYPED[0])
+    cursor.execute(statement)
+    kept = cursor._finsight_result_columns
+    assert kept is not None, "the result's columns were not kept: every statement is described a second time"
+    cursor._finsight_result_columns = None  # fakesnow's DESCRIBE of the last SQL
+    assert cursor._describe_last_sql() == kept
