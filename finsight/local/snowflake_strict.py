@@ -181,23 +181,32 @@ class _ViewLister:
     def __init__(self, duck: Any):
         self._duck = duck
         self._views: list[tuple[str, str]] | None = None
+        self._changes = 0  # DDL seen so far: a read that raced a DDL is used once, never kept
+        self._lock = threading.Lock()
 
     def saw(self, sql: str) -> None:
         if self._DDL.match(sql):
-            self._views = None
+            with self._lock:
+                self._changes += 1
+                self._views = None
 
     def __call__(self) -> list[tuple[str, str]]:
-        views = self._views
-        if views is None:
-            try:
-                rows = (
-                    self._duck.cursor()
-                    .execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal")
-                    .fetchall()
-                )
-            except duckdb.Error:
-                return []
-            views = self._views = [(f"{schema}.{name}".upper(), str(sql or "")) for schema, name, sql in rows]
+        with self._lock:
+            views, changes = self._views, self._changes
+        if views is not None:
+            return views
+        try:
+            rows = (
+                self._duck.cursor()
+                .execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal")
+                .fetchall()
+            )
+        except duckdb.Error:
+            return []
+        views = [(f"{schema}.{name}".upper(), str(sql or "")) for schema, name, sql in rows]
+        with self._lock:
+            if self._changes == changes:
+                self._views = views
         return views
 
 

@@ -148,3 +148,31 @@ def test_names_are_matched_as_whole_words() -> None:
     assert not _names_any("SELECT * FROM CURATED.CUSTOMERS", {"CUST"})
     assert not _names_any("SELECT * FROM RAW.CUST__PKS", frozenset({"CUST"}))
     assert not _names_any("SELECT 1", set())
+
+
+def test_a_view_list_read_while_a_ddl_ran_is_used_once_never_kept(duck: duckdb.DuckDBPyConnection) -> None:
+    """The server runs sessions on several threads: a view created between the lister's read and its keeping the
+    result must show on the next statement (kept stale, reads through the new view would never be masked)."""
+    from finsight.local.snowflake_strict import _ViewLister
+
+    view = "CREATE VIEW CURATED.LATE AS SELECT * FROM CURATED.CUST"
+
+    class DdlDuringRead:
+        """DuckDB, with another session's CREATE VIEW landing just after the lister's query read the views."""
+
+        def cursor(self) -> DdlDuringRead:
+            return self
+
+        def execute(self, sql: str) -> DdlDuringRead:
+            self.rows = duck.execute(sql).fetchall()
+            return self
+
+        def fetchall(self) -> list[tuple]:
+            duck.execute(view)
+            lister.saw(view)
+            return self.rows
+
+    lister = _ViewLister(DdlDuringRead())
+    assert "CURATED.LATE" not in dict(lister())  # read before the DDL: used for the statement that asked
+    lister._duck = duck  # no more DDL
+    assert "CURATED.LATE" in dict(lister())
