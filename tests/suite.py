@@ -54,7 +54,7 @@ def is_stack_free(path: Path) -> bool:
 
 # Stack-test folders that run on the second stack; the rest run on the first. Whole folders, so a module's
 # neighbours keep their order. Balanced by the wall time of each folder (`--durations` in the CI log).
-SECOND_STACK = ("merge", "quality", "sql", "warehouse")
+SECOND_STACK = ("merge", "ops", "quality", "sql", "warehouse")
 SECOND_STACK_OFFSET = 1000
 SECOND_STACK_STATE_DIR = ".local-shard2"
 DURATIONS = "--durations=15"  # the slowest tests of each run, for rebalancing the shards
