@@ -25,11 +25,8 @@ def local_env() -> Environment:
 
 @pytest.fixture(scope="session")
 def local_stack(local_env: Environment) -> Iterator[LocalStack]:
-    stack = LocalStack(local_env)
-    started = stack.up()
-    yield stack
-    if started:
-        stack.down()
+    with LocalStack(local_env).used() as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)

@@ -105,12 +105,12 @@ def evolve_raw_for_file(
     landed = {f.name.upper(): arrow_to_snowflake(f.type) for f in file_schema}
     schema, _, table = target.partition(".")
     session = CursorSession(cursor)
-    cached = known is not None and target in known
-    current = known[target] if known is not None and cached else table_columns(session, schema, table)
+    kept = (known or {}).get(target)
+    current = kept if kept is not None else table_columns(session, schema, table)
     try:
         check_numbers_fit(body, file_schema, current)  # before any DDL: a refused file changes nothing
     except snowflake.connector.errors.ProgrammingError:
-        if not cached:
+        if kept is None:
             raise
         current = table_columns(session, schema, table)
         check_numbers_fit(body, file_schema, current)

@@ -176,7 +176,7 @@ class _ViewLister:
     and `learn` hands every statement to `saw`.
     """
 
-    _DDL = re.compile(r"(?is)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(CREATE|ALTER|DROP|UNDROP|COMMIT|ROLLBACK)\b")
+    _DDL = re.compile(r"(?i)^(CREATE|ALTER|DROP|UNDROP|COMMIT|ROLLBACK)\b")
 
     def __init__(self, duck: Any):
         self._duck = duck
@@ -185,7 +185,7 @@ class _ViewLister:
         self._lock = threading.Lock()
 
     def saw(self, sql: str) -> None:
-        if self._DDL.match(sql):
+        if self._DDL.match(column_policies.strip(sql)):
             with self._lock:
                 self._changes += 1
                 self._views = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +124,17 @@ class LocalStack:
         session = {"key_id": creds.access_key_id, "secret": creds.secret_access_key}
         write_private(path, json.dumps(session | {"session_token": creds.session_token}))
         return path
+
+    @contextmanager
+    def used(self, seed_sources: bool = True) -> Iterator[LocalStack]:
+        """The stack up for the `with` block, stopped after it only when this call started it: a developer's running
+        stack is used and left running (the test session, `make bench`)."""
+        started = self.up(seed_sources=seed_sources)
+        try:
+            yield self
+        finally:
+            if started:
+                self.down()
 
     def down(self) -> list[str]:
         stopped = [s.name for s in (self.mock_apis, self.fakesnow, self.moto) if s.stop()]

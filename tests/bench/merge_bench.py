@@ -96,14 +96,8 @@ def run_merge_bench() -> dict[str, Any]:
     env = load_environment("local")
     from finsight.local.stack import LocalStack
 
-    stack = LocalStack(env)
-    was_up = any(s.running for s in stack.status())  # the developer's stack: used, and left running
-    stack.up(seed_sources=False)
-    try:
+    with LocalStack(env).used(seed_sources=False):
         return _merge_bench(env)
-    finally:
-        if not was_up:
-            stack.down()
 
 
 def _merge_bench(env: Any) -> dict[str, Any]:

@@ -135,14 +135,8 @@ def _cpu_lines(e: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     env = load_environment("local")
-    stack = LocalStack(env)
-    was_up = any(s.running for s in stack.status())  # a developer's running stack is used and left up
-    stack.up()
-    try:
+    with LocalStack(env).used() as stack:
         _run(env, stack)
-    finally:
-        if not was_up:
-            stack.down()
 
 
 def _run(env: Environment, stack: LocalStack) -> None:
