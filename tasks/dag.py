@@ -77,6 +77,13 @@ class TaskNode:
     warehouse: str | None  # logical: load | transform; None for a stage (it runs on ECS or Snowpipe)
     owner: str
     comment: str
+    # predecessors for order alone: the task does not read their output, it must only not overtake them
+    waits_for: tuple[str, ...] = ()
+
+    @property
+    def predecessors(self) -> tuple[str, ...]:
+        """Every task this one runs after (Snowflake's AFTER list): what it reads, then what it waits for."""
+        return tuple(dict.fromkeys([*self.after, *self.waits_for]))
 
     @property
     def is_stage(self) -> bool:
@@ -131,15 +138,20 @@ def quality_nodes(env: Environment, merges: dict[str, str]) -> dict[str, list[Ta
 
     Marts wait for the checks of their upstream tables, so a failed check keeps bad data out of MARTS.
     One CHECK_<TABLE> task per table runs every check the config declares for it (finsight/config/quality.py).
+    A check also waits for the merges of the tables its references point at: Snowflake runs sibling tasks at
+    once, and a referential check that ran before its parent's merge would count this hour's new parents as missing.
     """
     out: dict[str, list[TaskNode]] = {}
     for table in env.warehouse_tables():
         if table.qualified not in merges:
             continue
         spec = json.dumps(quality.table_quality_spec(env, table), separators=(",", ":"))
+        parents = [merges[r["parent_table"]] for r in quality.references(env, table) if r["parent_table"] in merges]
+        own = merges[table.qualified]
         out[table.qualified] = [
-            TaskNode(f"CHECK_{table.raw_name}", procedures.CHECK_TABLE, (spec, RUN_ID), (merges[table.qualified],),
-                     "transform", env.source(table.source).owner, f"Quality checks of {table.qualified}")
+            TaskNode(f"CHECK_{table.raw_name}", procedures.CHECK_TABLE, (spec, RUN_ID), (own,),
+                     "transform", env.source(table.source).owner, f"Quality checks of {table.qualified}",
+                     waits_for=tuple(p for p in dict.fromkeys(parents) if p != own))
         ]  # fmt: skip
     return out
 
@@ -252,7 +264,7 @@ def _create(env: Environment, node: TaskNode) -> str:
         clauses.append(f"FINALIZE = {ops}.{ROOT}")
     if node.name == ROOT:
         clauses.append(f"TASK_AUTO_RETRY_ATTEMPTS = {ROOT_RETRY_ATTEMPTS}")
-    task_after = [a for a in node.after if a != LOAD]  # the root follows LOAD through its trigger, not AFTER
+    task_after = [a for a in node.predecessors if a != LOAD]  # the root follows LOAD through its trigger, not AFTER
     if task_after:
         after = "AFTER " + ", ".join(f"{ops}.{a}" for a in task_after)
         # a mart with many upstream merges (PostgreSQL + API) cannot wrap its AFTER list: tell sqlfluff so
@@ -274,7 +286,7 @@ def graphs(env: Environment) -> list[list[TaskNode]]:
 def graph_root(nodes: list[TaskNode]) -> TaskNode:
     """The root of a graph: the one task that follows no task (stages are not tasks) and is not its finalizer."""
     tasks = {n.name for n in nodes if not n.is_stage}
-    roots = [n for n in nodes if not n.is_stage and n.name != FINALIZER and not tasks.intersection(n.after)]
+    roots = [n for n in nodes if not n.is_stage and n.name != FINALIZER and not tasks.intersection(n.predecessors)]
     assert len(roots) == 1, f"a graph has exactly one root, found {[n.name for n in roots]}"
     return roots[0]
 

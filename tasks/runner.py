@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from finsight import catalog, marts
+from finsight import catalog, marts, warehouse
 from finsight.config import Environment
 from finsight.local import task_history as emulation
 from finsight.ops import task_runs
@@ -43,6 +45,8 @@ class TaskResult:
     seconds: float
     output: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    started: float = 0.0  # time.monotonic() at start and end: tasks run side by side, so wall time is their span
+    finished: float = 0.0
 
 
 @dataclass
@@ -89,14 +93,25 @@ class DagRun:
         return final.output.get("latency_seconds") if final else None
 
     def stage_seconds(self) -> dict[str, float]:
-        """Wall seconds per kind of task (merge, transform, validate), for the cycle summary and the bench."""
+        """Wall seconds per kind of task (merge, quality, transform, validate), for the cycle summary and the bench:
+        the time at least one task of the kind was running (tasks of a kind run side by side)."""
         kinds = {"MERGE_": "merge", "CHECK_": "quality", "MART_": "transform", "VALIDATE_": "validate"}
-        out: dict[str, float] = {}
+        spans: dict[str, list[tuple[float, float]]] = {}
         for t in self.tasks:
-            for prefix, kind in kinds.items():
-                if t.name.startswith(prefix):
-                    out[kind] = round(out.get(kind, 0.0) + t.seconds, 2)
-        return out
+            kind = next((k for prefix, k in kinds.items() if t.name.startswith(prefix)), None)
+            if kind is not None:
+                spans.setdefault(kind, []).append((t.started, t.finished))
+        return {kind: round(_covered(intervals), 2) for kind, intervals in spans.items()}
+
+
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end] intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _now() -> datetime:
@@ -200,7 +215,62 @@ def _run_node(
         log.debug("task %s failed", node.name, exc_info=True)
     if node.name not in (ROOT, FINALIZER):
         record_task(session, run_id, node.name, state, error or json.dumps(output))
-    return TaskResult(node.name, state, round(time.monotonic() - started, 3), output, error), code
+    finished = time.monotonic()
+    return TaskResult(node.name, state, round(finished - started, 3), output, error, started, finished), code
+
+
+# How many graph tasks the local player runs at once, each on a session of its own. Snowflake starts every task
+# whose predecessors finished (22 MERGE tasks side by side); locally the sessions share one fakesnow server, so a few
+# are enough to keep its DuckDB and the client busy while another statement is parsed.
+TASK_WORKERS = 4
+
+
+class _Sessions:
+    """Sessions for the tasks running at once: the caller's first, more opened on demand, closed at the end."""
+
+    def __init__(self, env: Environment, first: Any) -> None:
+        self._env, self._idle, self._opened = env, queue.SimpleQueue(), []
+        self._idle.put(first)
+
+    @contextmanager
+    def borrowed(self) -> Iterator[Any]:
+        try:
+            session = self._idle.get_nowait()
+        except queue.Empty:
+            session = warehouse.snowpark_session(self._env)
+            self._opened.append(session)
+        try:
+            yield session
+        finally:
+            self._idle.put(session)
+
+    def close(self) -> None:
+        for session in self._opened:
+            session.close()
+
+
+def _plan(nodes: list[TaskNode], only: list[str] | None, rerun: set[str] | None) -> tuple[list[TaskNode], set[str]]:
+    """(the graph tasks this attempt runs, those taken as already succeeded): `only` keeps those MERGE tasks and what
+    reads nothing but their output (`after`; a merge it only waits for does not hold it back when left out);
+    `rerun` keeps just those tasks. The finalizer always runs."""
+    left_out: set[str] = set()
+    assumed: set[str] = set()
+    to_run: list[TaskNode] = []
+    for node in nodes:
+        if node.is_stage:
+            continue
+        if (
+            only
+            and node.name != FINALIZER
+            and ((node.name.startswith("MERGE_") and node.name not in only) or any(a in left_out for a in node.after))
+        ):
+            left_out.add(node.name)
+            continue
+        if rerun is not None and node.name not in rerun and node.name != FINALIZER:
+            assumed.add(node.name)  # succeeded in an earlier attempt of this graph run
+            continue
+        to_run.append(node)
+    return to_run, assumed
 
 
 def run_dag(
@@ -213,9 +283,11 @@ def run_dag(
     attempt: int = 1,
     rerun: set[str] | None = None,
     scheduled: datetime | None = None,
+    workers: int = TASK_WORKERS,
 ) -> DagRun:
-    """Play the hourly graph. `only`: just these MERGE tasks and the tasks downstream of nothing but them;
-    `rerun`: just these tasks (retry of an attempt)."""
+    """Play the hourly graph: each task starts once its predecessors finished, up to `workers` at a time, as
+    Snowflake runs a graph. `only`: just these MERGE tasks and the tasks downstream of nothing but them;
+    `rerun`: just these tasks (retry of an attempt). The finalizer runs last."""
     merged_config = {**DEFAULT_CONFIG, **(config or {})}
     config_json = json.dumps(merged_config)
     scheduled = scheduled or _now()
@@ -223,48 +295,75 @@ def run_dag(
     sync_catalog(env, session)
     for sql in emulation.create_statements(env.snowflake.database):
         session.sql(sql).collect()
+    nodes = build_dag(env)
     by_stage = {s.name: s for s in stages or []}
-    states: dict[str, str] = {}
-    results: list[TaskResult] = []
-    left_out: set[str] = set()
-    for node in build_dag(env):
-        if node.is_stage:
-            stage = by_stage.get(node.name)
-            if stage is None:
-                continue
-            record_task(session, run_id, node.name, stage.state, stage.error or json.dumps(stage.output))
-            _history(session, node.name, stage.state, stage.started_at, stage.started_at, stage.completed_at, attempt,
-                     run_id, run_ms, config_json, stage.output, stage.error,
-                     None if stage.state == "SUCCEEDED" else "STAGE_FAILED")  # fmt: skip
-            seconds = (stage.completed_at - stage.started_at).total_seconds()
-            results.append(TaskResult(node.name, stage.state, round(seconds, 3), stage.output, stage.error))
+    results: dict[str, TaskResult] = {}
+    for node in nodes:
+        stage = by_stage.get(node.name) if node.is_stage else None
+        if stage is None:
             continue
-        if (
-            only
-            and node.name != FINALIZER
-            and ((node.name.startswith("MERGE_") and node.name not in only) or any(a in left_out for a in node.after))
-        ):
-            left_out.add(node.name)  # `only`: those merges and what follows from them (checks, marts), nothing else
-            continue
-        if rerun is not None and node.name not in rerun and node.name != FINALIZER:
-            states[node.name] = "SUCCEEDED"  # succeeded in an earlier attempt of this graph run
-            continue
-        blocked = [a for a in node.after if states.get(a, "SUCCEEDED") != "SUCCEEDED" and a in states]
+        record_task(session, run_id, node.name, stage.state, stage.error or json.dumps(stage.output))
+        _history(session, node.name, stage.state, stage.started_at, stage.started_at, stage.completed_at, attempt,
+                 run_id, run_ms, config_json, stage.output, stage.error,
+                 None if stage.state == "SUCCEEDED" else "STAGE_FAILED")  # fmt: skip
+        seconds = (stage.completed_at - stage.started_at).total_seconds()
+        results[node.name] = TaskResult(node.name, stage.state, round(seconds, 3), stage.output, stage.error)
+
+    to_run, assumed = _plan(nodes, only, rerun)
+    states: dict[str, str] = dict.fromkeys(assumed, "SUCCEEDED")
+    pending = {n.name for n in to_run}
+
+    def play(node: TaskNode, session: Any) -> TaskResult:
+        # a predecessor this attempt does not run (left out, a stage) does not hold the task back
+        blocked = [a for a in node.predecessors if states.get(a, "SUCCEEDED") != "SUCCEEDED" and a in states]
         started_at = _now()
         if blocked and node.name != FINALIZER:
             error = f"not run: predecessor {', '.join(blocked)} did not succeed"
             record_task(session, run_id, node.name, "SKIPPED", error)
             _task_record(env, session, node, "SKIPPED", scheduled, started_at, started_at, attempt, run_id, run_ms,
                          config_json, None, error)  # fmt: skip
-            states[node.name] = "SKIPPED"
-            results.append(TaskResult(node.name, "SKIPPED", 0.0, {}, error))
-            continue
+            now = time.monotonic()
+            return TaskResult(node.name, "SKIPPED", 0.0, {}, error, now, now)
         result, code = _run_node(env, session, node, run_id, config_json)
         _task_record(env, session, node, result.state, scheduled, started_at, _now(), attempt, run_id, run_ms,
                      config_json, result.output or None, result.error, code)  # fmt: skip
-        states[node.name] = result.state
-        results.append(result)
-    return DagRun(run_id, results, attempt, merged_config)
+        return result
+
+    def ready(node: TaskNode) -> bool:
+        if node.name == FINALIZER:
+            return pending == {FINALIZER}
+        return not any(a in pending for a in node.predecessors)
+
+    sessions = _Sessions(env, session)
+    running: dict[Future[TaskResult], TaskNode] = {}
+
+    def start(node: TaskNode) -> Future[TaskResult]:
+        def task() -> TaskResult:
+            with sessions.borrowed() as own:
+                return play(node, own)
+
+        return pool.submit(task)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="task") as pool:
+            waiting = list(to_run)
+            while waiting or running:
+                for node in [n for n in waiting if ready(n)]:
+                    waiting.remove(node)
+                    running[start(node)] = node
+                if not running:
+                    raise RuntimeError(f"graph cannot go on: {', '.join(n.name for n in waiting)} wait on each other")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    node = running.pop(future)
+                    result = future.result()  # a failure to record the task (not the task's own) ends the run
+                    states[node.name] = result.state
+                    pending.discard(node.name)
+                    results[node.name] = result
+    finally:
+        sessions.close()
+    # in the graph's order, whatever order the tasks finished in
+    return DagRun(run_id, [results[n.name] for n in nodes if n.name in results], attempt, merged_config)
 
 
 class NothingToRetryError(RuntimeError):

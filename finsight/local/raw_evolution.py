@@ -26,7 +26,7 @@ import snowflake.connector.errors
 
 from finsight.aws import client
 from finsight.config import Environment
-from snowpark.schema_evolution import evolve_statements, number_parts, record, table_columns, widened
+from snowpark.schema_evolution import columns_of, evolve_statements, number_parts, record, table_columns, widened
 
 # Snowflake's error for a number that does not fit its column (100039, SQLSTATE 22003)
 OUT_OF_RANGE_ERRNO = 100039
@@ -89,6 +89,11 @@ def check_numbers_fit(body: bytes, schema: pa.Schema, current: dict[str, str]) -
             raise snowflake.connector.errors.ProgrammingError(
                 msg=f"Numeric value '{bad}' is out of range", errno=OUT_OF_RANGE_ERRNO, sqlstate="22003"
             )
+
+
+def columns_now(cursor: Any, tables: list[str]) -> dict[str, dict[str, str]]:
+    """SCHEMA.TABLE -> {column: type} for these tables, in one query: what a drain starts its `known` from."""
+    return columns_of(CursorSession(cursor), tables)
 
 
 def evolve_raw_for_file(

@@ -25,7 +25,7 @@ from finsight import catalog
 from finsight.aws import as_alert_publisher, as_quarantine_handler, client, data_key_arn
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
-from finsight.local.raw_evolution import evolve_raw_for_file
+from finsight.local.raw_evolution import columns_now, evolve_raw_for_file
 from finsight.ops.ownership import topic_arn
 from finsight.quarantine import move_to_quarantine
 
@@ -122,11 +122,14 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
     sqs = client(env, "sqs")
     url = sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"]
     run = PipeRun()
-    raw_columns: dict[str, dict[str, str]] = {}  # per drain: one column lookup per RAW table, not per file
+    # per drain: the pipes' target columns in one lookup (at the first file, so a warehouse that cannot answer is
+    # that file's error), not one per table or file
+    raw_columns: dict[str, dict[str, str]] | None = None
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not messages:
             return run
+        done: list[dict[str, str]] = []
         for message in messages:
             keep = False
             for key in _object_keys(message):
@@ -136,6 +139,8 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                 pipe, file = found
                 try:
                     # Snowflake: ENABLE_SCHEMA_EVOLUTION adds columns; a wider NUMBER is cast by value
+                    if raw_columns is None:
+                        raw_columns = columns_now(cursor, sorted({p["target"] for p in catalog.pipes(env)}))
                     evolve_raw_for_file(env, cursor, pipe["target"], key, raw_columns)
                     cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
                     for row in cursor.fetchall():
@@ -158,7 +163,11 @@ def drain(env: Environment, cursor: Any) -> PipeRun:
                         keep = True
                         run.retry.append(key)
             if not keep:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
+        if done:  # one call per receive (at most 10 messages), as SQS allows
+            failed = sqs.delete_message_batch(QueueUrl=url, Entries=done).get("Failed", [])
+            if failed:
+                raise RuntimeError(f"queue {url}: could not delete loaded events: {failed}")
 
 
 def load_errors(env: Environment, cursor: Any, include_released: bool = False) -> list[LoadError]:

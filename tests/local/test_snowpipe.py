@@ -349,3 +349,18 @@ def test_a_drain_reads_raws_columns_once_and_checks_a_stale_read_again(pipe: Pip
     key = pipe.put_limits("stale-0000.parquet", ["1234567890123.50"], pa.decimal128(16, 2))
     assert evolve_raw_for_file(pipe.env, pipe.cursor, pipe.raw, key, known) == []
     assert known[pipe.raw]["CREDIT_LIMIT"] == "NUMBER(16, 2)"  # kept current for the drain's next file
+
+
+def test_a_drain_of_many_files_looks_columns_up_once_and_clears_its_queue(pipe: Pipe, local_stack: LocalStack) -> None:
+    """Twelve files take two receives (SQS hands out at most 10 messages): every one loads, every event is deleted
+    (in batches, one call per receive), and RAW's columns are looked up once for all the pipes' tables (this test's
+    private one among them), not once per table or file."""
+    keys = [pipe.put_rows(f"many-{i:04d}.parquet", [i]) for i in range(12)]
+    log = local_stack.statement_log
+    before = len(log.read_text().splitlines())
+    run = drain(pipe.env, pipe.cursor)
+    assert (run.files_loaded, run.errors) == (len(keys), [])
+    assert pipe.queued() == (0, 0)
+    during = [json.loads(line)["sql"] for line in log.read_text().splitlines()[before:]]
+    lookups = [s for s in during if "information_schema.columns" in s.lower()]
+    assert len(lookups) == 1, lookups

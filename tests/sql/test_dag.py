@@ -87,7 +87,7 @@ def test_marts_wait_for_their_upstream_merges_and_are_validated(env: Environment
         ups = [known[u.table].raw_name for u in mart.upstreams if u.table in known]
         assert set(build.clauses["AFTER"].split(", ")) == {f"{ops}.CHECK_{raw}" for raw in ups}
         for raw in ups:
-            assert tasks[f"{ops}.CHECK_{raw}"].clauses["AFTER"] == f"{ops}.MERGE_{raw}"
+            assert tasks[f"{ops}.CHECK_{raw}"].clauses["AFTER"].split(", ")[0] == f"{ops}.MERGE_{raw}"
         assert tasks[f"{ops}.VALIDATE_{mart.table_name}"].clauses["AFTER"] == build.name
         assert f"| owner: {mart.owner}'" in build.clauses["COMMENT"]
 
@@ -219,6 +219,15 @@ def test_each_check_task_gets_its_tables_quality_spec(env: Environment) -> None:
         spec = re.search(r"'(\{.*\})'", body)
         assert spec and json.loads(spec.group(1)) == quality.table_quality_spec(env, table), table.qualified
         assert f"{dag.RUN_ID_EXPR}\n    )" in body
+
+
+def test_a_referential_check_runs_after_the_merges_of_its_parents(env: Environment) -> None:
+    """Snowflake starts sibling tasks together: CHECK_PAYMENTS after MERGE_PAYMENTS alone could count the merchants
+    landed this hour as missing while MERGE_MERCHANTS still runs."""
+    ops = env.snowflake.schemas["ops"]
+    tasks, _ = _parse(dag.render_sql(env))
+    after = {name.strip() for name in tasks[f"{ops}.CHECK_PAYMENTS__PAYMENTS"].clauses["AFTER"].split(",")}
+    assert {f"{ops}.MERGE_PAYMENTS__PAYMENTS", f"{ops}.MERGE_MERCHANTS__MERCHANTS"} <= after
 
 
 def test_an_after_line_of_exactly_the_limit_needs_no_noqa() -> None:
