@@ -179,9 +179,11 @@ def date_columns(env: Environment) -> dict[str, list[str]]:
 
 
 def merge_spec(env: Environment, table: object) -> dict:
-    """MERGE_TABLE's argument: the catalog's table spec plus the date columns marts partition by."""
+    """MERGE_TABLE's argument: the catalog's table spec, the date columns marts partition by, and the merge-time
+    quarantine gate's check (`raw_duplicates`), so the merge does not read the quality spec back every hour."""
     spec = catalog.table_spec(table)  # type: ignore[arg-type]
     spec["date_columns"] = date_columns(env).get(spec["raw"], [])
+    spec["gate"] = quality.table_quality_spec(env, table)["checks"]["raw_duplicates"]  # type: ignore[arg-type]
     return spec
 
 

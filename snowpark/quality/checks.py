@@ -49,6 +49,18 @@ class Context:
             )
         ]
         self.batch_list = literal_list(self.batches) if self.batches else "NULL"
+        self._holds: list[Any] | None = None
+
+    def holds(self) -> list[Any]:
+        """The table's quarantine holds, released or not, oldest first (BATCH_ID, RUN_ID, CHECK_ID, REASON,
+        still held): read once for the checks that need them (row_count, raw_duplicates)."""
+        if self._holds is None:
+            self._holds = _rows(
+                self.session,
+                f"SELECT BATCH_ID, RUN_ID, CHECK_ID, REASON, RELEASED_AT IS NULL FROM {HOLDS} "
+                f"WHERE RAW_TABLE = {literal(self.spec['raw'])} ORDER BY HELD_AT",
+            )
+        return self._holds
 
     def result(self, check: str, status: str, severity: str | None = None, **kw: Any) -> Result:
         return Result(self.table, check, severity or self.checks[check]["severity"], status, **kw)
@@ -124,7 +136,7 @@ def row_count(ctx: Context) -> list[Result]:
     """
     cfg = ctx.checks["row_count"]
     raw = literal(ctx.spec["raw"])
-    holds = _rows(ctx.session, f"SELECT BATCH_ID, RUN_ID FROM {HOLDS} WHERE RAW_TABLE = {raw}")
+    holds = [(h[0], h[1]) for h in ctx.holds()]
     held_now = {b for b, run in holds if run == ctx.run_id}
     held_before = {b for b, run in holds if run != ctx.run_id} - held_now
     arrived = sorted((set(ctx.batches) - held_before) | held_now)
@@ -193,11 +205,13 @@ def null_spike(ctx: Context) -> list[Result]:
     if not cols or not ctx.batches:
         return []
     counts = ", ".join(f"SUM(CASE WHEN {c} IS NULL THEN 1 ELSE 0 END)" for c in cols)
-    now_sql, base_sql = (
-        f"SELECT COUNT(*), {counts} FROM {ctx.run_rows()}",
-        f"SELECT COUNT(*), {counts} FROM {ctx.baseline_rows()}",
+    # this run's rows and the baseline in one statement (one round trip), told apart by the first column
+    sql = (
+        f"SELECT 'run' AS ROWS_OF, COUNT(*), {counts} FROM {ctx.run_rows()}\n"
+        f"UNION ALL SELECT 'baseline', COUNT(*), {counts} FROM {ctx.baseline_rows()}"
     )
-    now, base = _rows(ctx.session, now_sql)[0], _rows(ctx.session, base_sql)[0]
+    by = {r[0]: r[1:] for r in _rows(ctx.session, sql)}
+    now, base = by["run"], by["baseline"]
     n, b = int(now[0]), int(base[0])
     out = []
     for i, col in enumerate(cols, start=1):
@@ -223,7 +237,7 @@ def null_spike(ctx: Context) -> list[Result]:
                 sample_keys=sample,
                 observed={"null_rate": round(rate, 4), "rows": n},
                 expected={"baseline_rate": round(base_rate, 4), "max_increase": cfg["max_increase"]},
-                sql=f"{now_sql}\n-- baseline\n{base_sql}",
+                sql=sql,
             )
         )
     return out
@@ -310,11 +324,12 @@ def unique(ctx: Context) -> list[Result]:
 
 def held_batches(ctx: Context) -> list[Result]:
     """Batches the merge-time gate holds (quarantine): reported on every run until released."""
+    # what the result shows as its SQL; the rows come from the holds the context read once
     sql = (
         f"SELECT BATCH_ID, CHECK_ID, REASON FROM {HOLDS} WHERE RAW_TABLE = {literal(ctx.spec['raw'])} "
         "AND RELEASED_AT IS NULL ORDER BY HELD_AT"
     )
-    held = _rows(ctx.session, sql)
+    held = [(h[0], h[2], h[3]) for h in ctx.holds() if h[4]]
     cfg = ctx.checks["raw_duplicates"]
     if not held and not cfg["enabled"]:
         return []

@@ -30,7 +30,6 @@ def hold(session: Any, spec: dict[str, Any], ready: list[dict], run_id: str) -> 
     """(batches to merge, `<id>: held by <check>` for the rest)."""
     if not ready:
         return ready, []
-    qspec = _quality_spec(session, spec["table"])
     ids = literal_list([b["BATCH_ID"] for b in ready])
     status = {
         r[0]: r[1]
@@ -39,7 +38,10 @@ def hold(session: Any, spec: dict[str, Any], ready: list[dict], run_id: str) -> 
             f"WHERE RAW_TABLE = {literal(spec['raw'])} AND BATCH_ID IN ({ids}) GROUP BY BATCH_ID"
         ).collect()
     }
-    check = (qspec or {}).get("checks", {}).get("raw_duplicates", {})
+    if "gate" in spec:
+        check = spec["gate"] or {}
+    else:  # a spec deployed before the merge carried its gate: the quality spec, as deployed
+        check = (_quality_spec(session, spec["table"]) or {}).get("checks", {}).get("raw_duplicates", {})
     new_holds: dict[str, str] = {}
     to_check = [b["BATCH_ID"] for b in ready if b["BATCH_ID"] not in status and b["ROW_COUNT"]]
     if check.get("enabled") and check.get("severity") == "quarantine" and to_check:

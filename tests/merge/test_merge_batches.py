@@ -389,6 +389,19 @@ def test_the_hourly_merge_holds_a_quarantined_batch_and_an_operators_replay_take
     assert out["batches"] == ["b1"] and t.curated() == {1: "second", 2: "y", 3: "z"}
 
 
+def test_the_gate_the_merge_spec_carries_holds_without_reading_the_quality_spec(session: Any) -> None:
+    """The deployed merge spec carries its gate (finsight.marts.merge_spec): no quality spec in the catalog here,
+    and the gate still holds the batch; a spec whose gate is off merges it."""
+    held = Table(session)
+    held.spec["gate"] = {"enabled": True, "severity": "quarantine"}
+    held.land("b1", T0, [(1, "first", "U"), (1, "second", "U")])
+    assert held.merge(run_id="r-gate")["waiting"] == ["b1"] and held.curated() == {}
+    off = Table(session)
+    off.spec["gate"] = {"enabled": False, "severity": "quarantine"}
+    off.land("b1", T0, [(1, "first", "U"), (1, "second", "U")])
+    assert off.merge(run_id="r-gate-off")["batches"] == ["b1"]
+
+
 def test_the_merge_prunes_by_the_batch_key_ranges_and_a_late_update_of_an_old_key_still_updates(session: Any) -> None:
     """Pruning by the batch's key ranges never changes the result: keys far below the batch's main range (a late
     update of an old payment) get a range of their own, so they update in place; a rerun duplicates nothing."""
