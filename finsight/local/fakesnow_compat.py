@@ -11,6 +11,7 @@ import contextlib
 import functools
 import re
 import sys
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -19,6 +20,7 @@ import duckdb
 import fakesnow.arrow
 import fakesnow.copy_into
 import fakesnow.cursor
+import fakesnow.instance
 import fakesnow.transforms
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -283,6 +285,43 @@ def _in_place_within_chain(original: Callable[..., Any]) -> Callable[..., Any]:
     return transform
 
 
+# How many statements' results the server keeps for RESULT_SCAN and async fetches (newest first).
+RESULTS_KEPT = 512
+
+
+class RecentResults(dict[str, tuple]):
+    """fakesnow's per-server store of every statement's result (its Arrow table and rewritten tree), keyed by query
+    id, bounded to the newest `keep`.
+
+    Why: fakesnow keeps each result for the life of the server and never frees one, about a thousand an hour. A
+    server up for an hour of tests held ~6 GB and hundreds of thousands of sqlglot nodes, and Python's full garbage
+    collections over them stopped every statement for up to 8 s at a time. Snowflake keeps a result for 24 hours
+    ("Using persisted query results", https://docs.snowflake.com/en/user-guide/querying-persisted-results); the
+    platform reads none back (no RESULT_SCAN, no async queries), so the newest few hundred are plenty locally.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: str, value: tuple) -> None:
+        with self._lock:
+            super().pop(key, None)  # a re-stored id becomes the newest
+            super().__setitem__(key, value)
+            while len(self) > self._keep:
+                super().__delitem__(next(iter(self)))  # dicts iterate oldest first
+
+
+def _results_bounded(original: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.results_cache = RecentResults(RESULTS_KEPT)  # before any connection takes a reference to it
+
+    return init
+
+
 def apply() -> None:
     """Patch fakesnow once per process (idempotent)."""
     global _applied
@@ -309,4 +348,5 @@ def apply() -> None:
     fakesnow.copy_into.stage_url_from_var = _stage_with_path(fakesnow.copy_into.stage_url_from_var)
     # fakesnow.arrow.to_sf looks this name up in its module at call time
     fakesnow.arrow.timestamp_to_sf_struct = _null_timestamps_stay_null(fakesnow.arrow.timestamp_to_sf_struct)
+    fakesnow.instance.FakeSnow.__init__ = _results_bounded(fakesnow.instance.FakeSnow.__init__)
     _applied = True

@@ -10,6 +10,7 @@ from typing import Any
 
 import fakesnow
 import fakesnow.cursor
+import fakesnow.instance
 import pytest
 import snowflake.connector
 import sqlglot
@@ -133,3 +134,23 @@ def test_the_local_snowflake_parses_with_compiled_sqlglot() -> None:
 
     assert tokens.SQLGLOTC_INSTALLED, "sqlglot's tokenizer is the pure-Python one: sqlglotc is not installed"
     assert not parser.__file__.endswith(".py"), f"sqlglot's parser is not the compiled one: {parser.__file__}"
+
+
+def test_the_server_keeps_only_the_newest_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fakesnow stores every statement's result for RESULT_SCAN, for ever; the compat keeps the newest
+    RESULTS_KEPT. A recent result still scans back; one past the bound is gone as Snowflake reports an expired one.
+    Red without the bound: the store holds every statement run."""
+    fakesnow_compat.apply()
+    monkeypatch.setattr(fakesnow_compat, "RESULTS_KEPT", 5)
+    instance = fakesnow.instance.FakeSnow()
+    assert isinstance(instance.results_cache, fakesnow_compat.RecentResults)
+    conn = instance.connect("FINSIGHT", "RAW")
+    cur = conn.cursor()
+    ids = []
+    for i in range(12):
+        cur.execute(f"SELECT {i} AS N")
+        ids.append(cur.sfqid)
+    assert len(instance.results_cache) == 5 and list(instance.results_cache) == ids[-5:]
+    assert cur.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{ids[-1]}'))").fetchall() == [(11,)]
+    with pytest.raises(snowflake.connector.errors.ProgrammingError, match="not found"):
+        cur.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{ids[0]}'))")
