@@ -285,8 +285,8 @@ def _in_place_within_chain(original: Callable[..., Any]) -> Callable[..., Any]:
     return transform
 
 
-# How many statements' results the server keeps for RESULT_SCAN and async fetches (newest first).
-RESULTS_KEPT = 512
+# How many statements' results the server keeps for RESULT_SCAN and async fetches (the newest).
+RESULTS_KEPT = 100
 
 
 class RecentResults(dict[str, tuple]):
@@ -297,7 +297,8 @@ class RecentResults(dict[str, tuple]):
     server up for an hour of tests held ~6 GB and hundreds of thousands of sqlglot nodes, and Python's full garbage
     collections over them stopped every statement for up to 8 s at a time. Snowflake keeps a result for 24 hours
     ("Using persisted query results", https://docs.snowflake.com/en/user-guide/querying-persisted-results); the
-    platform reads none back (no RESULT_SCAN, no async queries), so the newest few hundred are plenty locally.
+    platform reads none back (no RESULT_SCAN, no async queries), so the newest hundred are plenty locally, and each
+    one kept is a rewritten tree of up to thousands of nodes the collector walks.
     """
 
     def __init__(self, keep: int) -> None:
