@@ -60,14 +60,13 @@ def load(
         raise fail("in AWS Snowpipe loads on its own (auto-ingest); `finsight batches list` shows what it loaded", 2)
     require_local_stack(cfg)
     from finsight.local.graph import on_landed
-    from finsight.local.snowpipe import drain
+    from finsight.local.snowpipe import load_landed
 
     with platform_errors(cfg):
         if trigger:
             pipe, run = on_landed(cfg)
         else:
-            with warehouse.connect(cfg, schema=cfg.snowflake.schemas["raw"]) as conn:
-                pipe, run = drain(cfg, conn.cursor()), None
+            pipe, run = load_landed(cfg), None
     typer.echo(f"loaded {pipe.files_loaded} file(s), {pipe.rows_loaded} row(s); {pipe.files_skipped} already loaded")
     for key in pipe.quarantined:
         typer.secho(f"  quarantined: {key}", fg="red", err=True)

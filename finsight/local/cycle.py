@@ -16,7 +16,7 @@ from connectors.run import ExtractionError, SourceRun, extract_source
 from finsight import deploy_fingerprint, warehouse
 from finsight.config import Environment
 from finsight.local.graph import extract_stages, load_stage, now
-from finsight.local.snowpipe import PipeRun, drain
+from finsight.local.snowpipe import PipeRun, load_landed
 from finsight.ops.log_context import bind, submit
 from tasks.runner import DagRun, run_dag
 
@@ -75,8 +75,7 @@ def hourly_cycle(
 
     step("load")
     started, load_at = time.monotonic(), now()
-    with warehouse.connect(env, schema=env.snowflake.schemas["raw"]) as conn:
-        summary.pipe = drain(env, conn.cursor())
+    summary.pipe = load_landed(env)
     _timed(summary, "load", started)
 
     step("graph")

@@ -14,7 +14,7 @@ from typing import Any
 
 from finsight import warehouse
 from finsight.config import Environment
-from finsight.local.snowpipe import PipeRun, drain
+from finsight.local.snowpipe import PipeRun, load_landed
 from tasks.runner import DagRun, StageResult, run_dag, stream_has_data
 
 
@@ -56,8 +56,7 @@ def load_stage(pipe: PipeRun | None, started_at: datetime, completed_at: datetim
 def on_landed(env: Environment, run_id: str | None = None) -> tuple[PipeRun, DagRun | None]:
     """Snowpipe loads what landed; when the trigger stream has data, the graph runs (the triggered root)."""
     started = now()
-    with warehouse.connect(env, schema=env.snowflake.schemas["raw"]) as conn:
-        pipe = drain(env, conn.cursor())
+    pipe = load_landed(env)
     loaded = now()
     session = warehouse.snowpark_session(env)
     try:

@@ -11,8 +11,13 @@ queued for the next drain.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -21,7 +26,7 @@ import pyarrow as pa
 import snowflake.connector.errors
 from botocore.exceptions import ClientError
 
-from finsight import catalog
+from finsight import catalog, warehouse
 from finsight.aws import as_alert_publisher, as_quarantine_handler, client, data_key_arn
 from finsight.config import Environment
 from finsight.local.aws_bootstrap import queue_name
@@ -117,57 +122,112 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
-def drain(env: Environment, cursor: Any) -> PipeRun:
-    """Load every notified file; `cursor` is a Snowflake (fakesnow) cursor in the environment's database."""
+# How many pipes load at once (Snowpipe loads every notified file independently, on its own compute). Files of one
+# table load in the order they were notified, on one connection, so its schema evolution never races.
+PIPE_WORKERS = 4
+
+
+def _load_file(env: Environment, cursor: Any, pipe: dict[str, str], file: str, key: str,
+               known: dict[str, dict[str, str]], run: PipeRun, lock: threading.Lock) -> bool:  # fmt: skip
+    """Load one notified file; False when its event must stay queued (the failure was not the file's)."""
+    try:
+        # Snowflake: ENABLE_SCHEMA_EVOLUTION adds columns; a wider NUMBER is cast by value
+        evolve_raw_for_file(env, cursor, pipe["target"], key, known)
+        cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
+        rows = cursor.fetchall()
+    except Exception as exc:
+        if _gone(exc):
+            with lock:
+                run.files_skipped += 1
+            return True
+        error = _error_text(exc)
+        with lock:
+            run.errors.append(f"{pipe['name']}: {key}: {error}")
+        if not _is_file_error(exc):  # not the file's fault: the event stays queued (visible again after its timeout)
+            with lock:
+                run.retry.append(key)
+            return False
+        quarantine(env, cursor, pipe["name"], key, error)
+        with lock:
+            run.quarantined.append(key)
+        return True
+    with lock:
+        for row in rows:
+            if row[1] == "LOADED":
+                run.files_loaded += 1
+                run.rows_loaded += int(row[3])
+                run.pipes[pipe["name"]] = run.pipes.get(pipe["name"], 0) + 1
+            else:
+                run.files_skipped += 1
+    return True
+
+
+def drain(env: Environment, cursor: Any, connect: Callable[[], Any] | None = None) -> PipeRun:
+    """Load every notified file; `cursor` is a Snowflake (fakesnow) cursor in the environment's database.
+
+    connect: opens another connection like `cursor`'s, so the files of up to PIPE_WORKERS tables load side by side;
+    without it, every file loads on `cursor`, one after another."""
     sqs = client(env, "sqs")
     url = sqs.get_queue_url(QueueName=queue_name(env))["QueueUrl"]
-    run = PipeRun()
-    # per drain: the pipes' target columns in one lookup (at the first file, so a warehouse that cannot answer is
-    # that file's error), not one per table or file
-    raw_columns: dict[str, dict[str, str]] | None = None
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return run
-        done: list[dict[str, str]] = []
-        for message in messages:
-            keep = False
-            for key in _object_keys(message):
-                found = _pipe_for(env, key)
-                if found is None:
-                    continue
-                pipe, file = found
-                try:
-                    # Snowflake: ENABLE_SCHEMA_EVOLUTION adds columns; a wider NUMBER is cast by value
-                    if raw_columns is None:
-                        raw_columns = columns_now(cursor, sorted({p["target"] for p in catalog.pipes(env)}))
-                    evolve_raw_for_file(env, cursor, pipe["target"], key, raw_columns)
-                    cursor.execute(catalog.pipe_copy_sql(env, pipe["target"], pipe["folder"], files=[file]))
-                    for row in cursor.fetchall():
-                        if row[1] == "LOADED":
-                            run.files_loaded += 1
-                            run.rows_loaded += int(row[3])
-                            run.pipes[pipe["name"]] = run.pipes.get(pipe["name"], 0) + 1
-                        else:
-                            run.files_skipped += 1
-                except Exception as exc:
-                    if _gone(exc):
-                        run.files_skipped += 1
-                        continue
-                    error = _error_text(exc)
-                    run.errors.append(f"{pipe['name']}: {key}: {error}")
-                    if _is_file_error(exc):
-                        quarantine(env, cursor, pipe["name"], key, error)
-                        run.quarantined.append(key)
-                    else:  # not the file's fault: the event stays queued (visible again after its timeout)
-                        keep = True
-                        run.retry.append(key)
-            if not keep:
-                done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
-        if done:  # one call per receive (at most 10 messages), as SQS allows
-            failed = sqs.delete_message_batch(QueueUrl=url, Entries=done).get("Failed", [])
-            if failed:
-                raise RuntimeError(f"queue {url}: could not delete loaded events: {failed}")
+    run, lock = PipeRun(), threading.Lock()
+    # per drain: the pipes' target columns in one lookup, not one per table or file. A warehouse that cannot answer
+    # now is each file's error below (its event stays queued), so the lookup itself never fails the drain.
+    known: dict[str, dict[str, str]] = {}
+    with contextlib.suppress(Exception):
+        known = columns_now(cursor, sorted({p["target"] for p in catalog.pipes(env)}))
+    idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    idle.put(cursor)
+    opened: list[Any] = []
+
+    def load_table(files: list[tuple[int, str, dict[str, str], str]]) -> set[int]:
+        try:
+            own = idle.get_nowait()
+        except queue.Empty:  # only with `connect`: a single worker always finds `cursor` idle
+            assert connect is not None
+            opened.append(connect())
+            own = opened[-1].cursor()
+        try:
+            return {i for i, key, pipe, file in files if not _load_file(env, own, pipe, file, key, known, run, lock)}
+        finally:
+            idle.put(own)
+
+    try:
+        with ThreadPoolExecutor(max_workers=PIPE_WORKERS if connect else 1, thread_name_prefix="pipe") as pool:
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                    "Messages", []
+                )
+                if not messages:
+                    return run
+                by_table: dict[str, list[tuple[int, str, dict[str, str], str]]] = {}
+                for i, message in enumerate(messages):
+                    for key in _object_keys(message):
+                        if (found := _pipe_for(env, key)) is not None:
+                            pipe, file = found
+                            by_table.setdefault(pipe["target"], []).append((i, key, pipe, file))
+                kept: set[int] = set()
+                for held in pool.map(load_table, by_table.values()):
+                    kept |= held
+                done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                        if i not in kept]  # fmt: skip
+                if done:  # one call per receive (at most 10 messages), as SQS allows
+                    failed = sqs.delete_message_batch(QueueUrl=url, Entries=done).get("Failed", [])
+                    if failed:
+                        raise RuntimeError(f"queue {url}: could not delete loaded events: {failed}")
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def load_landed(env: Environment) -> PipeRun:
+    """Drain the queue into RAW as Snowpipe does: the files of up to PIPE_WORKERS tables at once, each table on a
+    connection of its own."""
+
+    def connect() -> Any:
+        return warehouse.connect(env, schema=env.snowflake.schemas["raw"])
+
+    with connect() as conn:
+        return drain(env, conn.cursor(), connect)
 
 
 def load_errors(env: Environment, cursor: Any, include_released: bool = False) -> list[LoadError]:
