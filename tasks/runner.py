@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 from finsight import catalog, marts, warehouse
 from finsight.config import Environment
+from finsight.idle_pool import IdlePool
 from finsight.local import task_history as emulation
 from finsight.ops import task_runs
 from snowpark import pipeline_catalog
@@ -225,30 +225,6 @@ def _run_node(
 TASK_WORKERS = 4
 
 
-class _Sessions:
-    """Sessions for the tasks running at once: the caller's first, more opened on demand, closed at the end."""
-
-    def __init__(self, env: Environment, first: Any) -> None:
-        self._env, self._idle, self._opened = env, queue.SimpleQueue(), []
-        self._idle.put(first)
-
-    @contextmanager
-    def borrowed(self) -> Iterator[Any]:
-        try:
-            session = self._idle.get_nowait()
-        except queue.Empty:
-            session = warehouse.snowpark_session(self._env)
-            self._opened.append(session)
-        try:
-            yield session
-        finally:
-            self._idle.put(session)
-
-    def close(self) -> None:
-        for session in self._opened:
-            session.close()
-
-
 def _plan(nodes: list[TaskNode], only: list[str] | None, rerun: set[str] | None) -> tuple[list[TaskNode], set[str]]:
     """(the graph tasks this attempt runs, those taken as already succeeded): `only` keeps those MERGE tasks and what
     reads nothing but their output (`after`; a merge it only waits for does not hold it back when left out);
@@ -334,7 +310,11 @@ def run_dag(
             return pending == {FINALIZER}
         return not any(a in pending for a in node.predecessors)
 
-    sessions = _Sessions(env, session)
+    def open_session() -> tuple[Any, Callable[[], None]]:
+        opened = warehouse.snowpark_session(env)
+        return opened, opened.close
+
+    sessions = IdlePool(session, open_session)
     running: dict[Future[TaskResult], TaskNode] = {}
 
     def start(node: TaskNode) -> Future[TaskResult]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from botocore.exceptions import ClientError
 from finsight import catalog, warehouse
 from finsight.aws import as_alert_publisher, as_quarantine_handler, client, data_key_arn
 from finsight.config import Environment
+from finsight.idle_pool import IdlePool
 from finsight.local.aws_bootstrap import queue_name
 from finsight.local.raw_evolution import columns_now, evolve_raw_for_file
 from finsight.ops.ownership import topic_arn
@@ -175,21 +175,17 @@ def drain(env: Environment, cursor: Any, connect: Callable[[], Any] | None = Non
     known: dict[str, dict[str, str]] = {}
     with contextlib.suppress(Exception):
         known = columns_now(cursor, sorted({p["target"] for p in catalog.pipes(env)}))
-    idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    idle.put(cursor)
-    opened: list[Any] = []
+
+    def open_cursor() -> tuple[Any, Callable[[], None]]:
+        assert connect is not None  # without it there is one worker, which always finds `cursor` idle
+        conn = connect()
+        return conn.cursor(), conn.close
+
+    cursors = IdlePool(cursor, open_cursor)
 
     def load_table(files: list[tuple[int, str, dict[str, str], str]]) -> set[int]:
-        try:
-            own = idle.get_nowait()
-        except queue.Empty:  # only with `connect`: a single worker always finds `cursor` idle
-            assert connect is not None
-            opened.append(connect())
-            own = opened[-1].cursor()
-        try:
+        with cursors.borrowed() as own:
             return {i for i, key, pipe, file in files if not _load_file(env, own, pipe, file, key, known, run, lock)}
-        finally:
-            idle.put(own)
 
     try:
         with ThreadPoolExecutor(max_workers=PIPE_WORKERS if connect else 1, thread_name_prefix="pipe") as pool:
@@ -215,8 +211,7 @@ def drain(env: Environment, cursor: Any, connect: Callable[[], Any] | None = Non
                     if failed:
                         raise RuntimeError(f"queue {url}: could not delete loaded events: {failed}")
     finally:
-        for conn in opened:
-            conn.close()
+        cursors.close()
 
 
 def load_landed(env: Environment) -> PipeRun:
