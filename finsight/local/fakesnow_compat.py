@@ -1,7 +1,7 @@
 """Every fakesnow compatibility fix the local stack needs, in one place.
 
 They reach into fakesnow 0.11.18 internals, hence the exact pin; each has a test in
-tests/local/test_fakesnow_compat.py (the one-copy rewrite chain: test_fakesnow_transform_chain.py) that fails
+tests/local/test_fakesnow_compat.py (the in-process ones: test_fakesnow_transform_chain.py) that fails
 without it. Real Snowflake needs none of them.
 """
 
@@ -210,6 +210,27 @@ def merge_candidates_source_driven(expression: exp.Expr) -> exp.Expr:
     return expression
 
 
+def _temporary_tables_unrecorded(original: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
+    """A TEMPORARY table created without a comment leaves no row in fakesnow's shared table-comment store.
+
+    Why: fakesnow records every CREATE TABLE's comment (NULL included) in one global table keyed by database, schema
+    and table name, upserting at commit. Its MERGE creates the temporary table MERGE_CANDIDATES in the session's
+    schema, so two sessions merging at once (the graph's MERGE tasks side by side) upsert the same key and the later
+    commit fails: "PRIMARY KEY or UNIQUE constraint violation: duplicate key FINSIGHT_LOCAL, OPS, MERGE_CANDIDATES"
+    (`make bench`, scale 10). A temporary table is the session's own; a NULL comment adds nothing to what
+    INFORMATION_SCHEMA.TABLES shows (the comment is LEFT JOINed), so there is nothing to record."""
+
+    @functools.wraps(original)
+    def extract(expression: exp.Expr) -> exp.Expr:
+        out = original(expression)
+        recorded = out.args.get("table_comment")
+        if recorded and recorded[1] is None and isinstance(out, exp.Create) and out.find(exp.TemporaryProperty):
+            out.set("table_comment", None)
+        return out
+
+    return extract
+
+
 def _merge_candidates_pruned(original: Callable[[exp.Merge], exp.Expr]) -> Callable[[exp.Merge], exp.Expr]:
     def create(merge_expr: exp.Merge) -> exp.Expr:
         return merge_candidates_source_driven(original(merge_expr))
@@ -343,6 +364,10 @@ def apply() -> None:
     fakesnow.transforms.tag = _with_iceberg_as_table(fakesnow.transforms.tag)
     # Snowflake's task record (INFORMATION_SCHEMA.TASK_HISTORY(...), ACCOUNT_USAGE) -> the local player's rows
     fakesnow.transforms.tag = task_history.before(fakesnow.transforms.tag)
+    # cursor.py calls `transforms.extract_comment_on_table` through the package attribute as well
+    fakesnow.transforms.extract_comment_on_table = _temporary_tables_unrecorded(
+        fakesnow.transforms.extract_comment_on_table
+    )
     # merge() looks `_create_merge_candidates` up in its module at call time (the package re-exports the function,
     # so the module is reached through sys.modules)
     merge_module = sys.modules["fakesnow.transforms.merge"]

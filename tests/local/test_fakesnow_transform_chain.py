@@ -154,3 +154,22 @@ def test_the_server_keeps_only_the_newest_results(monkeypatch: pytest.MonkeyPatc
     assert cur.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{ids[-1]}'))").fetchall() == [(11,)]
     with pytest.raises(snowflake.connector.errors.ProgrammingError, match="not found"):
         cur.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{ids[0]}'))")
+
+
+def test_a_merge_leaves_no_row_in_the_shared_table_comment_store(cursor: Any) -> None:
+    """fakesnow's MERGE creates the temporary MERGE_CANDIDATES in the session's schema; recording its (NULL) comment
+    in the store every session shares made two MERGEs at once collide at commit (a duplicate key). A comment on a
+    real table is still recorded. Red without the compat: the store holds (FINSIGHT, RAW, MERGE_CANDIDATES)."""
+    cursor.execute("CREATE OR REPLACE TABLE TARGET_T (ID NUMBER, V VARCHAR)")
+    cursor.execute("CREATE OR REPLACE TABLE SOURCE_T (ID NUMBER, V VARCHAR) COMMENT = 'the source'")
+    cursor.execute("INSERT INTO SOURCE_T VALUES (1, 'a')")
+    cursor.execute(
+        "MERGE INTO TARGET_T AS t USING SOURCE_T AS s ON t.ID = s.ID WHEN MATCHED THEN UPDATE SET t.V = s.V "
+        "WHEN NOT MATCHED THEN INSERT (ID, V) VALUES (s.ID, s.V)"
+    )
+    assert cursor.fetchall() == [(1, 0)]
+    stored = cursor._duck_conn.execute(
+        "SELECT ext_table_name, comment FROM _fs_global._fs_information_schema._fs_tables_ext "
+        "WHERE ext_table_name IN ('MERGE_CANDIDATES', 'SOURCE_T')"
+    ).fetchall()
+    assert stored == [("SOURCE_T", "the source")]
