@@ -14,16 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from snowpark import pipeline_catalog
 from snowpark.quality.results import FAIL, HOLDS, Result, write
 from snowpark.sql_text import literal, literal_list
-
-
-def _quality_spec(session: Any, table: str) -> dict[str, Any] | None:
-    try:
-        return pipeline_catalog.spec(session, "quality", table)
-    except ValueError:  # deployed before the quality checks: no gate
-        return None
 
 
 def hold(session: Any, spec: dict[str, Any], ready: list[dict], run_id: str) -> tuple[list[dict], list[str]]:
@@ -38,10 +30,7 @@ def hold(session: Any, spec: dict[str, Any], ready: list[dict], run_id: str) -> 
             f"WHERE RAW_TABLE = {literal(spec['raw'])} AND BATCH_ID IN ({ids}) GROUP BY BATCH_ID"
         ).collect()
     }
-    if "gate" in spec:
-        check = spec["gate"] or {}
-    else:  # a spec deployed before the merge carried its gate: the quality spec, as deployed
-        check = (_quality_spec(session, spec["table"]) or {}).get("checks", {}).get("raw_duplicates", {})
+    check = spec.get("gate") or {}  # the table's raw_duplicates check, as deploy rendered it (marts.merge_spec)
     new_holds: dict[str, str] = {}
     to_check = [b["BATCH_ID"] for b in ready if b["BATCH_ID"] not in status and b["ROW_COUNT"]]
     if check.get("enabled") and check.get("severity") == "quarantine" and to_check:
