@@ -63,6 +63,12 @@ class MockApi:
     def with_http(self, **policy: Any) -> Environment:
         return self.env.model_copy(update={"connectors": self.env.connectors.model_copy(update=policy)})
 
+    def with_first_read_days(self, source: str, days: int, **policy: Any) -> Environment:
+        """`with_http(**policy)`, the source's first read (no watermark yet) reaching `days` back, not 30."""
+        env = self.with_http(**policy)
+        api = env.api_sources[source].model_copy(update={"initial_days": days})
+        return env.model_copy(update={"api_sources": {**env.api_sources, source: api}})
+
     def extract(self, source: str, env: Environment | None = None, **kwargs: Any) -> SourceRun:
         return extract_api_source(env or self.env, source, **kwargs)
 

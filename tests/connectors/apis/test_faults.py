@@ -21,6 +21,9 @@ TRANSIENT = {
 }
 
 
+DAY_SLICED = ("stripe", "paypal")  # incremental streams the CDK reads one day per request
+
+
 def _rows(run) -> dict[str, int]:
     out: dict[str, int] = {}
     for b in run.batches:
@@ -52,9 +55,16 @@ def test_adyen_truncated_report_download_is_retried(mock_api: MockApi) -> None:
 def test_retries_are_bounded_then_the_stream_fails_keeping_its_state(mock_api: MockApi, source: str) -> None:
     # adyen: the list answers, the CSV downloads fail; paypal: the token answers, the API calls fail
     mock_api.fault(source, "truncate", 500, after=1 if source in ("adyen", "paypal") else 0)
-    # one retry is enough to prove the bound (the CDK adds 1 s to every wait, for each of the 30 one-day slices)
+    # one retry proves the bound. The CDK sleeps at least 1 s before every retry (rate_limiting.py adds a second to
+    # any backoff), so the sources read in one-day slices read 3 days, not 30 slices a stream. FX and Adyen send one
+    # request per partition or report; a failed FX read commits its start date, so it keeps the recovery's window.
+    failing = (
+        mock_api.with_first_read_days(source, 3, api_max_retries=1)
+        if source in DAY_SLICED
+        else mock_api.with_http(api_max_retries=1)
+    )
     with pytest.raises(ExtractionError) as failed:
-        mock_api.extract(source, env=mock_api.with_http(api_max_retries=1))
+        mock_api.extract(source, env=failing)
     message = str(failed.value)
     for name in mock_api.env.api_sources[source].streams:
         assert f"{source}.{name}" in message  # the message names the stream
@@ -88,8 +98,9 @@ def test_paypal_expired_token_is_refreshed(mock_api: MockApi) -> None:
 def test_failed_stream_resumes_from_last_committed_window(mock_api: MockApi) -> None:
     env = mock_api.env
     mock_api.fault("paypal", "non_json", 500, after=6)  # the first windows commit, then the API breaks
+    # no retry: what is under test is the commit, not the retry (above), and each retry waits >= 1 s per slice
     with pytest.raises(ExtractionError, match=r"paypal\.transactions"):
-        mock_api.extract("paypal")
+        mock_api.extract("paypal", env=mock_api.with_http(api_max_retries=0))
     committed = state_of(env, "paypal.transactions")
     assert committed, "the windows read before the failure are committed"
     mock_api.clear_faults()
