@@ -167,22 +167,3 @@ def test_iceberg_table_statements_run_on_the_server(cursor) -> None:
     cursor.execute("ALTER ICEBERG TABLE COMPAT_TEST.ICEBERG_T ADD COLUMN X VARCHAR")
     assert cursor.execute("SELECT K, X FROM COMPAT_TEST.ICEBERG_T").fetchall() == [(1, None)]
     cursor.execute("DROP TABLE COMPAT_TEST.ICEBERG_T")
-
-
-def test_merge_candidates_keep_source_rows_only_so_target_pruning_reaches_the_scan() -> None:
-    """Without the fix fakesnow FULL OUTER JOINs target and source, and DuckDB never finishes a MERGE whose ON prunes
-    the target by key ranges (snowpark/merge.py); a RIGHT JOIN keeps every source row and pushes the ranges down."""
-    merge = sqlglot.parse_one(
-        "MERGE INTO t AS tgt USING s AS src ON tgt.k = src.k AND tgt.k BETWEEN 1 AND 5 "
-        "WHEN MATCHED THEN UPDATE SET v = src.v WHEN NOT MATCHED THEN INSERT (k, v) VALUES (src.k, src.v)",
-        read="snowflake",
-    )
-    import sys
-
-    import fakesnow.transforms.merge  # noqa: F401  (the module, through sys.modules below)
-
-    candidates = fakesnow_compat.merge_candidates_source_driven(
-        sys.modules["fakesnow.transforms.merge"]._create_merge_candidates(merge)
-    ).sql()
-    assert "RIGHT JOIN s AS src ON tgt.k = src.k AND tgt.k BETWEEN 1 AND 5" in candidates
-    assert "FULL" not in candidates

@@ -156,20 +156,60 @@ def test_the_server_keeps_only_the_newest_results(monkeypatch: pytest.MonkeyPatc
         cur.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{ids[0]}'))")
 
 
-def test_a_merge_leaves_no_row_in_the_shared_table_comment_store(cursor: Any) -> None:
-    """fakesnow's MERGE creates the temporary MERGE_CANDIDATES in the session's schema; recording its (NULL) comment
-    in the store every session shares made two MERGEs at once collide at commit (a duplicate key). A comment on a
-    real table is still recorded. Red without the compat: the store holds (FINSIGHT, RAW, MERGE_CANDIDATES)."""
-    cursor.execute("CREATE OR REPLACE TABLE TARGET_T (ID NUMBER, V VARCHAR)")
+def test_a_temporary_table_leaves_no_row_in_the_shared_table_comment_store(cursor: Any) -> None:
+    """fakesnow records every CREATE TABLE's comment, NULL included, in one store all sessions share: two sessions
+    creating a temporary table of the same name collided at commit (a duplicate key; fakesnow's own MERGE did so with
+    its MERGE_CANDIDATES). A comment on a real table is still recorded. Red without the compat: the store holds
+    (FINSIGHT, RAW, SCRATCH_T)."""
+    cursor.execute("CREATE OR REPLACE TEMPORARY TABLE SCRATCH_T (ID NUMBER)")
     cursor.execute("CREATE OR REPLACE TABLE SOURCE_T (ID NUMBER, V VARCHAR) COMMENT = 'the source'")
-    cursor.execute("INSERT INTO SOURCE_T VALUES (1, 'a')")
-    cursor.execute(
-        "MERGE INTO TARGET_T AS t USING SOURCE_T AS s ON t.ID = s.ID WHEN MATCHED THEN UPDATE SET t.V = s.V "
-        "WHEN NOT MATCHED THEN INSERT (ID, V) VALUES (s.ID, s.V)"
-    )
-    assert cursor.fetchall() == [(1, 0)]
     stored = cursor._duck_conn.execute(
         "SELECT ext_table_name, comment FROM _fs_global._fs_information_schema._fs_tables_ext "
-        "WHERE ext_table_name IN ('MERGE_CANDIDATES', 'SOURCE_T')"
+        "WHERE ext_table_name IN ('SCRATCH_T', 'SOURCE_T')"
     ).fetchall()
     assert stored == [("SOURCE_T", "the source")]
+
+
+MERGE_ALL_THREE = (
+    "MERGE INTO TARGET_M AS t USING (SELECT * FROM SOURCE_M) AS s ON t.ID = s.ID AND t.ID BETWEEN 1 AND 9 "
+    "WHEN MATCHED AND s.GONE THEN DELETE "
+    "WHEN MATCHED AND s.V > t.V THEN UPDATE SET t.V = s.V "
+    "WHEN NOT MATCHED AND NOT s.GONE THEN INSERT (ID, V) VALUES (s.ID, s.V)"
+)
+
+
+def test_a_merge_runs_as_one_duckdb_merge_and_answers_snowflakes_counts(cursor: Any) -> None:
+    """fakesnow_compat.merge_in_one_statement: DuckDB's MERGE INTO, not fakesnow's temporary MERGE_CANDIDATES and
+    four statements joined to it (red without: the candidates table exists afterwards). The answer is Snowflake's:
+    one row, a count per operation the WHEN clauses perform, inserted/updated/deleted in that order, rows affected
+    their total; a qualified `SET t.V` (valid Snowflake) runs too."""
+    cursor.execute("CREATE OR REPLACE TABLE TARGET_M (ID NUMBER, V NUMBER)")
+    cursor.execute("CREATE OR REPLACE TABLE SOURCE_M (ID NUMBER, V NUMBER, GONE BOOLEAN)")
+    cursor.execute("INSERT INTO TARGET_M VALUES (1, 10), (2, 20), (3, 30), (12, 1)")
+    # 1: newer -> update; 2: older -> untouched; 3: gone -> delete; 4, 5: new -> insert; 6: new but gone -> nothing;
+    # 12: matches by key but lies outside the pruning range -> not matched, inserted a second time (as in Snowflake)
+    cursor.execute(
+        "INSERT INTO SOURCE_M VALUES (1, 11, FALSE), (2, 19, FALSE), (3, 0, TRUE), (4, 40, FALSE), (5, 50, FALSE), "
+        "(6, 60, TRUE), (12, 2, FALSE)"
+    )
+    cursor.execute(MERGE_ALL_THREE)
+    assert [d.name for d in cursor.description] == [
+        "number of rows inserted",
+        "number of rows updated",
+        "number of rows deleted",
+    ]
+    assert cursor.fetchall() == [(3, 1, 1)]
+    assert cursor.rowcount == 5
+    assert cursor.execute("SELECT ID, V FROM TARGET_M ORDER BY ID, V").fetchall() == [
+        (1, 11), (2, 20), (4, 40), (5, 50), (12, 1), (12, 2),
+    ]  # fmt: skip
+    leftovers = cursor._duck_conn.execute(
+        "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name ILIKE 'merge_candidates'"
+    ).fetchall()
+    assert leftovers == [(0,)], "fakesnow's MERGE_CANDIDATES: the MERGE was played as five statements"
+    cursor.execute(  # only the operations its WHEN clauses perform
+        "MERGE INTO TARGET_M AS t USING SOURCE_M AS s ON t.ID = s.ID "
+        "WHEN NOT MATCHED THEN INSERT (ID, V) VALUES (s.ID, s.V)"
+    )
+    assert [d.name for d in cursor.description] == ["number of rows inserted"]
+    assert cursor.fetchall() == [(2,)]  # 3 and 6
