@@ -2,8 +2,9 @@
 MERGE): long transactions, read-time ordering, schema changes, PAN-like new columns, hard deletes at scale.
 
 Each test owns a probe table of its own, added to a copy of the catalog (environments/ in a temp dir) in the `risk`
-database, so it cannot disturb the catalog tables other tests reconcile. Lookback is 0 here: the read horizon alone
-must keep late-committing rows.
+database, so it cannot disturb the catalog tables other tests reconcile. The module's probe tables are all in that
+one catalog, deployed once (a schemachange deploy is ~18 s). Lookback is 0 here: the read horizon alone must keep
+late-committing rows.
 """
 
 from __future__ import annotations
@@ -36,22 +37,28 @@ SOURCE = "risk"
 PANS = ["4111111111111111", "5500005555555559", "340000000000009"]  # Luhn-valid test card numbers
 
 
-def _probe_env(tmp: Path, name: str, deletes: str = "none") -> Environment:
+# the probe tables of the module, by their delete detection (a test asks for another mode with `indirect` params)
+PROBES = {"none": 5, "range_hash": 1}
+
+
+def _probe_env(tmp: Path, names: dict[str, str]) -> Environment:
+    """The catalog with the probe tables `names` (name -> delete detection) added to the `risk` database."""
     shutil.copytree(repo_root() / "environments", tmp / "environments")
     base = tmp / "environments" / "base.yaml"
     data = yaml.safe_load(base.read_text())
-    data["postgres_sources"][SOURCE]["tables"][name] = {
-        "primary_key": ["id"],
-        "cursor": "updated_at",
-        "deletes": deletes,
-        "delete_check_every_minutes": 0,
-        "columns": {
-            "id": {"type": "bigint", "nullable": False},
-            "amount": "decimal(18,2)",
-            "note": "string",
-            "updated_at": {"type": "timestamp", "nullable": False},
-        },
-    }
+    for name, deletes in names.items():
+        data["postgres_sources"][SOURCE]["tables"][name] = {
+            "primary_key": ["id"],
+            "cursor": "updated_at",
+            "deletes": deletes,
+            "delete_check_every_minutes": 0,
+            "columns": {
+                "id": {"type": "bigint", "nullable": False},
+                "amount": "decimal(18,2)",
+                "note": "string",
+                "updated_at": {"type": "timestamp", "nullable": False},
+            },
+        }
     base.write_text(yaml.safe_dump(data, sort_keys=False))
     local = tmp / "environments" / "local.yaml"
     overlay = yaml.safe_load(local.read_text())
@@ -60,24 +67,41 @@ def _probe_env(tmp: Path, name: str, deletes: str = "none") -> Environment:
     return load_environment("local", tmp / "environments")
 
 
-@pytest.fixture
-def probe(
-    tmp_path: Path, local_stack: LocalStack, request: pytest.FixtureRequest
-) -> Iterator[tuple[Environment, Table]]:
-    name = f"probe_{uuid.uuid4().hex[:8]}"
-    env = _probe_env(tmp_path, name, getattr(request, "param", "none"))
+@pytest.fixture(scope="module")
+def probes(
+    tmp_path_factory: pytest.TempPathFactory, local_stack: LocalStack
+) -> Iterator[tuple[Environment, dict[str, list[str]], Path]]:
+    """(the catalog with every probe table, the unused probe tables by delete detection, its directory), deployed
+    once."""
+    free = {mode: [f"probe_{uuid.uuid4().hex[:8]}" for _ in range(n)] for mode, n in PROBES.items()}
+    names = {name: mode for mode, tables in free.items() for name in tables}
+    catalog = tmp_path_factory.mktemp("probes")
+    env = _probe_env(catalog, names)
     with local_stack.admin_connect(SOURCE) as conn:
-        conn.execute(
-            f"CREATE TABLE {name} (id bigint PRIMARY KEY, amount numeric(18, 2), note text, "
-            "updated_at timestamptz NOT NULL DEFAULT now())"
-        )
-        conn.execute(f"GRANT SELECT ON {name} TO PUBLIC")
+        for name in names:
+            conn.execute(
+                f"CREATE TABLE {name} (id bigint PRIMARY KEY, amount numeric(18, 2), note text, "
+                "updated_at timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.execute(f"GRANT SELECT ON {name} TO PUBLIC")
         conn.commit()
     migrate.deploy(env)
-    yield env, env.table(f"{SOURCE}.{name}")
+    yield env, free, catalog / "environments"
     with local_stack.admin_connect(SOURCE) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        for name in names:
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.commit()
+
+
+@pytest.fixture
+def probe(
+    probes: tuple[Environment, dict[str, list[str]], Path], request: pytest.FixtureRequest
+) -> tuple[Environment, Table]:
+    """A probe table no other test of the module touches: (the module's catalog, the table)."""
+    env, free, _ = probes
+    mode = getattr(request, "param", "none")
+    assert free[mode], f"PROBES has too few {mode!r} tables for the tests asking for one"
+    return env, env.table(f"{SOURCE}.{free[mode].pop()}")
 
 
 def _cycle(env: Environment, table: Table, mode: str = "incremental") -> Any:
@@ -144,8 +168,10 @@ def test_the_later_read_wins_even_with_an_older_cursor(probe, local_stack: Local
     assert _curated(env, table)[3]["NOTE"] == "corrected"
 
 
-def _declare(tmp: Path, table: Table, column: str, logical: str) -> Environment:
-    """The catalog PR that makes a source's widened column permanent: the probe's column declared `logical`."""
+def _declare(probes: tuple[Any, Any, Path], tmp: Path, table: Table, column: str, logical: str) -> Environment:
+    """The catalog PR that makes a source's widened column permanent: the probe's column declared `logical` (in a
+    copy of the module's catalog: the other probe tables keep theirs)."""
+    shutil.copytree(probes[2], tmp / "environments")
     base = tmp / "environments" / "base.yaml"
     data = yaml.safe_load(base.read_text())
     data["postgres_sources"][SOURCE]["tables"][table.name]["columns"][column] = logical
@@ -166,7 +192,7 @@ def _raw_type(env: Environment, table: Table, column: str) -> str:
 
 
 def test_added_widened_and_dropped_columns_keep_loading_without_loss(
-    probe, local_stack: LocalStack, tmp_path: Path
+    probe, probes, local_stack: LocalStack, tmp_path: Path
 ) -> None:
     """Snowpipe's schema evolution adds columns and never widens one, so a widened decimal lands as RAW's type while
     its values fit; one that does not holds the table back (nothing landed, watermark kept) until the catalog declares
@@ -206,7 +232,7 @@ def test_added_widened_and_dropped_columns_keep_loading_without_loss(
         extract_source(env, table.source, "incremental", tables=[table.name])
     assert load_state(env, table)["cursor"] == cursor_before  # held back: the next run re-reads the rows
 
-    declared = _declare(tmp_path, table, "amount", "decimal(24,2)")  # the catalog PR, then the deploy
+    declared = _declare(probes, tmp_path, table, "amount", "decimal(24,2)")  # the catalog PR, then the deploy
     result = migrate.deploy(declared)
     raw, curated = f"RAW.{table.raw_name}", f"CURATED.{table.curated_name}"
     change = "AMOUNT: widened NUMBER(18, 2) -> NUMBER(24, 2)"
@@ -226,7 +252,7 @@ def test_added_widened_and_dropped_columns_keep_loading_without_loss(
 
 
 def test_a_grown_decimal_scale_is_never_rounded_and_never_widened_in_place(
-    probe, local_stack: LocalStack, tmp_path: Path
+    probe, probes, local_stack: LocalStack, tmp_path: Path
 ) -> None:
     """Snowflake casts 1.2345 into RAW's NUMBER(18, 2) as 1.23 and cannot change a NUMBER's scale in place: the
     connector holds back a value it would round, and the deploy refuses the scale change naming the column (the
@@ -239,7 +265,7 @@ def test_a_grown_decimal_scale_is_never_rounded_and_never_widened_in_place(
     with pytest.raises(ExtractionError, match=r"column 'amount' does not fit .* data loss"):
         extract_source(env, table.source, "incremental", tables=[table.name])
     with pytest.raises(migrate.MigrationError, match=rf"RAW\.{table.raw_name}\.AMOUNT is NUMBER\(18, 2\).*rebuild"):
-        migrate.deploy(_declare(tmp_path, table, "amount", "decimal(20,4)"))
+        migrate.deploy(_declare(probes, tmp_path, table, "amount", "decimal(20,4)"))
     assert _raw_type(env, table, "AMOUNT") == "NUMBER(18, 2)"
     with _admin(local_stack) as conn:  # the source team rounds the value: it fits again
         conn.execute(f"UPDATE {table.name} SET amount = 1.23, updated_at = now() WHERE id = 1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.run import ExtractionError
+from finsight.local.mock_apis.data import SPAN as MOCK_SPAN
 from tests.connectors.apis.conftest import MockApi, state_of
 
 pytestmark = pytest.mark.stack
@@ -56,10 +57,11 @@ def test_retries_are_bounded_then_the_stream_fails_keeping_its_state(mock_api: M
     # adyen: the list answers, the CSV downloads fail; paypal: the token answers, the API calls fail
     mock_api.fault(source, "truncate", 500, after=1 if source in ("adyen", "paypal") else 0)
     # one retry proves the bound. The CDK sleeps at least 1 s before every retry (rate_limiting.py adds a second to
-    # any backoff), so the sources read in one-day slices read 3 days, not 30 slices a stream. FX and Adyen send one
-    # request per partition or report; a failed FX read commits its start date, so it keeps the recovery's window.
+    # any backoff), so the sources read in one-day slices read the days the mock's data spans plus one, not 30 slices
+    # a stream: a failed first read may commit its start as the stream's state (FX does), and the recovery below still
+    # reaches every record from there. FX and Adyen send one request per partition or report: 30 days as configured.
     failing = (
-        mock_api.with_first_read_days(source, 3, api_max_retries=1)
+        mock_api.with_first_read_days(source, MOCK_SPAN.days + 1, api_max_retries=1)
         if source in DAY_SLICED
         else mock_api.with_http(api_max_retries=1)
     )
