@@ -253,10 +253,10 @@ def _temporary_tables_unrecorded(original: Callable[[exp.Expr], exp.Expr]) -> Ca
     """A TEMPORARY table created without a comment leaves no row in fakesnow's shared table-comment store.
 
     Why: fakesnow records every CREATE TABLE's comment (NULL included) in one global table keyed by database, schema
-    and table name, upserting at commit. Its MERGE creates the temporary table MERGE_CANDIDATES in the session's
-    schema, so two sessions merging at once (the graph's MERGE tasks side by side) upsert the same key and the later
-    commit fails: "PRIMARY KEY or UNIQUE constraint violation: duplicate key FINSIGHT_LOCAL, OPS, MERGE_CANDIDATES"
-    (`make bench`, scale 10). A temporary table is the session's own; a NULL comment adds nothing to what
+    and table name, upserting at commit. Two sessions creating a temporary table of the same name upsert the same key
+    and the later commit fails: "PRIMARY KEY or UNIQUE constraint violation: duplicate key FINSIGHT_LOCAL, OPS,
+    MERGE_CANDIDATES" (`make bench`, scale 10, when fakesnow's own MERGE still created that table for every MERGE
+    task running side by side). A temporary table is the session's own; a NULL comment adds nothing to what
     INFORMATION_SCHEMA.TABLES shows (the comment is LEFT JOINed), so there is nothing to record."""
 
     @functools.wraps(original)
