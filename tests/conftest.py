@@ -29,6 +29,25 @@ def local_stack(local_env: Environment) -> Iterator[LocalStack]:
         yield stack
 
 
+@pytest.fixture(scope="session")
+def deployed_stack(local_env: Environment, local_stack: LocalStack) -> LocalStack:
+    """The stack with the migrations deployed: a shard's stack is fresh, and its first tests may need the OPS tables
+    before any test of theirs ran a cycle (schemachange, a few seconds; nothing when they exist)."""
+    import snowflake.connector.errors  # here, not at the top: the stack-free processes never pay for these imports
+
+    from finsight import warehouse
+    from finsight.migrate import deploy
+
+    with warehouse.connect(local_env) as conn:
+        try:
+            conn.cursor().execute("SELECT COUNT(*) FROM OPS.LANDED_BATCHES")
+            return local_stack
+        except snowflake.connector.errors.ProgrammingError:
+            pass
+    deploy(local_env)
+    return local_stack
+
+
 @pytest.fixture(autouse=True)
 def _stack_free_modules_never_use_the_stack(request: pytest.FixtureRequest) -> None:
     """A module listed in STACK_FREE that asks for the stack would run beside the stack tests: refuse it."""

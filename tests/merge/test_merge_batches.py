@@ -17,7 +17,6 @@ import pytest
 from finsight import warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
-from finsight.migrate import deploy
 from snowpark.merge import MAX_RANGES, _merge_sql, key_ranges, merge_table, prune_predicate, tombstones
 
 pytestmark = pytest.mark.stack
@@ -26,12 +25,8 @@ T0 = datetime(2026, 11, 27, 10, 0, 0)
 
 
 @pytest.fixture(scope="module")
-def session(local_env: Environment, local_stack: LocalStack) -> Iterator[Any]:
+def session(local_env: Environment, deployed_stack: LocalStack) -> Iterator[Any]:
     s = warehouse.snowpark_session(local_env)
-    try:
-        s.sql("SELECT COUNT(*) FROM OPS.LANDED_BATCHES").collect()
-    except Exception:  # a fresh stack: the migrations create the OPS tables (schemachange, a few seconds)
-        deploy(local_env)
     yield s
     s.close()
 
