@@ -33,7 +33,7 @@ run: setup
 	$(FINSIGHT) run --env $(ENV)
 
 # The tests start (and afterwards stop) the local stack themselves; see tests/conftest.py. The stack-free tests
-# (IaC synth, checkov, docs, ...) run beside the stack tests, then a third stack shard: tests/suite.py.
+# (IaC synth, checkov, docs, ...) run in a second pytest process beside the stack tests: tests/suite.py.
 test: setup
 	$(PY) -m tests.suite $(PYTEST_ARGS)
 
