@@ -31,20 +31,12 @@ def local_stack(local_env: Environment) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def deployed_stack(local_env: Environment, local_stack: LocalStack) -> LocalStack:
-    """The stack with the migrations deployed: a shard's stack is fresh, and its first tests may need the OPS tables
-    before any test of theirs ran a cycle (schemachange, a few seconds; nothing when they exist)."""
-    import snowflake.connector.errors  # here, not at the top: the stack-free processes never pay for these imports
+    """The stack with the migrations deployed, as the hourly cycle ensures it (deploy_if_changed: nothing when the
+    recorded fingerprint matches): a shard's stack is fresh, and its first tests may read the OPS tables before any
+    test of theirs ran a cycle."""
+    from finsight import deploy_fingerprint  # here, not at the top: the stack-free processes never import it
 
-    from finsight import warehouse
-    from finsight.migrate import deploy
-
-    with warehouse.connect(local_env) as conn:
-        try:
-            conn.cursor().execute("SELECT COUNT(*) FROM OPS.LANDED_BATCHES")
-            return local_stack
-        except snowflake.connector.errors.ProgrammingError:
-            pass
-    deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     return local_stack
 
 

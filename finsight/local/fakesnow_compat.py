@@ -243,8 +243,9 @@ def _merge_counts(original: Callable[..., None]) -> Callable[..., None]:
         # what fakesnow DESCRIBEs to type a result when asked again: the counts' shape, not the MERGE
         self._last_sql = "SELECT " + ", ".join(f'{c}::BIGINT AS "{n}"' for n, c in zip(names, counts, strict=True))
         self._last_params = None
-        if (kept := self._conn.results_cache.get(self._sfqid)) is not None:  # RESULT_SCAN answers the counts too
-            self._conn.results_cache[self._sfqid] = (result, self._rowcount, self._last_sql, None, kept[4])
+        if self._sfqid in self._conn.results_cache:  # RESULT_SCAN answers the counts too
+            cached = (result, self._rowcount, self._last_sql, None, self._last_transformed)
+            self._conn.results_cache[self._sfqid] = cached
 
     return execute
 
