@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finsight import migrate, warehouse
+from finsight import deploy_fingerprint, warehouse
 from finsight.config import Environment
+from finsight.local import task_history
 from finsight.ops import alerts
 from finsight.quality import table_quality_spec
 from snowpark.quality.checks import run_checks
@@ -38,11 +39,16 @@ def _freshness_only(env: Environment, table: str) -> dict:
 
 def test_failing_check_alerts_the_owning_team_and_resolves(local_env: Environment, local_stack: object) -> None:
     env = _owned_by(local_env, "risk", "@finsight/devops")
-    migrate.deploy(env)  # OPS.QUALITY_RESULTS and OPS.ALERTS exist whatever ran before
+    # OPS.QUALITY_RESULTS and OPS.ALERTS exist whatever ran before; recorded, so the local env redeploys after it
+    deploy_fingerprint.deploy_if_changed(env)
     run_id = f"dq-alert-test-{uuid.uuid4().hex[:8]}"
     alerts.ensure_inboxes(env)
     alerts.drain_inboxes(env)
     session = warehouse.snowpark_session(env)
+    # Snowflake's task record, which the alerts read beside the check results: the local player creates its
+    # emulation on a graph run, and on a fresh stack none may have run yet
+    for sql in task_history.create_statements(env.snowflake.database):
+        session.sql(sql).collect()
     try:
         tomorrow = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)
         for table in (DEVOPS_OWNED, DATA_ENG_OWNED):

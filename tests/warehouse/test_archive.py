@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from finsight import archive_catalog, catalog, migrate, warehouse
+from finsight import archive_catalog, catalog, deploy_fingerprint, migrate, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from snowpark import archive, schema_evolution
@@ -62,7 +62,7 @@ def _state(env: Environment) -> dict[str, list[tuple]]:
 @pytest.fixture
 def seeded(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[str, list[tuple]]]:
     """Old and recent rows in CURATED and MARTS; returns what they held before any move."""
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     old, recent = now - timedelta(days=200), now - timedelta(days=5)  # hot_months 3 (+ the month alignment)
     batch = f"test-arc-{uuid.uuid4().hex[:8]}"

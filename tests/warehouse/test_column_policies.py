@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import snowflake.connector
 
-from finsight import archive_catalog, catalog, migrate, warehouse
+from finsight import archive_catalog, catalog, deploy_fingerprint, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from snowpark import archive, procedures
@@ -42,7 +42,7 @@ def query(env: Environment, role: str, sql: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def roles(local_env: Environment, local_stack: LocalStack) -> dict[str, str]:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     return catalog.access_roles(local_env)
 
 

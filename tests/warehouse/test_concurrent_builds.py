@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from finsight import marts, migrate, warehouse
+from finsight import deploy_fingerprint, marts, warehouse
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.stack import LocalStack
@@ -28,7 +28,7 @@ MART = "daily_revenue"
 
 @pytest.fixture
 def sessions(local_env: Environment, local_stack: LocalStack) -> Iterator[list[object]]:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     opened = [warehouse.snowpark_session(local_env) for _ in range(2)]
     try:
         sync_catalog(local_env, opened[0])

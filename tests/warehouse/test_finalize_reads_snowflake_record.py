@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from finsight import catalog, migrate, warehouse
+from finsight import catalog, deploy_fingerprint, warehouse
 from finsight.cli.dag_cmd import catalog_statements, run_statements
 from finsight.config import Environment
 from finsight.local import task_history as emulation
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture
 def session(local_env: Environment, local_stack: LocalStack):
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     s = warehouse.snowpark_session(local_env)
     for sql in emulation.create_statements(local_env.snowflake.database):
         s.sql(sql).collect()

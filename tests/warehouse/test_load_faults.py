@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.run import extract_source
-from finsight import catalog, migrate, warehouse
+from finsight import catalog, deploy_fingerprint, warehouse
 from finsight.aws import client, data_key_arn
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
@@ -53,7 +53,7 @@ def _cleanup(env: Environment, key: str) -> None:
 def test_a_bad_file_is_quarantined_and_every_other_file_loads(
     local_env: Environment, local_stack: LocalStack, alerts: str
 ) -> None:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     s3, bucket = client(local_env, "s3"), local_env.aws.s3.bucket
     with warehouse.connect(local_env, schema=local_env.snowflake.schemas["raw"]) as conn:
         cur = conn.cursor()
@@ -94,7 +94,7 @@ def test_a_bad_file_is_quarantined_and_every_other_file_loads(
 
 
 def test_a_run_that_meets_a_bad_file_is_partial(local_env: Environment, local_stack: LocalStack) -> None:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     bad = _put_corrupt(local_env, "corrupt-partial-run")
     try:
         cycle = hourly_cycle(local_env)

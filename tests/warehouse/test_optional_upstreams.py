@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from finsight import migrate, warehouse
+from finsight import deploy_fingerprint, warehouse
 from finsight.config import Environment
 from finsight.local.stack import LocalStack
 from snowpark.marts_build import build_mart
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture
 def session(local_env: Environment, local_stack: LocalStack) -> Iterator[object]:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     s = warehouse.snowpark_session(local_env)
     sync_catalog(local_env, s)
     yield s

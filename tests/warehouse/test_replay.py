@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from connectors.run import extract_source
-from finsight import marts, warehouse
+from finsight import deploy_fingerprint, marts, warehouse
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.snowpipe import drain
@@ -86,9 +86,7 @@ def _land(env: Environment, batch_id: str, read_at: datetime, rows: list[tuple[i
 
 @pytest.fixture
 def private_keys(local_env: Environment, local_stack: LocalStack) -> Iterator[None]:
-    from finsight import migrate
-
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     with warehouse.connect(local_env, schema=local_env.snowflake.schemas["raw"]) as conn:
         drain(local_env, conn.cursor())  # nothing of another test's half-landed batches in the way
 

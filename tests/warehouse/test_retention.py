@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finsight import migrate, warehouse
+from finsight import deploy_fingerprint, warehouse
 from finsight.catalog import archive_age_column
 from finsight.config import Environment, Table
 from finsight.local.stack import LocalStack
@@ -41,7 +41,7 @@ def _undated_row(table: Table, n: int, read_at: datetime) -> str:
 
 @pytest.fixture
 def aged_rows(local_env: Environment, local_stack: LocalStack) -> Iterator[dict[str, str]]:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     now = datetime.now(UTC).replace(tzinfo=None)
     tag = uuid.uuid4().hex[:8]
     batches = {"old": f"test-ret-old-{tag}", "recent": f"test-ret-recent-{tag}", "unmerged": f"test-ret-unmerged-{tag}"}

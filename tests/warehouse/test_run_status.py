@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.run import SourceRun, extract_source
-from finsight import marts, migrate, warehouse
+from finsight import deploy_fingerprint, marts, warehouse
 from finsight.config import Environment
 from finsight.local.cycle import hourly_cycle
 from finsight.local.graph import extract_stages
@@ -69,7 +69,7 @@ def test_a_source_that_fails_to_extract_makes_the_run_partial(local_env: Environ
 def test_a_failed_task_fails_the_run_and_retry_last_reruns_only_what_failed(
     local_env: Environment, local_stack: LocalStack
 ) -> None:
-    migrate.deploy(local_env)
+    deploy_fingerprint.deploy_if_changed(local_env)
     run_id = f"test-retry-last-{uuid.uuid4().hex[:8]}"
     # the graph played for the ledger mart's upstreams only (their merges, their quality checks, the mart), each
     # upstream source read just now: the quality checks see fresh data, so only the broken mart can fail

@@ -4,9 +4,11 @@ RAW/CURATED API tables, so no test depends on another's order or on earlier runs
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
+from airbyte_cdk.sources.streams.http import rate_limiting
 from werkzeug.serving import make_server
 
 from connectors.apis.run import extract_api_source
@@ -104,11 +107,30 @@ def clean_api_tables(env: Environment) -> None:
 
 
 @pytest.fixture(scope="session")
-def api_stack(local_env: Environment, local_stack: LocalStack) -> LocalStack:
-    from finsight import migrate
+def api_stack(deployed_stack: LocalStack) -> LocalStack:
+    """The stack with the RAW/CURATED tables of the API streams (migrations deployed unless already current)."""
+    return deployed_stack
 
-    migrate.deploy(local_env)  # RAW/CURATED tables of the API streams exist
-    return local_stack
+
+class _UnpaddedSleep:
+    """`time` as the CDK's retry handler sees it, without the second it adds to every backoff."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(max(0.0, seconds - CDK_BACKOFF_PADDING_S))
+
+
+CDK_BACKOFF_PADDING_S = 1
+
+
+@pytest.fixture(autouse=True)
+def _cdk_retries_unpadded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CDK sleeps the backoff our manifests declare plus one second before every retry ("extra second to cover
+    any fractions of second", airbyte_cdk rate_limiting.user_defined_backoff_handler): ~1 s per retry these tests
+    provoke, ~50 s of the suite, asleep. The backoff itself (Retry-After included) is still slept in full."""
+    source = inspect.getsource(rate_limiting.user_defined_backoff_handler)
+    assert f"sleep_time = retry_after + {CDK_BACKOFF_PADDING_S}" in source, "the CDK's retry padding changed"
+    monkeypatch.setattr(rate_limiting, "time", _UnpaddedSleep)
 
 
 @pytest.fixture
