@@ -27,7 +27,7 @@ import snowflake.connector.errors
 import sqlglot.expressions.core
 from sqlglot import exp
 
-from finsight.local import task_history
+from finsight.local import fakesnow_chain_cache, task_history
 
 # schemachange keeps a script's leading comments on its first statement
 _COMMENTS = r"(?s)^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*"
@@ -386,7 +386,8 @@ def apply() -> None:
     cursor_cls = fakesnow.cursor.FakeSnowflakeCursor
     cursor_cls._describe_last_sql = _describe_last_sql_tolerant(cursor_cls._describe_last_sql)
     cursor_cls.execute = _errors_as_sql_errors(cursor_cls.execute)
-    cursor_cls._transform = _transform_copying_once(cursor_cls._transform)
+    # the chain runs once per statement shape (fakesnow_chain_cache), and then on one copy of the tree
+    cursor_cls._transform = fakesnow_chain_cache.reused_per_shape(_transform_copying_once(cursor_cls._transform))
     # inner first: the result's columns are read before the checkpoint runs another statement on the connection
     cursor_cls._execute = _bulk_copy_checkpointed(_merge_counts(_result_columns_kept(cursor_cls._execute)))
     tree_cls = sqlglot.expressions.core.Expression

@@ -16,7 +16,7 @@ import snowflake.connector
 import sqlglot
 from sqlglot.expressions.core import Expression
 
-from finsight.local import fakesnow_compat
+from finsight.local import fakesnow_chain_cache, fakesnow_compat
 
 STATEMENTS = (
     # the shape of the CURATED MERGE (finsight.warehouse): dedup window over RAW, deletes, updates, inserts
@@ -213,3 +213,48 @@ def test_a_merge_runs_as_one_duckdb_merge_and_answers_snowflakes_counts(cursor: 
     )
     assert [d.name for d in cursor.description] == ["number of rows inserted"]
     assert cursor.fetchall() == [(2,)]  # 3 and 6
+
+
+def test_a_statement_shape_is_rewritten_once_and_each_statement_keeps_its_values(cursor: Any) -> None:
+    """fakesnow_chain_cache: statements differing only in their data values (VALUES rows, comparisons with a column,
+    IN lists, BETWEEN bounds) reuse one rewrite of their shape, each with its own values. Red without the cache:
+    nothing is reused; red when a value leaks from one statement into another: the rows read back are wrong."""
+    shapes = fakesnow_chain_cache.SHAPES
+    cursor.execute("CREATE OR REPLACE TABLE OPS.SHAPED (ID NUMBER, NAME VARCHAR, SEEN TIMESTAMP_NTZ)")
+    before = shapes.reused
+    for i, name in enumerate(["a", "it's", "c"]):
+        quoted = name.replace("'", "''")
+        cursor.execute(f"INSERT INTO OPS.SHAPED (ID, NAME, SEEN) VALUES ({i}, '{quoted}', CURRENT_TIMESTAMP())")
+    assert shapes.reused - before == 2, "the second and third INSERT did not reuse the first one's rewrite"
+    read = "SELECT ID, NAME FROM OPS.SHAPED WHERE ID {} ORDER BY ID"
+    assert cursor.execute(read.format("= 1")).fetchall() == [(1, "it's")]
+    assert cursor.execute(read.format("= 2")).fetchall() == [(2, "c")]
+    assert cursor.execute(read.format("IN (0, 2)")).fetchall() == [(0, "a"), (2, "c")]
+    assert cursor.execute(read.format("IN (1, 2)")).fetchall() == [(1, "it's"), (2, "c")]
+    assert cursor.execute(read.format("BETWEEN 1 AND 2")).fetchall() == [(1, "it's"), (2, "c")]
+    assert cursor.execute(read.format("BETWEEN 0 AND 0")).fetchall() == [(0, "a")]
+    cursor.execute("UPDATE OPS.SHAPED SET NAME = 'x' WHERE ID = 0")
+    cursor.execute("UPDATE OPS.SHAPED SET NAME = 'y' WHERE ID = 2")
+    assert cursor.execute("SELECT NAME FROM OPS.SHAPED ORDER BY ID").fetchall() == [("x",), ("it's",), ("y",)]
+    assert shapes.reused - before == 6
+
+
+def test_a_shape_whose_rewrite_depends_on_its_values_is_never_reused(
+    cursor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first statement of a shape checks that its shape's rewrite, filled with its values, is its own rewrite;
+    a link that rewrites a value (here: 'a' -> 'A') makes the shape rewrite every statement on its own. Red without
+    the check: the second statement is answered with the value the link never rewrote."""
+    tag = fakesnow.transforms.tag
+
+    def upper_a(node: Expression) -> Expression:
+        node = tag(node)
+        if isinstance(node, sqlglot.exp.Literal) and node.is_string and node.this == "a":
+            return sqlglot.exp.Literal.string("A")
+        return node
+
+    monkeypatch.setattr(fakesnow.transforms, "tag", upper_a)
+    sql = "SELECT ID FROM OPS.VALUE_DEPENDENT WHERE NAME = 'a'"
+    for _ in range(2):
+        out = cursor._transform(sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
+        assert "'A'" in out and "'a'" not in out, out

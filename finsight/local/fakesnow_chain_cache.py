@@ -1,0 +1,142 @@
+"""fakesnow's rewrite chain run once per statement *shape*, not once per statement.
+
+Why: fakesnow rewrites every statement with a chain of ~75 tree passes before DuckDB runs it; in a steady hourly cycle
+that is ~22 % of the local Snowflake's CPU (py-spy), more than any other part but DuckDB itself. The platform sends
+the same few shapes over and over with other values: the run log's and the task record's INSERTs (~180 an hour),
+each quality check's reads, each table's MERGE with the batch ids of the hour.
+
+A statement's shape is its tree with the data values replaced by sentinels: literals in a VALUES row, compared with
+a column (=, <>, <, <=, >, >=), in an IN list or as the bounds of a BETWEEN. No link of fakesnow's chain derives SQL
+from such a value (they rewrite functions, types, identifiers, SHOW and DDL). The first statement of a shape runs the
+chain twice, on itself and on its shape; the shape's rewrite, its sentinels filled with the statement's own values,
+must give exactly the SQL the statement's own rewrite gave, or the shape is never reused. Later statements of the
+shape copy the stored rewrite and fill in their values. Only SELECT, INSERT, UPDATE, DELETE and MERGE without bind
+parameters are reused, per current database and schema (links resolve names against them).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from sqlglot import exp
+
+SHAPES_KEPT = 4096  # distinct shapes remembered (a steady hour sends a few hundred)
+_REUSED_KINDS = (exp.Select, exp.SetOperation, exp.Insert, exp.Update, exp.Delete, exp.Merge)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_STRING_SENTINEL = "__finsight_value_{}__"
+_NUMBER_SENTINEL = 8_675_309_000_000_000  # + the value's position; a statement holding one is not reused
+_NOT_REUSABLE = object()
+
+
+def _is_data_value(literal: exp.Literal) -> bool:
+    parent = literal.parent
+    if isinstance(parent, exp.Tuple):
+        return isinstance(parent.parent, exp.Values)
+    if isinstance(parent, _COMPARISONS):
+        other = parent.expression if parent.this is literal else parent.this
+        return isinstance(other, exp.Column)
+    if isinstance(parent, exp.In):
+        return isinstance(parent.this, exp.Column) and any(e is literal for e in parent.expressions)
+    if isinstance(parent, exp.Between):
+        return isinstance(parent.this, exp.Column) and parent.this is not literal
+    return False
+
+
+def shape(statement: exp.Expr) -> tuple[exp.Expr, list[exp.Literal]] | None:
+    """(a copy of the statement with its data values as sentinels, those values in sentinel order); None when the
+    statement already holds a literal that looks like a sentinel (it is then rewritten on its own)."""
+    template = statement.copy()
+    literals = list(template.find_all(exp.Literal))
+    if any(_looks_like_sentinel(n) for n in literals):
+        return None
+    values: list[exp.Literal] = []
+    for literal in [n for n in literals if _is_data_value(n)]:
+        position = len(values)
+        values.append(literal)
+        if literal.is_string:
+            literal.replace(exp.Literal.string(_STRING_SENTINEL.format(position)))
+        else:
+            literal.replace(exp.Literal.number(_NUMBER_SENTINEL + position))
+    return template, values
+
+
+def _looks_like_sentinel(literal: exp.Literal) -> bool:
+    if literal.is_string:
+        return literal.this.startswith(_STRING_SENTINEL.split("{")[0])
+    return literal.this.startswith(str(_NUMBER_SENTINEL)[:7])
+
+
+def fill(rewritten: exp.Expr, values: list[exp.Literal]) -> exp.Expr:
+    """The shape's rewrite (modified in place) with each sentinel replaced by the value it stands for."""
+    strings = {_STRING_SENTINEL.format(i): v for i, v in enumerate(values)}
+    numbers = {str(_NUMBER_SENTINEL + i): v for i, v in enumerate(values)}
+    for literal in list(rewritten.find_all(exp.Literal)):
+        value = (strings if literal.is_string else numbers).get(literal.this)
+        if value is not None:
+            literal.replace(exp.Literal(this=value.this, is_string=value.is_string))
+    return rewritten
+
+
+class ShapeCache:
+    """Rewrites by (shape's SQL, current database, current schema), newest SHAPES_KEPT, shared by every session."""
+
+    def __init__(self) -> None:
+        self._rewrites: OrderedDict[tuple[str, str | None, str | None], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.reused = 0  # statements answered from a stored rewrite (tests and profiling read it)
+
+    def get(self, key: tuple[str, str | None, str | None]) -> Any:
+        with self._lock:
+            found = self._rewrites.get(key)
+            if found is not None:
+                self._rewrites.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str | None, str | None], rewrite: Any) -> None:
+        with self._lock:
+            self._rewrites[key] = rewrite
+            while len(self._rewrites) > SHAPES_KEPT:
+                self._rewrites.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rewrites.clear()
+            self.reused = 0
+
+
+SHAPES = ShapeCache()
+
+
+def _same(a: exp.Expr, b: exp.Expr) -> bool:
+    return a.sql(dialect="duckdb") == b.sql(dialect="duckdb") and set(a.args) == set(b.args)
+
+
+def reused_per_shape(original: Callable[..., exp.Expr]) -> Callable[..., exp.Expr]:
+    """Wrap fakesnow's `_transform(self, expression, params)` (the whole chain) with the shape cache."""
+
+    @functools.wraps(original)
+    def transform(self: Any, expression: exp.Expr, params: Any) -> exp.Expr:
+        if params or not isinstance(expression, _REUSED_KINDS):
+            return original(self, expression, params)
+        shaped = shape(expression)
+        if shaped is None:
+            return original(self, expression, params)
+        template, values = shaped
+        key = (template.sql(dialect="snowflake"), self._conn.database, self._conn.schema)
+        stored = SHAPES.get(key)
+        if stored is _NOT_REUSABLE:
+            return original(self, expression, params)
+        if stored is not None:
+            SHAPES.reused += 1
+            return fill(stored.copy(), values)
+        own = original(self, expression, params)
+        rewritten = original(self, template, params)
+        reusable = _same(fill(rewritten.copy(), values), own)
+        SHAPES.put(key, rewritten if reusable else _NOT_REUSABLE)
+        return own
+
+    return transform
