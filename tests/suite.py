@@ -37,6 +37,7 @@ STACK_FREE = (
     "connectors/test_pci_properties.py",
     "connectors/test_windows.py",
     "local/test_fakesnow_transform_chain.py",
+    "local/test_parse_handoff.py",
     "ops/test_cli_startup.py",
     "ops/test_ownership.py",
     "ops/test_stack_down.py",

@@ -40,6 +40,15 @@ class Violation:
     sqlstate: str = "42601"
 
 
+def _parse(text: str) -> exp.Expr:
+    return sqlglot.parse_one(text, read="snowflake")
+
+
+# How Statement.tree parses; the local server's strict layer reads the parse its server already made
+# (finsight.local.parse_handoff). The tree is only read.
+parse_statement: Callable[[str], exp.Expr] = _parse
+
+
 @dataclass
 class Statement:
     text: str
@@ -57,7 +66,7 @@ class Statement:
             tree = None
             if _SUBQUERY.search(self.text):
                 try:
-                    tree = sqlglot.parse_one(self.text, read="snowflake")
+                    tree = parse_statement(self.text)
                 except sqlglot.errors.SqlglotError:
                     tree = None
             self._tree = None if isinstance(tree, exp.Command) else tree

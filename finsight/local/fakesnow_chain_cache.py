@@ -5,13 +5,16 @@ that is ~22 % of the local Snowflake's CPU (py-spy), more than any other part bu
 the same few shapes over and over with other values: the run log's and the task record's INSERTs (~180 an hour),
 each quality check's reads, each table's MERGE with the batch ids of the hour.
 
-A statement's shape is its tree with the data values replaced by sentinels: literals in a VALUES row, compared with
-a column (=, <>, <, <=, >, >=), in an IN list or as the bounds of a BETWEEN. No link of fakesnow's chain derives SQL
-from such a value (they rewrite functions, types, identifiers, SHOW and DDL). The first statement of a shape runs the
-chain twice, on itself and on its shape; the shape's rewrite, its sentinels filled with the statement's own values,
-must give exactly the SQL the statement's own rewrite gave, or the shape is never reused. Later statements of the
-shape copy the stored rewrite and fill in their values. Only SELECT, INSERT, UPDATE, DELETE and MERGE without bind
-parameters are reused, per current database and schema (links resolve names against them).
+A statement's shape is its tree with the data values replaced by sentinels: literals (or literals CAST to a type)
+in a VALUES row, in a SELECT list, compared with a column (=, <>, <, <=, >, >=), in an IN list or as the bounds of a
+BETWEEN. No link of fakesnow's chain derives SQL from such a value (they rewrite functions, types, identifiers, SHOW
+and DDL). The first statement of a shape is rewritten as without the cache, and what that gave is kept (a shape that
+never comes back, say a MERGE whose key ranges differ every hour, costs nothing more). The second statement runs the
+chain on the shape instead: filled with the first statement's values, the shape's rewrite must give exactly the SQL
+the first one's own rewrite gave, else the shape is never reused. Later statements of the shape copy the stored
+rewrite and fill in their values: one chain per shape, whatever the number of statements.
+Only SELECT, INSERT, UPDATE, DELETE and MERGE without bind parameters are reused, per current database and schema
+(links resolve names against them).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -33,16 +37,23 @@ _NOT_REUSABLE = object()
 
 
 def _is_data_value(literal: exp.Literal) -> bool:
-    parent = literal.parent
+    node: exp.Expr = literal
+    if isinstance(node.parent, exp.Cast) and node.parent.this is node:  # CAST('2026-01-01 10:00' AS TIMESTAMP_NTZ)
+        node = node.parent
+    parent = node.parent
+    if isinstance(parent, exp.Alias):  # SELECT 'run-1' AS RUN_ID
+        node, parent = parent, parent.parent
+    if isinstance(parent, exp.Select):
+        return any(e is node for e in parent.expressions)
     if isinstance(parent, exp.Tuple):
         return isinstance(parent.parent, exp.Values)
     if isinstance(parent, _COMPARISONS):
-        other = parent.expression if parent.this is literal else parent.this
+        other = parent.expression if parent.this is node else parent.this
         return isinstance(other, exp.Column)
     if isinstance(parent, exp.In):
-        return isinstance(parent.this, exp.Column) and any(e is literal for e in parent.expressions)
+        return isinstance(parent.this, exp.Column) and any(e is node for e in parent.expressions)
     if isinstance(parent, exp.Between):
-        return isinstance(parent.this, exp.Column) and parent.this is not literal
+        return isinstance(parent.this, exp.Column) and parent.this is not node
     return False
 
 
@@ -111,8 +122,17 @@ class ShapeCache:
 SHAPES = ShapeCache()
 
 
-def _same(a: exp.Expr, b: exp.Expr) -> bool:
-    return a.sql(dialect="duckdb") == b.sql(dialect="duckdb") and set(a.args) == set(b.args)
+@dataclass(frozen=True)
+class _FirstSeen:
+    """A shape's first statement: its values and what its own rewrite gave, to check the shape's rewrite against."""
+
+    values: list[exp.Literal]
+    sql: str
+    args: frozenset[str]
+
+
+def _seen(rewrite: exp.Expr, values: list[exp.Literal]) -> _FirstSeen:
+    return _FirstSeen(values, rewrite.sql(dialect="duckdb"), frozenset(rewrite.args))
 
 
 def reused_per_shape(original: Callable[..., exp.Expr]) -> Callable[..., exp.Expr]:
@@ -128,15 +148,20 @@ def reused_per_shape(original: Callable[..., exp.Expr]) -> Callable[..., exp.Exp
         template, values = shaped
         key = (template.sql(dialect="snowflake"), self._conn.database, self._conn.schema)
         stored = SHAPES.get(key)
+        if stored is None:  # the first statement: rewritten as without the cache, its result kept for the check
+            own = original(self, expression, params)
+            SHAPES.put(key, _seen(own, values))
+            return own
+        if isinstance(stored, _FirstSeen):  # the second: the shape's rewrite must give the first one's SQL
+            rewritten = original(self, template, params)
+            if _seen(fill(rewritten.copy(), stored.values), stored.values) != stored:
+                SHAPES.put(key, _NOT_REUSABLE)
+                return original(self, expression, params)
+            SHAPES.put(key, rewritten)
+            return fill(rewritten.copy(), values)
         if stored is _NOT_REUSABLE:
             return original(self, expression, params)
-        if stored is not None:
-            SHAPES.reused += 1
-            return fill(stored.copy(), values)
-        own = original(self, expression, params)
-        rewritten = original(self, template, params)
-        reusable = _same(fill(rewritten.copy(), values), own)
-        SHAPES.put(key, rewritten if reusable else _NOT_REUSABLE)
-        return own
+        SHAPES.reused += 1
+        return fill(stored.copy(), values)
 
     return transform

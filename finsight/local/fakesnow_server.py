@@ -12,12 +12,14 @@ import logging
 from pathlib import Path
 
 import duckdb_extension_httpfs
+import fakesnow.cursor
 import uvicorn
 from fakesnow import info_schema
 from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
 from fakesnow.transforms import show
 
-from finsight.local import fakesnow_compat, snowflake_strict
+from finsight.conformance import rules
+from finsight.local import fakesnow_compat, parse_handoff, snowflake_strict
 
 # `fakesnow.server` is both a function (package attribute) and a module; importlib gets the module
 fakesnow_server = importlib.import_module("fakesnow.server")
@@ -87,6 +89,10 @@ def main() -> None:
         args.db_dir, args.owner_role, args.statement_log, fs.duck_conn, enforce=not args.lenient
     )
     snowflake_strict.install(layer)
+    # one parse per statement: the server's, read by the strict layer and taken by the cursor
+    fakesnow_server.parse_one = parse_handoff.HANDOFF.parse
+    fakesnow.cursor.parse_one = parse_handoff.HANDOFF.take
+    rules.parse_statement = parse_handoff.HANDOFF.peek
     fakesnow_server.shared_fs = fs
     uvicorn.run(
         snowflake_strict.with_login_role(fakesnow_server.app), host="127.0.0.1", port=args.port, log_level="warning"

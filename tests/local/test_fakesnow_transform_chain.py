@@ -217,26 +217,34 @@ def test_a_merge_runs_as_one_duckdb_merge_and_answers_snowflakes_counts(cursor: 
 
 def test_a_statement_shape_is_rewritten_once_and_each_statement_keeps_its_values(cursor: Any) -> None:
     """fakesnow_chain_cache: statements differing only in their data values (VALUES rows, comparisons with a column,
-    IN lists, BETWEEN bounds) reuse one rewrite of their shape, each with its own values. Red without the cache:
-    nothing is reused; red when a value leaks from one statement into another: the rows read back are wrong."""
+    IN lists, BETWEEN bounds, CAST literals) reuse one rewrite of their shape from its third statement on (the first
+    is rewritten alone, the second checks the shape), each with its own values. Red without the cache: nothing is
+    reused; red when a value leaks from one statement into another: the rows read back are wrong."""
     shapes = fakesnow_chain_cache.SHAPES
     cursor.execute("CREATE OR REPLACE TABLE OPS.SHAPED (ID NUMBER, NAME VARCHAR, SEEN TIMESTAMP_NTZ)")
     before = shapes.reused
-    for i, name in enumerate(["a", "it's", "c"]):
+    for i, name in enumerate(["a", "it's", "c", "d"]):
         quoted = name.replace("'", "''")
-        cursor.execute(f"INSERT INTO OPS.SHAPED (ID, NAME, SEEN) VALUES ({i}, '{quoted}', CURRENT_TIMESTAMP())")
-    assert shapes.reused - before == 2, "the second and third INSERT did not reuse the first one's rewrite"
-    read = "SELECT ID, NAME FROM OPS.SHAPED WHERE ID {} ORDER BY ID"
-    assert cursor.execute(read.format("= 1")).fetchall() == [(1, "it's")]
-    assert cursor.execute(read.format("= 2")).fetchall() == [(2, "c")]
-    assert cursor.execute(read.format("IN (0, 2)")).fetchall() == [(0, "a"), (2, "c")]
-    assert cursor.execute(read.format("IN (1, 2)")).fetchall() == [(1, "it's"), (2, "c")]
-    assert cursor.execute(read.format("BETWEEN 1 AND 2")).fetchall() == [(1, "it's"), (2, "c")]
-    assert cursor.execute(read.format("BETWEEN 0 AND 0")).fetchall() == [(0, "a")]
-    cursor.execute("UPDATE OPS.SHAPED SET NAME = 'x' WHERE ID = 0")
-    cursor.execute("UPDATE OPS.SHAPED SET NAME = 'y' WHERE ID = 2")
-    assert cursor.execute("SELECT NAME FROM OPS.SHAPED ORDER BY ID").fetchall() == [("x",), ("it's",), ("y",)]
-    assert shapes.reused - before == 6
+        seen = f"CAST('2026-01-0{i + 1} 10:00:00' AS TIMESTAMP_NTZ)"
+        cursor.execute(f"INSERT INTO OPS.SHAPED (ID, NAME, SEEN) VALUES ({i}, '{quoted}', {seen})")
+    assert shapes.reused - before == 2, "the third and fourth INSERT did not reuse the shape's rewrite"
+    read = "SELECT ID, NAME FROM OPS.SHAPED WHERE {} ORDER BY ID"
+    expected = {
+        "ID = 0": [(0, "a")], "ID = 1": [(1, "it's")], "ID = 3": [(3, "d")],
+        "ID IN (0, 2)": [(0, "a"), (2, "c")], "ID IN (1, 2)": [(1, "it's"), (2, "c")],
+        "ID IN (0, 3)": [(0, "a"), (3, "d")],
+        "ID BETWEEN 1 AND 2": [(1, "it's"), (2, "c")], "ID BETWEEN 0 AND 0": [(0, "a")],
+        "ID BETWEEN 3 AND 9": [(3, "d")],
+        "SEEN <= CAST('2026-01-01 10:00:00' AS TIMESTAMP_NTZ)": [(0, "a")],
+        "SEEN <= CAST('2026-01-02 10:00:00' AS TIMESTAMP_NTZ)": [(0, "a"), (1, "it's")],
+        "SEEN >= CAST('2026-01-04 10:00:00' AS TIMESTAMP_NTZ)": [(3, "d")],
+    }  # fmt: skip
+    for where, rows in expected.items():
+        assert cursor.execute(read.format(where)).fetchall() == rows, where
+    for i, name in enumerate(["x", "y", "z"]):
+        cursor.execute(f"UPDATE OPS.SHAPED SET NAME = '{name}' WHERE ID = {i}")
+    assert cursor.execute("SELECT NAME FROM OPS.SHAPED ORDER BY ID").fetchall() == [("x",), ("y",), ("z",), ("d",)]
+    assert shapes.reused - before == 2 + 3 + 1  # the third of each read shape (=, IN, BETWEEN), the third UPDATE
 
 
 def test_a_shape_whose_rewrite_depends_on_its_values_is_never_reused(
@@ -255,6 +263,6 @@ def test_a_shape_whose_rewrite_depends_on_its_values_is_never_reused(
 
     monkeypatch.setattr(fakesnow.transforms, "tag", upper_a)
     sql = "SELECT ID FROM OPS.VALUE_DEPENDENT WHERE NAME = 'a'"
-    for _ in range(2):
+    for _ in range(3):  # the third would be answered from the shape's rewrite
         out = cursor._transform(sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
         assert "'A'" in out and "'a'" not in out, out

@@ -112,15 +112,15 @@ def api_stack(deployed_stack: LocalStack) -> LocalStack:
     return deployed_stack
 
 
+CDK_BACKOFF_PADDING_S = 1  # airbyte_cdk rate_limiting.user_defined_backoff_handler: retry_after + 1
+
+
 class _UnpaddedSleep:
     """`time` as the CDK's retry handler sees it, without the second it adds to every backoff."""
 
     @staticmethod
     def sleep(seconds: float) -> None:
         time.sleep(max(0.0, seconds - CDK_BACKOFF_PADDING_S))
-
-
-CDK_BACKOFF_PADDING_S = 1
 
 
 @pytest.fixture(autouse=True)
