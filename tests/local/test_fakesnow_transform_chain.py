@@ -266,3 +266,19 @@ def test_a_shape_whose_rewrite_depends_on_its_values_is_never_reused(
     for _ in range(3):  # the third would be answered from the shape's rewrite
         out = cursor._transform(sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
         assert "'A'" in out and "'a'" not in out, out
+
+
+def test_a_reused_shape_copies_one_tree(cursor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement answered from its shape's rewrite costs one whole-tree copy (of the stored rewrite, filled with
+    its values): the shape itself is made in place and undone (a copy of every statement to shape it was ~6 % of the
+    local Snowflake's CPU in a steady hour). Red when shaping copies the statement; the statement is left as given."""
+    sql = "SELECT ID FROM OPS.SHAPED_COPIES WHERE NAME = '{}' AND ID IN ({}, 7)"
+    for i in range(3):  # first, check, stored
+        cursor._transform(sqlglot.parse_one(sql.format(f"n{i}", i), read="snowflake"), None)
+    statement = sqlglot.parse_one(sql.format("it''s", 42), read="snowflake")
+    before = statement.sql(dialect="snowflake")
+    counted = _root_copies(monkeypatch)
+    out = cursor._transform(statement, None).sql(dialect="duckdb")
+    assert len(counted) == 1, f"{len(counted)} whole-tree copies for a statement of a stored shape"
+    assert "'it''s'" in out and "42" in out and "n2" not in out, out
+    assert statement.sql(dialect="snowflake") == before, "shaping left the statement changed"
