@@ -58,3 +58,19 @@ def test_one_worker_runs_the_graph_one_task_at_a_time(local_env: Environment, lo
     run = _run(local_env, workers=1)
     assert run.state == "SUCCEEDED", [(t.name, t.error) for t in run.tasks if t.error]
     assert not _overlapping([t for t in run.tasks if t.finished > t.started])
+
+
+def test_the_tasks_run_in_the_pipeline_schema(local_env: Environment, local_stack: LocalStack) -> None:
+    """A Snowflake task runs its statement in its own schema (OPS). The player first creates its emulation of
+    Snowflake's task record in a schema of its own, and CREATE SCHEMA makes that the session's current schema: the
+    tasks borrowing the session must not run there (nor would the local Snowflake's rewrites of their statements be
+    shared with the other sessions'). Red without the USE SCHEMA after it."""
+    session = warehouse.snowpark_session(local_env)
+    try:
+        run = run_dag(local_env, session, f"test-schema-{uuid.uuid4().hex[:8]}",
+                      only=[f"MERGE_{local_env.table(TABLES[0]).raw_name}"], workers=1)  # fmt: skip
+        current = session.sql("SELECT CURRENT_SCHEMA()").collect()[0][0]
+    finally:
+        session.close()
+    assert run.state == "SUCCEEDED", [(t.name, t.error) for t in run.tasks if t.error]
+    assert str(current).upper() == local_env.snowflake.schemas["ops"].upper()
