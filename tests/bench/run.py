@@ -158,7 +158,7 @@ def _run(env: Environment, stack: LocalStack) -> None:
         if merge_bench := _optional("tests.bench.merge_bench", "run_merge_bench"):
             progress("merge")
             results["merge"] = merge_bench()
-        if cycle_stages := _optional("tests.bench.merge_bench", "run_cycle_stages"):
+        if cycle_stages := _optional("tests.bench.merge_bench", "run_cycle_process"):
             results["cycle"] = {}
             for scale in (1, 10):
                 progress(f"cycle scale {scale}")
