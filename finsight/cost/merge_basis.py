@@ -4,6 +4,9 @@ The chain, each step stated so `finsight cost` can print it:
 1. bench: `merge.ours_s` seconds to MERGE `merge.batch_rows` into `merge.base_rows` on the bench machine; the bytes it
    scanned are `merge.bytes_scanned_per_batch` when the bench reports it, else (base + batch rows) x the bench table's
    row width (volumes.yaml `merge.bench_row_bytes`: a full scan of target and batch, the unpruned worst case).
+   When the bench measured several table sizes (`merge.runs`), the MERGE into the largest one is used: production's
+   CURATED holds years, far more micro-partitions than a batch's late updates touch, and the MERGE rewrites each one
+   it touches (copy-on-write); the smallest table has too few for that (bench: 1x 3.35 s, 10x 6.76 s for one batch).
 2. -> seconds per GB scanned on the bench machine, and GB scanned per merged row.
 3. x production rows per hour (volumes.yaml `workload.rows_per_day`), rescaled to production row width
    (`workload.raw_gb_per_day` / `rows_per_day`) -> bench-machine hours of MERGE per hourly cycle.
@@ -44,6 +47,7 @@ class MergeBasis:
     base_rows: float
     scanned_gb: float  # per bench batch
     scanned_from: str  # the results key, or the derivation from rows
+    measured: str  # where the MERGE figures were read: "merge", or the largest table's run "merge.runs.<n>x"
     machine_s_per_gb: float
     prod_scanned_gb_per_hour: float
     machine_hours_per_hour: float
@@ -54,8 +58,9 @@ class MergeBasis:
 
     def source(self) -> str:
         return (
-            f"{self.results_file} merge.ours_s={self.merge_s:g}s for merge.batch_rows={self.batch_rows:,.0f} into "
-            f"merge.base_rows={self.base_rows:,.0f}, scanned {self.scanned_gb:.3f} GB ({self.scanned_from}), "
+            f"{self.results_file} {self.measured}.ours_s={self.merge_s:g}s for {self.measured}.batch_rows="
+            f"{self.batch_rows:,.0f} into {self.measured}.base_rows={self.base_rows:,.0f}, scanned "
+            f"{self.scanned_gb:.3f} GB ({self.scanned_from}), "
             f"ran_at {self.ran_at}"
         )
 
@@ -77,7 +82,8 @@ def _number(data: dict, key: str, path: Path) -> float | None:
 
 
 def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, str]:
-    """(figures, ran_at, scanned_from) from the bench results; a clear error if the MERGE figures are missing."""
+    """(figures, ran_at, file name, the results key they were read under) from the bench results; a clear error if
+    the MERGE figures are missing."""
     if path is None:
         raise MergeMeasurementError(
             "no benchmark results selected (FINSIGHT_BENCH_RESULTS is empty): the load warehouse's MERGE minutes "
@@ -101,15 +107,39 @@ def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, st
             "from it; run `make bench` (tests/bench/merge_bench.py) to measure it"
         )
     ran_at = data.get("ran_at")
-    return {k: v for k, v in figures.items() if v is not None}, str(ran_at or "unknown"), path.name
+    figures = {k: v for k, v in figures.items() if v is not None}
+    prefix, largest = _largest_run(data, path)
+    return largest or figures, str(ran_at or "unknown"), path.name, prefix
+
+
+def _largest_run(data: dict, path: Path) -> tuple[str, dict[str, float] | None]:
+    """(its key, the figures of the MERGE into the largest table the bench measured (`merge.runs.<n>x`) under the
+    keys the basis reads); ("merge", None) when the bench reports no runs."""
+    runs = bench_value(data, "merge.runs")
+    if not isinstance(runs, dict) or not runs:
+        return "merge", None
+    sizes = {name: _number(data, f"merge.runs.{name}.base_rows", path) or 0.0 for name in runs}
+    name = max(sizes, key=lambda n: sizes[n])
+    prefix = f"merge.runs.{name}"
+    figures = {
+        "merge.ours_s": _number(data, f"{prefix}.ours_s", path),
+        "merge.batch_rows": _number(data, f"{prefix}.batch_rows", path),
+        "merge.base_rows": sizes[name] or None,
+        SCANNED_KEY: _number(data, f"{prefix}.bytes_scanned", path),
+    }
+    missing = [f"{prefix}.{k.split('.')[-1]}" for k, v in figures.items() if v is None and k != SCANNED_KEY]
+    if missing:
+        raise MergeMeasurementError(f"{path}: the MERGE run {prefix} lacks {', '.join(missing)}")
+    return prefix, {k: v for k, v in figures.items() if v is not None}
 
 
 def merge_basis(env: Environment, prices: PriceTable, vol: Volumes, path: Path | None) -> MergeBasis:
-    figures, ran_at, name = read_merge_measurement(path)
+    figures, ran_at, name, measured = read_merge_measurement(path)
     m = vol.merge
     batch, base = figures["merge.batch_rows"], figures["merge.base_rows"]
     if SCANNED_KEY in figures:
-        scanned_bytes, scanned_from = figures[SCANNED_KEY], SCANNED_KEY
+        scanned_bytes = figures[SCANNED_KEY]
+        scanned_from = SCANNED_KEY if measured == "merge" else f"{measured}.bytes_scanned"
     else:
         scanned_bytes = (base + batch) * m.bench_row_bytes
         scanned_from = f"(base_rows + batch_rows) x merge.bench_row_bytes {m.bench_row_bytes:g}"
@@ -134,6 +164,7 @@ def merge_basis(env: Environment, prices: PriceTable, vol: Volumes, path: Path |
         base_rows=base,
         scanned_gb=scanned_gb,
         scanned_from=scanned_from,
+        measured=measured,
         machine_s_per_gb=machine_s_per_gb,
         prod_scanned_gb_per_hour=prod_scanned_gb_per_hour,
         machine_hours_per_hour=machine_hours,

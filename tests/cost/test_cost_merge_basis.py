@@ -123,6 +123,36 @@ def test_bytes_scanned_per_batch_is_preferred_when_the_bench_reports_it(
     assert "merge.bytes_scanned_per_batch" in load.source and "ran_at 2026-12-01T00:00:00+00:00" in load.source
 
 
+def test_the_merge_into_the_largest_measured_table_is_priced(
+    tmp_path: Path, prod: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's CURATED holds years: a batch's late updates touch as many micro-partitions as they are, each
+    rewritten. The bench's largest table is the nearest to that, so its MERGE is priced, not the 1x headline (twice
+    the seconds here: twice the busy minutes). Red when the basis reads merge.ours_s while runs are reported."""
+    runs = {
+        "1x": {"base_rows": 1000000, "batch_rows": 1000000, "ours_s": 10.16, "bytes_scanned": BYTES_PER_GB},
+        "10x": {"base_rows": 10000000, "batch_rows": 1000000, "ours_s": 20.32, "bytes_scanned": BYTES_PER_GB},
+    }
+    merge = {**PINNED["merge"], "base_rows": 1000000, "runs": runs}
+    one = merge_basis(prod, default_prices(), default_volumes(), _results(tmp_path, merge))
+    assert (one.merge_s, one.base_rows, one.measured) == (20.32, 10000000, "merge.runs.10x")
+    assert one.scanned_from == "merge.runs.10x.bytes_scanned"
+    only_1x = merge_basis(prod, default_prices(), default_volumes(),
+                          _results(tmp_path, {**merge, "runs": {"1x": runs["1x"]}}))  # fmt: skip
+    assert one.busy_minutes_per_hourly_run == pytest.approx(2 * only_1x.busy_minutes_per_hourly_run)
+    monkeypatch.setenv("FINSIGHT_BENCH_RESULTS", str(_results(tmp_path, merge)))
+    (load,) = [i for i in estimate(prod, month=84).items if i.item.startswith("warehouse load")]
+    assert "merge.runs.10x.ours_s=20.32s" in load.source and "merge.runs.10x.base_rows=10,000,000" in load.source
+
+
+def test_a_merge_run_without_its_seconds_fails_loudly(tmp_path: Path, prod: Environment) -> None:
+    merge = {**PINNED["merge"], "runs": {"10x": {"base_rows": 10000000, "batch_rows": 1000000}}}
+    path = _results(tmp_path, merge)
+    with pytest.raises(MergeMeasurementError) as err:
+        merge_basis(prod, default_prices(), default_volumes(), path)
+    assert str(err.value) == f"{path}: the MERGE run merge.runs.10x lacks merge.runs.10x.ours_s"
+
+
 def test_slower_measured_merge_costs_proportionally_more(
     tmp_path: Path, prod: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
