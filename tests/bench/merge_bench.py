@@ -172,9 +172,12 @@ def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
         out["ours_rows_inserted"], out["ours_rows_updated"] = merged["rows_inserted"], merged["rows_updated"]
         out["key_ranges"] = len(ranges)
         out["target_rows_in_ranges"] = int(touched)
-        # bytes read per batch: the batch plus the CURATED rows in its key ranges, at compressed columnar size
-        # (zstd Parquet as the proxy for micro-partitions; Snowflake reads whole micro-partitions, ~16 MB each)
-        out["bytes_scanned"] = int(sizes["batch"] + sizes["base"] * int(touched) / base.num_rows)
+        # bytes read per batch: the batch plus every CURATED partition its key ranges reach, whole (Snowflake prunes
+        # and rewrites whole micro-partitions; the local double's are DuckDB row groups), at compressed size
+        # (zstd Parquet). CURATED holds the base in key order, as its clustering keeps it.
+        reached, partitions = partitions_reached(ranges, base.num_rows)
+        out["partitions_reached"], out["partitions_total"] = reached, partitions
+        out["bytes_scanned"] = int(sizes["batch"] + sizes["base"] * reached / partitions)
         out["bytes_table"] = sizes["base"]
     finally:
         session.close()
@@ -187,6 +190,19 @@ def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
         for name in ("base", "batch"):
             s3.delete_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet")
     return out
+
+
+def partitions_reached(ranges: list[tuple[Any, Any]], base_rows: int) -> tuple[int, int]:
+    """(partitions of a CURATED of keys 1..base_rows, in key order, that the MERGE's key ranges reach; all of them).
+    A partition is a DuckDB row group (fakesnow_compat.BULK_LOAD_ROWS rows), the local micro-partition."""
+    from finsight.local.fakesnow_compat import BULK_LOAD_ROWS
+
+    reached: set[int] = set()
+    for low, high in ranges:
+        low, high = max(int(low), 1), min(int(high), base_rows)
+        if low <= high:
+            reached.update(range((low - 1) // BULK_LOAD_ROWS, (high - 1) // BULK_LOAD_ROWS + 1))
+    return len(reached), -(-base_rows // BULK_LOAD_ROWS)
 
 
 def _sf_type(t: pa.DataType) -> str:

@@ -71,7 +71,7 @@ def _markdown(results: dict[str, Any]) -> str:
     if (m := results.get("merge")) and "scaling" in m:
         lines += [f"MERGE of one {m['batch_rows']:,}-row batch into CURATED of {m['scaling']['base_rows']} rows: "
                   f"{m['scaling']['seconds']} s, ratio {m['scaling']['ratio']} (target <= 2); bytes scanned per "
-                  f"batch {m['bytes_scanned_per_batch']:,}.", ""]  # fmt: skip
+                  f"batch {m['bytes_scanned_per_batch']:,}{_reached(m)}.", ""]  # fmt: skip
     if (c := results.get("cycle")) and "steady_s" in c:
         lines += [f"Cycle at scale 1: first {c['first_s']} s, steady {c['steady_s']} s (target <= 15).", ""]
     for section in ("merge", "cycle"):
@@ -107,6 +107,14 @@ def _shape_lines(e: dict[str, Any]) -> list[str]:
         f"client CPU {r['distinct_vs_repeating_client_cpu']:.2f}x the repeating table's.",
     ]
     return lines
+
+
+def _reached(merge: dict[str, Any]) -> str:
+    """' (whole partitions: n of m at <size>x)' for the largest run, when the bench counted them."""
+    name, run = max(merge.get("runs", {}).items(), key=lambda kv: kv[1].get("base_rows", 0), default=("", {}))
+    if "partitions_reached" not in run:
+        return ""
+    return f" (whole partitions: {run['partitions_reached']} of {run['partitions_total']} at {name})"
 
 
 def _cpu_lines(e: dict[str, Any]) -> list[str]:
