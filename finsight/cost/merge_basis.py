@@ -6,7 +6,7 @@ The chain, each step stated so `finsight cost` can print it:
    row width (volumes.yaml `merge.bench_row_bytes`: a full scan of target and batch, the unpruned worst case).
    When the bench measured several table sizes (`merge.runs`), the MERGE into the largest one is used: production's
    CURATED holds years, far more micro-partitions than a batch's late updates touch, and the MERGE rewrites each one
-   it touches (copy-on-write); the smallest table has too few for that (bench: 1x 3.35 s, 10x 6.76 s for one batch).
+   it touches (copy-on-write); the smallest table has too few for that (bench: about twice the seconds at 10x).
 2. -> seconds per GB scanned on the bench machine, and GB scanned per merged row.
 3. x production rows per hour (volumes.yaml `workload.rows_per_day`), rescaled to production row width
    (`workload.raw_gb_per_day` / `rows_per_day`) -> bench-machine hours of MERGE per hourly cycle.

@@ -1,0 +1,84 @@
+"""Where a MERGE's cost goes as CURATED grows: the bench's MERGE in DuckDB alone, split into the statement and the
+checkpoint that rewrites the row groups it touched. `python -m tests.bench.merge_scaling_duckdb [multiples...]`
+(default 1 10 30; ~6 GB of memory at 30) prints one JSON line per size; docs/cost.md quotes a run.
+
+The SQL is what the local Snowflake runs for MERGE_TABLE (snowpark.merge._merge_sql through fakesnow's rewrite), the
+rows are tests/bench/merge_bench.py's, and the key ranges are computed as snowpark.merge.key_ranges computes them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import fakesnow
+import numpy as np
+import snowflake.connector
+import sqlglot
+
+from finsight import marts
+from finsight.config import load_environment
+from finsight.local import fakesnow_compat
+from snowpark.merge import MAX_RANGES, _merge_sql
+from tests.bench.merge_bench import BATCH_ROWS, BENCH, BENCH_BATCH, _batch_keys, _rows, partitions_reached
+
+
+def _ranges(keys: np.ndarray) -> list[tuple[int, int]]:
+    """key_ranges' split: [min, max] cut at the MAX_RANGES - 1 widest gaps."""
+    k = np.sort(keys)
+    gaps = np.diff(k)
+    widest = np.argsort(-gaps, kind="stable")[: MAX_RANGES - 1]
+    cuts = np.sort(widest[gaps[widest] > 1])
+    starts, ends = [k[0], *(k[i + 1] for i in cuts)], [*(k[i] for i in cuts), k[-1]]
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def _duckdb_sql(sql: str) -> str:
+    fakesnow_compat.apply()
+    with fakesnow.patch(), snowflake.connector.connect(database="FINSIGHT", schema="RAW") as conn:
+        return conn.cursor()._transform(sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
+
+
+def measure(multiple: int) -> dict[str, object]:
+    env = load_environment("local")
+    spec = marts.merge_spec(env, env.table("payments.payments")) | {"raw": BENCH, "curated": BENCH}
+    base_rows = BATCH_ROWS * multiple
+    keys = _batch_keys(base_rows)
+    ranges = _ranges(keys)
+    sql = _duckdb_sql(_merge_sql(spec, f"'{BENCH_BATCH}'", ranges))
+    with tempfile.TemporaryDirectory(prefix="finsight-merge-scaling-") as tmp:
+        con = duckdb.connect(str(Path(tmp) / "scaling.duckdb"))
+        for schema in ("RAW", "CURATED", "OPS"):
+            con.execute(f"CREATE SCHEMA {schema}")
+        for chunk in range(multiple):  # the base a batch at a time: one Arrow table of 30 M rows would not fit
+            part = _rows(np.arange(chunk * BATCH_ROWS + 1, (chunk + 1) * BATCH_ROWS + 1, dtype=np.int64),
+                         "bench-base", np.datetime64("2026-11-01"), seed=chunk)  # fmt: skip
+            con.register("part", part)
+            head = f"CREATE TABLE CURATED.{BENCH} AS" if chunk == 0 else f"INSERT INTO CURATED.{BENCH}"
+            con.execute(f"{head} SELECT *, NULL::TIMESTAMP AS _MERGED_AT FROM part")
+            con.unregister("part")
+        con.register("batch", _rows(keys, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2))
+        con.execute(f"CREATE TABLE RAW.{BENCH} AS SELECT * FROM batch")
+        con.execute(f"CREATE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID BIGINT, _BATCH_ID VARCHAR, "
+                    "_EXTRACTED_AT TIMESTAMP, _DELETED_AT TIMESTAMP)")  # fmt: skip
+        con.execute("CHECKPOINT")
+        con.execute("SET checkpoint_threshold = '100GB'")  # the rewrite is timed on its own, below
+        started = time.perf_counter()
+        con.execute(sql)
+        merge_s = time.perf_counter() - started
+        started = time.perf_counter()
+        con.execute("CHECKPOINT")
+        checkpoint_s = time.perf_counter() - started
+        con.close()
+    reached, total = partitions_reached(ranges, base_rows)
+    return {"multiple": multiple, "base_rows": base_rows, "merge_s": round(merge_s, 2),
+            "checkpoint_s": round(checkpoint_s, 2), "row_groups_reached": reached, "row_groups": total}  # fmt: skip
+
+
+if __name__ == "__main__":
+    for m in [int(a) for a in sys.argv[1:]] or [1, 10, 30]:
+        print(json.dumps(measure(m)), flush=True)
