@@ -81,7 +81,7 @@ def _number(data: dict, key: str, path: Path) -> float | None:
     return float(node)
 
 
-def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, str]:
+def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, str, str]:
     """(figures, ran_at, file name, the results key they were read under) from the bench results; a clear error if
     the MERGE figures are missing."""
     if path is None:
