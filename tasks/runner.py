@@ -269,11 +269,8 @@ def run_dag(
     scheduled = scheduled or _now()
     run_ms = int(scheduled.replace(tzinfo=UTC).timestamp() * 1000)  # Snowflake's RUN_ID: scheduled time, epoch ms
     sync_catalog(env, session)
-    for sql in emulation.create_statements(env.snowflake.database):
+    for sql in emulation.create_statements(env.snowflake.database, env.snowflake.schemas["ops"]):
         session.sql(sql).collect()
-    # CREATE SCHEMA made the emulation's schema the session's current one; the tasks borrow this session and run,
-    # as on Snowflake, in their own schema
-    session.sql(f"USE SCHEMA {env.snowflake.database}.{env.snowflake.schemas['ops']}").collect()
     nodes = build_dag(env)
     by_stage = {s.name: s for s in stages or []}
     results: dict[str, TaskResult] = {}

@@ -99,38 +99,32 @@ def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, st
         raise MergeMeasurementError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise MergeMeasurementError(f"{path}: top level must be an object")
-    figures = {key: _number(data, key, path) for key in (*REQUIRED_KEYS, SCANNED_KEY)}
-    missing = [key for key in REQUIRED_KEYS if figures[key] is None]
+    measured = _largest_run(data, path)
+    at = {key: f"{measured}.{key.split('.')[-1]}" for key in REQUIRED_KEYS} | {SCANNED_KEY: _scanned_key(measured)}
+    figures = {key: _number(data, where, path) for key, where in at.items()}
+    missing = [at[key] for key in REQUIRED_KEYS if figures[key] is None]
+    if missing and measured != "merge":
+        raise MergeMeasurementError(f"{path}: the MERGE run {measured} lacks {', '.join(missing)}")
     if missing:
         raise MergeMeasurementError(
             f"{path}: no measured MERGE ({', '.join(missing)} missing): the load warehouse's credits are derived "
             "from it; run `make bench` (tests/bench/merge_bench.py) to measure it"
         )
     ran_at = data.get("ran_at")
-    figures = {k: v for k, v in figures.items() if v is not None}
-    prefix, largest = _largest_run(data, path)
-    return largest or figures, str(ran_at or "unknown"), path.name, prefix
+    return {k: v for k, v in figures.items() if v is not None}, str(ran_at or "unknown"), path.name, measured
 
 
-def _largest_run(data: dict, path: Path) -> tuple[str, dict[str, float] | None]:
-    """(its key, the figures of the MERGE into the largest table the bench measured (`merge.runs.<n>x`) under the
-    keys the basis reads); ("merge", None) when the bench reports no runs."""
+def _largest_run(data: dict, path: Path) -> str:
+    """Where the MERGE to price is: `merge.runs.<n>x`, the largest table the bench measured, or `merge` (its
+    headline) when it reports no runs."""
     runs = bench_value(data, "merge.runs")
     if not isinstance(runs, dict) or not runs:
-        return "merge", None
-    sizes = {name: _number(data, f"merge.runs.{name}.base_rows", path) or 0.0 for name in runs}
-    name = max(sizes, key=lambda n: sizes[n])
-    prefix = f"merge.runs.{name}"
-    figures = {
-        "merge.ours_s": _number(data, f"{prefix}.ours_s", path),
-        "merge.batch_rows": _number(data, f"{prefix}.batch_rows", path),
-        "merge.base_rows": sizes[name] or None,
-        SCANNED_KEY: _number(data, f"{prefix}.bytes_scanned", path),
-    }
-    missing = [f"{prefix}.{k.split('.')[-1]}" for k, v in figures.items() if v is None and k != SCANNED_KEY]
-    if missing:
-        raise MergeMeasurementError(f"{path}: the MERGE run {prefix} lacks {', '.join(missing)}")
-    return prefix, {k: v for k, v in figures.items() if v is not None}
+        return "merge"
+    return "merge.runs." + max(runs, key=lambda n: _number(data, f"merge.runs.{n}.base_rows", path) or 0.0)
+
+
+def _scanned_key(measured: str) -> str:
+    return SCANNED_KEY if measured == "merge" else f"{measured}.bytes_scanned"
 
 
 def merge_basis(env: Environment, prices: PriceTable, vol: Volumes, path: Path | None) -> MergeBasis:
@@ -138,8 +132,7 @@ def merge_basis(env: Environment, prices: PriceTable, vol: Volumes, path: Path |
     m = vol.merge
     batch, base = figures["merge.batch_rows"], figures["merge.base_rows"]
     if SCANNED_KEY in figures:
-        scanned_bytes = figures[SCANNED_KEY]
-        scanned_from = SCANNED_KEY if measured == "merge" else f"{measured}.bytes_scanned"
+        scanned_bytes, scanned_from = figures[SCANNED_KEY], _scanned_key(measured)
     else:
         scanned_bytes = (base + batch) * m.bench_row_bytes
         scanned_from = f"(base_rows + batch_rows) x merge.bench_row_bytes {m.bench_row_bytes:g}"

@@ -59,11 +59,14 @@ def emulation(database: str | None = None) -> str:
     return f"{database}.{SCHEMA}.{TABLE}" if database else f"{SCHEMA}.{TABLE}"
 
 
-def create_statements(database: str) -> list[str]:
+def create_statements(database: str, back_to: str) -> list[str]:
+    """The emulation's schema and table, then the session back in its schema `back_to`: CREATE SCHEMA makes the new
+    schema the session's current one, as on Snowflake, and the graph's tasks must run in theirs (OPS)."""
     columns = ", ".join(f"{c} {t}" for c, t in COLUMNS)
     return [
         f"CREATE SCHEMA IF NOT EXISTS {database}.{SCHEMA}",
         f"CREATE TABLE IF NOT EXISTS {emulation(database)} ({columns})",
+        f"USE SCHEMA {database}.{back_to}",
     ]
 
 

@@ -20,6 +20,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -35,6 +37,7 @@ import pyarrow.parquet as pq
 from finsight import marts, migrate, warehouse
 from finsight.aws import client, data_key_arn
 from finsight.config import load_environment
+from finsight.local.fakesnow_compat import BULK_LOAD_ROWS
 
 BATCH_ROWS = int(os.environ.get("BENCH_MERGE_BATCH_ROWS", 1_000_000))
 MULTIPLES = (1, 10)  # CURATED at 1x and 10x the batch: does the MERGE cost grow with the table?
@@ -138,8 +141,7 @@ def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
         sizes[name] = len(body)
         s3.put_object(Bucket=bucket, Key=f"{prefix}{name}/part-0.parquet", Body=body,
                       ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)  # fmt: skip
-    payments = env.table("payments.payments")
-    spec = marts.merge_spec(env, payments) | {"raw": BENCH, "curated": BENCH, "table": "bench.payments"}
+    spec = bench_spec(env)
     columns = ", ".join(f"{f.name} {_sf_type(f.type)}" for f in base.schema)
     out: dict[str, Any] = {"base_rows": base.num_rows, "batch_rows": batch.num_rows}
     with warehouse.connect(env) as conn:
@@ -192,11 +194,15 @@ def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
     return out
 
 
+def bench_spec(env: Any) -> dict[str, Any]:
+    """MERGE_TABLE's spec of the payments table, for the bench's RAW and CURATED tables."""
+    return marts.merge_spec(env, env.table("payments.payments")) | {"raw": BENCH, "curated": BENCH,
+                                                                     "table": "bench.payments"}  # fmt: skip
+
+
 def partitions_reached(ranges: list[tuple[Any, Any]], base_rows: int) -> tuple[int, int]:
     """(partitions of a CURATED of keys 1..base_rows, in key order, that the MERGE's key ranges reach; all of them).
     A partition is a DuckDB row group (fakesnow_compat.BULK_LOAD_ROWS rows), the local micro-partition."""
-    from finsight.local.fakesnow_compat import BULK_LOAD_ROWS
-
     reached: set[int] = set()
     for low, high in ranges:
         low, high = max(int(low), 1), min(int(high), base_rows)
@@ -304,9 +310,6 @@ def run_cycle_process(scale: float) -> dict[str, Any]:
     process, which has just moved millions of rows and still holds what that left. On the same code a steady hour took
     13.4 s in a fresh process and 17.4 s inside the bench's (whose fresh tables PostgreSQL was also still vacuuming
     then: extract_bench._create vacuums them now)."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "tests.bench.merge_bench", "cycle", str(scale)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode != 0:
@@ -315,8 +318,6 @@ def run_cycle_process(scale: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] == ["cycle"]:  # run_cycle_process: the result is the last line of stdout
         print(json.dumps(run_cycle_stages(float(sys.argv[2]))))
     else:

@@ -3,7 +3,7 @@ checkpoint that rewrites the row groups it touched. `python -m tests.bench.merge
 (default 1 10 30; ~6 GB of memory at 30) prints one JSON line per size; docs/cost.md quotes a run.
 
 The SQL is what the local Snowflake runs for MERGE_TABLE (snowpark.merge._merge_sql through fakesnow's rewrite), the
-rows are tests/bench/merge_bench.py's, and the key ranges are computed as snowpark.merge.key_ranges computes them.
+rows are tests/bench/merge_bench.py's, and the key ranges are snowpark.merge.key_ranges' own, read from the batch.
 """
 
 from __future__ import annotations
@@ -20,21 +20,24 @@ import numpy as np
 import snowflake.connector
 import sqlglot
 
-from finsight import marts
 from finsight.config import load_environment
 from finsight.local import fakesnow_compat
-from snowpark.merge import MAX_RANGES, _merge_sql
-from tests.bench.merge_bench import BATCH_ROWS, BENCH, BENCH_BATCH, _batch_keys, _rows, partitions_reached
+from snowpark.merge import _merge_sql, key_ranges
+from tests.bench.merge_bench import BATCH_ROWS, BENCH, BENCH_BATCH, _batch_keys, _rows, bench_spec, partitions_reached
 
 
-def _ranges(keys: np.ndarray) -> list[tuple[int, int]]:
-    """key_ranges' split: [min, max] cut at the MAX_RANGES - 1 widest gaps."""
-    k = np.sort(keys)
-    gaps = np.diff(k)
-    widest = np.argsort(-gaps, kind="stable")[: MAX_RANGES - 1]
-    cuts = np.sort(widest[gaps[widest] > 1])
-    starts, ends = [k[0], *(k[i + 1] for i in cuts)], [*(k[i] for i in cuts), k[-1]]
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+class _Session:
+    """What key_ranges asks of a Snowpark session (`sql(text).collect()`), answered by the DuckDB file."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def sql(self, text: str) -> _Session:
+        self._rows = self._con.execute(_duckdb_sql(text)).fetchall()
+        return self
+
+    def collect(self) -> list[tuple]:
+        return self._rows
 
 
 def _duckdb_sql(sql: str) -> str:
@@ -44,14 +47,12 @@ def _duckdb_sql(sql: str) -> str:
 
 
 def measure(multiple: int) -> dict[str, object]:
-    env = load_environment("local")
-    spec = marts.merge_spec(env, env.table("payments.payments")) | {"raw": BENCH, "curated": BENCH}
+    spec = bench_spec(load_environment("local"))
     base_rows = BATCH_ROWS * multiple
     keys = _batch_keys(base_rows)
-    ranges = _ranges(keys)
-    sql = _duckdb_sql(_merge_sql(spec, f"'{BENCH_BATCH}'", ranges))
     with tempfile.TemporaryDirectory(prefix="finsight-merge-scaling-") as tmp:
         con = duckdb.connect(str(Path(tmp) / "scaling.duckdb"))
+        con.execute("SET enable_progress_bar = false")
         for schema in ("RAW", "CURATED", "OPS"):
             con.execute(f"CREATE SCHEMA {schema}")
         for chunk in range(multiple):  # the base a batch at a time: one Arrow table of 30 M rows would not fit
@@ -65,6 +66,8 @@ def measure(multiple: int) -> dict[str, object]:
         con.execute(f"CREATE TABLE RAW.{BENCH} AS SELECT * FROM batch")
         con.execute(f"CREATE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID BIGINT, _BATCH_ID VARCHAR, "
                     "_EXTRACTED_AT TIMESTAMP, _DELETED_AT TIMESTAMP)")  # fmt: skip
+        ranges = key_ranges(_Session(con), spec, f"'{BENCH_BATCH}'")
+        sql = _duckdb_sql(_merge_sql(spec, f"'{BENCH_BATCH}'", ranges))
         con.execute("CHECKPOINT")
         con.execute("SET checkpoint_threshold = '100GB'")  # the rewrite is timed on its own, below
         started = time.perf_counter()

@@ -60,7 +60,7 @@ def test_the_same_sql_reads_the_player_rows_on_the_local_warehouse(
     old = now - timedelta(days=9)  # older than the function's 7 days: outside any range we ask for
     with warehouse.connect(local_env) as conn:
         cur = conn.cursor()
-        for sql in emulation.create_statements(database):
+        for sql in emulation.create_statements(database, local_env.snowflake.schemas["ops"]):
             cur.execute(sql)
         for name, state, at in (("T_A", "SUCCEEDED", now), ("T_B", "FAILED", now), ("T_A", "FAILED", old)):
             row = {"name": name, "state": state, "scheduled_time": at, "attempt_number": 1, "run_id": 1,

@@ -47,7 +47,7 @@ def test_failing_check_alerts_the_owning_team_and_resolves(local_env: Environmen
     session = warehouse.snowpark_session(env)
     # Snowflake's task record, which the alerts read beside the check results: the local player creates its
     # emulation on a graph run, and on a fresh stack none may have run yet
-    for sql in task_history.create_statements(env.snowflake.database):
+    for sql in task_history.create_statements(env.snowflake.database, env.snowflake.schemas["ops"]):
         session.sql(sql).collect()
     try:
         tomorrow = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)

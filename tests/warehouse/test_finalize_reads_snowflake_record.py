@@ -25,7 +25,7 @@ pytestmark = pytest.mark.stack
 def session(local_env: Environment, local_stack: LocalStack):
     deploy_fingerprint.deploy_if_changed(local_env)
     s = warehouse.snowpark_session(local_env)
-    for sql in emulation.create_statements(local_env.snowflake.database):
+    for sql in emulation.create_statements(local_env.snowflake.database, local_env.snowflake.schemas["ops"]):
         s.sql(sql).collect()
     yield s
     s.close()
