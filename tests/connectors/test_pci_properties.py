@@ -195,6 +195,23 @@ def test_the_vector_path_gives_the_old_scalar_tokens_byte_for_byte(
     assert tok.token(pans[20]) == tokens[20].as_py() and tok.verify(pans[20], tokens[20].as_py())
 
 
+@pytest.mark.parametrize(
+    "pans",
+    [
+        ["4111111111111111", "5500005555555559", "4111111111111111", "123"],  # ASCII digits alone: no rewrite
+        ["4111111111111111", "\u0664" + "\u0661" * 15, "4111\u06611111111111111"],  # digits, not all ASCII: rewritten
+    ],
+    ids=["ascii-digits", "unicode-digits"],
+)
+def test_a_batch_of_digits_gets_the_tokens_of_its_ascii_digits(pans: list[str]) -> None:
+    """Only ASCII 0-9 are hashed and cut for last4, whether the batch's values needed rewriting or not. Red: the
+    rewrite skipped for a batch that is all Unicode digits (`utf8_is_digit` as the check)."""
+    tok = _tok()
+    tokens, last4 = tok.tokenize(pa.array(pans))
+    assert tokens.to_pylist() == [_old_scalar_token(KEY, "1", p) for p in pans]
+    assert last4.to_pylist() == [re.sub(r"[^0-9]", "", p)[-4:] for p in pans]
+
+
 def test_the_native_loop_on_a_sliced_column_and_its_guards() -> None:
     """Arrow slices start at an offset; out-of-range offsets raise instead of reading past the buffers."""
     from connectors import pci
