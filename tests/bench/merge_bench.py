@@ -42,31 +42,44 @@ from finsight.local.fakesnow_compat import BULK_LOAD_ROWS
 BATCH_ROWS = int(os.environ.get("BENCH_MERGE_BATCH_ROWS", 1_000_000))
 MULTIPLES = (1, 10)  # CURATED at 1x and 10x the batch: does the MERGE cost grow with the table?
 LATE_UPDATES = 50
+WARM_UP_ROWS = 10_000
 BENCH = "BENCH__PAYMENTS"
 BENCH_BATCH = "bench-merge-batch"
 CARDS = 200_000  # distinct card tokens: card numbers repeat across payments
 
 
+def _of_key(ids: np.ndarray, attribute: int, values: int) -> np.ndarray:
+    """An attribute of each payment in 0..values-1, fixed by its key (splitmix64 of key and attribute): a later
+    version of a payment carries the merchant, customer, card and amount its first version had."""
+    with np.errstate(over="ignore"):  # the mix wraps at 64 bits by design
+        z = ids.astype(np.uint64) + np.uint64(attribute) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((z ^ (z >> np.uint64(31))) % np.uint64(values)).astype(np.int64)
+
+
 def _rows(ids: np.ndarray, batch_id: str, read_at: np.datetime64, seed: int) -> pa.Table:
-    """Payments-shaped rows (landed columns + meta) for the given keys, built column-wise."""
+    """Payments-shaped rows (landed columns + meta) for the given keys, built column-wise. What a payment is (merchant,
+    customer, amount, currency, card, created) follows from its key, so an update of a key changes what an update of a
+    payment changes: its status (drawn from `seed`), its update time and the batch's meta columns."""
     rng = np.random.default_rng(seed)
     n = len(ids)
     tokens = pa.array([f"{i:064x}" for i in range(CARDS)])
-    created = np.datetime64("2026-10-01T00:00:00") + rng.integers(0, 60 * 86_400, n).astype("timedelta64[s]")
-    cents = pa.array(rng.integers(100, 500_000, n), pa.int64()).cast(pa.decimal128(19, 0))
+    created = np.datetime64("2026-10-01T00:00:00") + _of_key(ids, 1, 60 * 86_400).astype("timedelta64[s]")
+    cents = pa.array(100 + _of_key(ids, 2, 499_900), pa.int64()).cast(pa.decimal128(19, 0))
     amounts = pc.multiply(cents, pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))).cast(pa.decimal128(18, 2))
     return pa.table(
         {
             "PAYMENT_ID": pa.array(ids, pa.int64()),
             "INVOICE_ID": pa.array(ids + 10_000_000, pa.int64()),
-            "MERCHANT_ID": pa.array(rng.integers(1, 2_400, n), pa.int64()),
-            "CUSTOMER_ID": pa.array(rng.integers(1, 200_000, n), pa.int64()),
+            "MERCHANT_ID": pa.array(1 + _of_key(ids, 3, 2_399), pa.int64()),
+            "CUSTOMER_ID": pa.array(1 + _of_key(ids, 4, 199_999), pa.int64()),
             "AMOUNT": amounts,
-            "CURRENCY": pa.array(np.array(["USD", "EUR", "GBP", "CAD"])[rng.integers(0, 4, n)]),
+            "CURRENCY": pa.array(np.array(["USD", "EUR", "GBP", "CAD"])[_of_key(ids, 5, 4)]),
             "STATUS": pa.array(np.array(["succeeded", "failed", "pending"])[rng.integers(0, 3, n)]),
-            "CARD_NUMBER_TOKEN": tokens.take(pa.array(rng.integers(0, CARDS, n))),
-            "CARD_NUMBER_LAST4": pa.array(np.char.mod("%04d", rng.integers(0, 10_000, n))),
-            "CARD_BRAND": pa.array(np.array(["visa", "mastercard", "discover"])[rng.integers(0, 3, n)]),
+            "CARD_NUMBER_TOKEN": tokens.take(pa.array(_of_key(ids, 6, CARDS))),
+            "CARD_NUMBER_LAST4": pa.array(np.char.mod("%04d", _of_key(ids, 7, 10_000))),
+            "CARD_BRAND": pa.array(np.array(["visa", "mastercard", "discover"])[_of_key(ids, 8, 3)]),
             "CREATED_AT": pa.array(created, pa.timestamp("us")),
             "UPDATED_AT": pa.array(np.full(n, read_at), pa.timestamp("us")),
             "_BATCH_ID": pa.array([batch_id] * n),
@@ -83,10 +96,10 @@ def _parquet(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def _batch_keys(base_rows: int) -> np.ndarray:
+def _batch_keys(base_rows: int, batch_rows: int = BATCH_ROWS) -> np.ndarray:
     """An hour's batch at production shape: half new keys (above the table), half updates of the newest keys, plus
     LATE_UPDATES updates of old keys spread over the whole table (late refunds / disputes of old payments)."""
-    half = BATCH_ROWS // 2
+    half = batch_rows // 2
     late = np.linspace(1, base_rows - half - 1, LATE_UPDATES, dtype=np.int64)
     recent = np.arange(base_rows - half + LATE_UPDATES + 1, base_rows + 1, dtype=np.int64)
     inserts = np.arange(base_rows + 1, base_rows + 1 + half, dtype=np.int64)
@@ -106,6 +119,7 @@ def run_merge_bench() -> dict[str, Any]:
 def _merge_bench(env: Any) -> dict[str, Any]:
     migrate.deploy(env)
     result: dict[str, Any] = {"batch_rows": BATCH_ROWS, "late_updates": LATE_UPDATES}
+    _warm_up(env)
     runs = {}
     for multiple in MULTIPLES:
         base_rows = BATCH_ROWS * multiple
@@ -129,6 +143,16 @@ def _merge_bench(env: Any) -> dict[str, Any]:
     # what the cost model should charge per hourly batch: the bytes the MERGE reads at 7-year table size
     result["bytes_scanned_per_batch"] = ten["bytes_scanned"]
     return result
+
+
+def _warm_up(env: Any) -> None:
+    """One small MERGE of the same shape through the same path, untimed: the first MERGE_TABLE of a server process
+    pays for what every later one reuses (its statements' translations, the session), and that once-per-process cost
+    would otherwise land on whichever size is timed first (the 1x), flattering the scaling ratio."""
+    rows = WARM_UP_ROWS
+    base = _rows(np.arange(1, rows + 1, dtype=np.int64), "bench-base", np.datetime64("2026-11-01"), seed=1)
+    batch = _rows(_batch_keys(rows, rows), BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2)
+    _merge_once(env, base, batch)
 
 
 def _merge_once(env: Any, base: pa.Table, batch: pa.Table) -> dict[str, Any]:
