@@ -4,9 +4,11 @@ The chain, each step stated so `finsight cost` can print it:
 1. bench: `merge.ours_s` seconds to MERGE `merge.batch_rows` into `merge.base_rows` on the bench machine; the bytes it
    scanned are `merge.bytes_scanned_per_batch` when the bench reports it, else (base + batch rows) x the bench table's
    row width (volumes.yaml `merge.bench_row_bytes`: a full scan of target and batch, the unpruned worst case).
-   When the bench measured several table sizes (`merge.runs`), the MERGE into the largest one is used: production's
-   CURATED holds years, far more micro-partitions than a batch's late updates touch, and the MERGE rewrites each one
-   it touches (copy-on-write); the smallest table has too few for that (bench: about twice the seconds at 10x).
+   When the bench measured several table sizes, the MERGE into the largest one is used: production's CURATED holds
+   years, far more micro-partitions than a batch's late updates touch, and the MERGE rewrites each one it touches
+   (copy-on-write); the smallest table has too few for that. Of the bench's runs, those whose updates change every
+   column (`merge.whole_partition_runs`) are priced when present: DuckDB rewrites only the columns an update changed,
+   Snowflake the whole micro-partition, and only then does the local double rewrite whole partitions too.
 2. -> seconds per GB scanned on the bench machine, and GB scanned per merged row.
 3. x production rows per hour (volumes.yaml `workload.rows_per_day`), rescaled to production row width
    (`workload.raw_gb_per_day` / `rows_per_day`) -> bench-machine hours of MERGE per hourly cycle.
@@ -30,6 +32,8 @@ HOURS_PER_DAY = 24
 MERGE_WAREHOUSE = "load"  # tasks/dag.py runs every MERGE_TABLE task on the load warehouse
 REQUIRED_KEYS = ("merge.ours_s", "merge.batch_rows", "merge.base_rows")
 SCANNED_KEY = "merge.bytes_scanned_per_batch"
+RUNS = "merge.runs"  # one batch into several table sizes
+WHOLE_PARTITION_RUNS = "merge.whole_partition_runs"  # the same, every column of the updated rows changed
 
 
 class MergeMeasurementError(ConfigError):
@@ -115,12 +119,13 @@ def read_merge_measurement(path: Path | None) -> tuple[dict[str, float], str, st
 
 
 def _largest_run(data: dict, path: Path) -> str:
-    """Where the MERGE to price is: `merge.runs.<n>x`, the largest table the bench measured, or `merge` (its
-    headline) when it reports no runs."""
-    runs = bench_value(data, "merge.runs")
-    if not isinstance(runs, dict) or not runs:
-        return "merge"
-    return "merge.runs." + max(runs, key=lambda n: _number(data, f"merge.runs.{n}.base_rows", path) or 0.0)
+    """Where the MERGE to price is: the largest table the bench measured, of `merge.whole_partition_runs` when it
+    reports them, else of `merge.runs`; `merge` (its headline) when it reports neither."""
+    for runs_key in WHOLE_PARTITION_RUNS, RUNS:
+        runs = bench_value(data, runs_key)
+        if isinstance(runs, dict) and runs:
+            return f"{runs_key}." + max(runs, key=lambda n: _number(data, f"{runs_key}.{n}.base_rows", path) or 0.0)
+    return "merge"
 
 
 def _scanned_key(measured: str) -> str:

@@ -72,6 +72,10 @@ def _markdown(results: dict[str, Any]) -> str:
         lines += [f"MERGE of one {m['batch_rows']:,}-row batch into CURATED of {m['scaling']['base_rows']} rows: "
                   f"{m['scaling']['seconds']} s, ratio {m['scaling']['ratio']} (target <= 2); bytes scanned per "
                   f"batch {m['bytes_scanned_per_batch']:,}{_reached(m)}.", ""]  # fmt: skip
+        if "whole_partition_ratio" in (scaling := m["scaling"]):
+            lines += ["The same keys, every column of the updated rows changed (each touched partition rewritten "
+                      f"whole, as on Snowflake; the run the cost model prices): {scaling['whole_partition_seconds']} "
+                      f"s, ratio {scaling['whole_partition_ratio']}.", ""]  # fmt: skip
     if (c := results.get("cycle")) and "steady_s" in c:
         lines += [f"Cycle at scale 1: first {c['first_s']} s, steady {c['steady_s']} s (target <= 15).", ""]
     for section in ("merge", "cycle"):

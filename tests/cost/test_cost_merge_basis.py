@@ -145,6 +145,23 @@ def test_the_merge_into_the_largest_measured_table_is_priced(
     assert "merge.runs.10x.ours_s=20.32s" in load.source and "merge.runs.10x.base_rows=10,000,000" in load.source
 
 
+def test_the_runs_that_rewrite_whole_partitions_are_priced_when_the_bench_has_them(
+    tmp_path: Path, prod: Environment
+) -> None:
+    """DuckDB rewrites only the columns an update changed, Snowflake every touched micro-partition whole: the bench's
+    runs whose updates change every column are the ones the local double rewrites whole partitions in, so the largest
+    of those is priced (1.5x the seconds here: 1.5x the busy minutes). Red when `merge.runs` is read first."""
+    run = {"base_rows": 10000000, "batch_rows": 1000000, "ours_s": 4.0, "bytes_scanned": BYTES_PER_GB}
+    merge = {**PINNED["merge"], "runs": {"10x": run}}
+    whole = {**merge, "whole_partition_runs": {"1x": {**run, "base_rows": 1000000}, "10x": {**run, "ours_s": 6.0}}}
+    priced = merge_basis(prod, default_prices(), default_volumes(), _results(tmp_path, whole))
+    assert (priced.merge_s, priced.measured) == (6.0, "merge.whole_partition_runs.10x")
+    assert priced.scanned_from == "merge.whole_partition_runs.10x.bytes_scanned"
+    partial = merge_basis(prod, default_prices(), default_volumes(), _results(tmp_path, merge))
+    assert partial.measured == "merge.runs.10x"
+    assert priced.busy_minutes_per_hourly_run == pytest.approx(1.5 * partial.busy_minutes_per_hourly_run)
+
+
 def test_a_merge_run_without_its_seconds_fails_loudly(tmp_path: Path, prod: Environment) -> None:
     merge = {**PINNED["merge"], "runs": {"10x": {"base_rows": 10000000, "batch_rows": 1000000}}}
     path = _results(tmp_path, merge)
