@@ -1,6 +1,8 @@
 """Where a MERGE's cost goes as CURATED grows: the bench's MERGE in DuckDB alone, split into the statement and the
-checkpoint that rewrites the row groups it touched. `python -m tests.bench.merge_scaling_duckdb [multiples...]`
-(default 1 10 30; ~6 GB of memory at 30) prints one JSON line per size; docs/cost.md quotes a run.
+checkpoint that rewrites the row groups it touched. `python -m tests.bench.merge_scaling_duckdb [--every-column]
+[multiples...]` (default 1 10 30; ~6 GB of memory at 30) prints one JSON line per size; docs/cost.md quotes a run.
+`--every-column`: the batch's updates change every column (merge_bench.whole_partition_runs' batch), so each row
+group they touch is rewritten whole.
 
 The SQL is what the local Snowflake runs for MERGE_TABLE (snowpark.merge._merge_sql through fakesnow's rewrite), the
 rows are tests/bench/merge_bench.py's, and the key ranges are snowpark.merge.key_ranges' own, read from the batch.
@@ -46,7 +48,7 @@ def _duckdb_sql(sql: str) -> str:
         return conn.cursor()._transform(sqlglot.parse_one(sql, read="snowflake"), None).sql(dialect="duckdb")
 
 
-def measure(multiple: int) -> dict[str, object]:
+def measure(multiple: int, every_column: bool = False) -> dict[str, object]:
     spec = bench_spec(load_environment("local"))
     base_rows = BATCH_ROWS * multiple
     keys = _batch_keys(base_rows)
@@ -62,7 +64,8 @@ def measure(multiple: int) -> dict[str, object]:
             head = f"CREATE TABLE CURATED.{BENCH} AS" if chunk == 0 else f"INSERT INTO CURATED.{BENCH}"
             con.execute(f"{head} SELECT *, NULL::TIMESTAMP AS _MERGED_AT FROM part")
             con.unregister("part")
-        con.register("batch", _rows(keys, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2))
+        batch = _rows(keys, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2, every_column=every_column)
+        con.register("batch", batch)
         con.execute(f"CREATE TABLE RAW.{BENCH} AS SELECT * FROM batch")
         con.execute(f"CREATE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID BIGINT, _BATCH_ID VARCHAR, "
                     "_EXTRACTED_AT TIMESTAMP, _DELETED_AT TIMESTAMP)")  # fmt: skip
@@ -83,5 +86,6 @@ def measure(multiple: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    for m in [int(a) for a in sys.argv[1:]] or [1, 10, 30]:
-        print(json.dumps(measure(m)), flush=True)
+    every = "--every-column" in sys.argv
+    for m in [int(a) for a in sys.argv[1:] if a != "--every-column"] or [1, 10, 30]:
+        print(json.dumps({"every_column": every} | measure(m, every)), flush=True)
