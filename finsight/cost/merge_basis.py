@@ -51,7 +51,7 @@ class MergeBasis:
     base_rows: float
     scanned_gb: float  # per bench batch
     scanned_from: str  # the results key, or the derivation from rows
-    measured: str  # where the MERGE figures were read: "merge", or the largest table's run "merge.runs.<n>x"
+    measured: str  # where the MERGE figures were read: "merge", or the largest table's run "merge.<runs>.<n>x"
     machine_s_per_gb: float
     prod_scanned_gb_per_hour: float
     machine_hours_per_hour: float
