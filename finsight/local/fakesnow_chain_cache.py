@@ -68,8 +68,9 @@ def data_values(statement: exp.Expr) -> list[exp.Literal] | None:
 
 
 @contextmanager
-def as_shape(values: list[exp.Literal]) -> Iterator[None]:
-    """The statement holding sentinels in place of `values` (set in place, no copy of the tree), restored on exit.
+def as_shape(values: list[exp.Literal]) -> Iterator[list[str]]:
+    """The statement holding sentinels in place of `values` (set in place, no copy of the tree), restored on exit;
+    yields the values' own texts, what `fill` puts back.
 
     Why in place: a copy of the whole statement for every statement was ~6 % of the local Snowflake's CPU; the shape
     is needed only as text (the cache key) and, once per shape, as the input of the chain, which copies it anyway."""
@@ -78,7 +79,7 @@ def as_shape(values: list[exp.Literal]) -> Iterator[None]:
         sentinel = _STRING_SENTINEL.format(position) if literal.is_string else str(_NUMBER_SENTINEL + position)
         literal.set("this", sentinel)
     try:
-        yield
+        yield kept
     finally:
         for literal, this in zip(values, kept, strict=True):
             literal.set("this", this)
@@ -154,8 +155,7 @@ def reused_per_shape(original: Callable[..., exp.Expr]) -> Callable[..., exp.Exp
         literals = data_values(expression)
         if literals is None:
             return original(self, expression, params)
-        values = [v.this for v in literals]
-        with as_shape(literals):
+        with as_shape(literals) as values:
             key = (expression.sql(dialect="snowflake"), self._conn.database, self._conn.schema)
         stored = SHAPES.get(key)
         if stored is None:  # the first statement: rewritten as without the cache, its result kept for the check

@@ -25,7 +25,16 @@ import sqlglot
 from finsight.config import load_environment
 from finsight.local import fakesnow_compat
 from snowpark.merge import _merge_sql, key_ranges
-from tests.bench.merge_bench import BATCH_ROWS, BENCH, BENCH_BATCH, _batch_keys, _rows, bench_spec, partitions_reached
+from tests.bench.merge_bench import (
+    BATCH_ROWS,
+    BENCH,
+    BENCH_BATCH,
+    _batch_keys,
+    base_table,
+    batch_table,
+    bench_spec,
+    partitions_reached,
+)
 
 
 class _Session:
@@ -58,14 +67,13 @@ def measure(multiple: int, every_column: bool = False) -> dict[str, object]:
         for schema in ("RAW", "CURATED", "OPS"):
             con.execute(f"CREATE SCHEMA {schema}")
         for chunk in range(multiple):  # the base a batch at a time: one Arrow table of 30 M rows would not fit
-            part = _rows(np.arange(chunk * BATCH_ROWS + 1, (chunk + 1) * BATCH_ROWS + 1, dtype=np.int64),
-                         "bench-base", np.datetime64("2026-11-01"), seed=chunk)  # fmt: skip
+            first = chunk * BATCH_ROWS + 1
+            part = base_table(np.arange(first, first + BATCH_ROWS, dtype=np.int64), seed=chunk)
             con.register("part", part)
             head = f"CREATE TABLE CURATED.{BENCH} AS" if chunk == 0 else f"INSERT INTO CURATED.{BENCH}"
             con.execute(f"{head} SELECT *, NULL::TIMESTAMP AS _MERGED_AT FROM part")
             con.unregister("part")
-        batch = _rows(keys, BENCH_BATCH, np.datetime64("2026-11-27T10:00:00"), seed=2, every_column=every_column)
-        con.register("batch", batch)
+        con.register("batch", batch_table(keys, every_column))
         con.execute(f"CREATE TABLE RAW.{BENCH} AS SELECT * FROM batch")
         con.execute(f"CREATE TABLE OPS.{BENCH}__TOMBSTONES (PAYMENT_ID BIGINT, _BATCH_ID VARCHAR, "
                     "_EXTRACTED_AT TIMESTAMP, _DELETED_AT TIMESTAMP)")  # fmt: skip
